@@ -1,0 +1,20 @@
+// Package disk is the bottom of vdisk's storage stacks: backing stores (an
+// image file, memory, any go-nbd backend) and the disk driver that turns
+// each store into a disk device object, `\Device\HarddiskN\DR0`.
+//
+// The disk driver handles READ, WRITE (with write-through for NBD's FUA),
+// FLUSH_BUFFERS and the disk I/O controls (geometry, length, partition
+// information, writability, and the data-set management control that
+// carries TRIM, zeroing and allocation queries). Misaligned or out-of-range
+// requests fail with STATUS_INVALID_PARAMETER. With workers configured,
+// requests are marked pending and completed from a bounded pool of
+// goroutines, so many are in flight at once; without, they complete in the
+// caller's goroutine.
+//
+// Everything above (partitions, volumes, file systems, NBD) reaches a store
+// only through IRPs sent to the top of a disk's device stack, so disk filters
+// attached there see all of it.
+//
+// Lock order: Driver.mu guards the disk list and is never held while a store
+// is accessed. Stores synchronise themselves.
+package disk
