@@ -114,8 +114,8 @@ func (fo *FileObject) CloseHandle(requestor string) Status {
 	return status
 }
 
-// Dereference drops a reference; the last one sends IRP_MJ_CLOSE to the
-// file's stack and releases the file object's reference on its VPB.
+// Dereference drops a reference; the last one releases the file object's
+// reference on its VPB and sends IRP_MJ_CLOSE to the file's stack.
 func (fo *FileObject) Dereference(requestor string) {
 	n := fo.refs.Add(-1)
 	if n < 0 {
@@ -124,10 +124,12 @@ func (fo *FileObject) Dereference(requestor string) {
 	if n > 0 {
 		return
 	}
-	fo.sendSimple(MajorClose, requestor)
+	// The VPB's count drops first, so that the file system's close routine
+	// sees whether this was the last file object of a dismounted volume.
 	if fo.VPB != nil {
 		fo.VPB.Dereference()
 	}
+	fo.sendSimple(MajorClose, requestor)
 }
 
 // sendSimple sends a parameterless request (cleanup, close) for fo and waits.

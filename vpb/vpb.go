@@ -147,7 +147,8 @@ func (v *VPB[D]) MountUnlock() { v.mountMu.Unlock() }
 func (v *VPB[D]) Mount(volumeDevice D, serial uint32, label string, raw bool) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if v.flags&Mounted != 0 {
+	var zero D
+	if v.flags&Mounted != 0 || v.device != zero {
 		return ErrMounted
 	}
 	v.device = volumeDevice
@@ -253,15 +254,31 @@ func (v *VPB[D]) CancelDismount() {
 	v.mu.Unlock()
 }
 
-// Dismount detaches the file system's volume device from the VPB and returns
-// it. The VPB goes back to its unmounted state (lock, raw mount and
-// remove-pending cleared) so the next open mounts afresh; file objects still
-// counted keep their count and must be dereferenced as they close.
+// Retire ends a mount as far as new opens are concerned: the VPB is no
+// longer mounted (and no longer locked) but keeps the file system's volume
+// device, so handles opened before the dismount still reach the file system,
+// which fails them. The file system gives the storage volume a fresh VPB for
+// the next mount and calls Dismount when the last reference is gone.
+func (v *VPB[D]) Retire() error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.flags&Mounted == 0 {
+		return ErrNotMounted
+	}
+	v.flags &^= Mounted | Locked
+	v.flags |= RemovePending
+	v.lockOwner = nil
+	return nil
+}
+
+// Dismount detaches the file system's volume device from the VPB (mounted
+// or retired) and returns it. The VPB goes back to its unmounted state;
+// references still counted keep their count and are dropped as they close.
 func (v *VPB[D]) Dismount() (D, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	var zero D
-	if v.flags&Mounted == 0 {
+	if v.device == zero {
 		return zero, ErrNotMounted
 	}
 	dev := v.device
