@@ -218,10 +218,17 @@ type IRP struct {
 	associatedCount atomic.Int32 // on a master: associated IRPs not yet completed
 	associatedError atomic.Uint32
 
-	event       chan struct{} // signalled at final completion of a synchronous request
+	event       chan struct{} // signalled at final completion when an originator waits
+	waiter      atomic.Uint32 // waitNone, waitWaiting, waitDone: whether finish must signal event
 	synchronous bool          // created by a synchronous builder: has an originator waiting
 	pool        int8          // size class it came from, -1 when not pooled
 }
+
+const (
+	waitNone uint32 = iota
+	waitWaiting
+	waitDone
+)
 
 const (
 	irpActive uint32 = iota
@@ -282,22 +289,30 @@ func AllocateIRP(stackSize int) *IRP {
 
 // FreeIRP returns irp to its pool. The IRP must not be in use by any driver.
 func FreeIRP(irp *IRP) {
-	if irp.state.Swap(irpFree) == irpFree {
+	if irp.state.Load() == irpFree {
 		bugCheck("MULTIPLE_IRP_FREES", "IRP %p freed twice", irp)
 	}
-	select { // a synchronous IRP completed without waiting leaves a token
-	case <-irp.event:
-	default:
+	irp.state.Store(irpFree)
+	// Nobody else holds a freed IRP: its atomics need resetting only when
+	// set, which spares the hot path several locked instructions.
+	if irp.waiter.Load() != waitNone {
+		irp.waiter.Store(waitNone)
+	}
+	if irp.cancelled.Load() {
+		irp.cancelled.Store(false)
+	}
+	if irp.associatedCount.Load() != 0 {
+		irp.associatedCount.Store(0)
+	}
+	if irp.associatedError.Load() != 0 {
+		irp.associatedError.Store(0)
 	}
 	clear(irp.stack)
 	stack, event, class := irp.stack[:cap(irp.stack)], irp.event, irp.pool
 	irp.Flags, irp.IOStatus, irp.PendingReturned = 0, IOStatusBlock{}, false
 	irp.Buffer, irp.SystemBuffer, irp.FileObject, irp.Requestor = nil, nil, nil, ""
-	irp.cancelled.Store(false)
 	irp.cancelRoutine = nil
 	irp.master = nil
-	irp.associatedCount.Store(0)
-	irp.associatedError.Store(0)
 	irp.synchronous = false
 	irp.stack, irp.event = stack, event
 	if class >= 0 {
@@ -511,14 +526,20 @@ func (irp *IRP) finish() {
 		}
 		return
 	}
-	if sync {
+	// Only an originator already waiting needs waking; one that has not
+	// started waiting will see waitDone and not block.
+	if sync && irp.waiter.Swap(waitDone) == waitWaiting {
 		irp.event <- struct{}{}
 	}
 }
 
 // Wait blocks until a synchronous IRP that CallDriver reported pending has
 // completed.
-func (irp *IRP) Wait() { <-irp.event }
+func (irp *IRP) Wait() {
+	if irp.waiter.CompareAndSwap(waitNone, waitWaiting) {
+		<-irp.event
+	}
+}
 
 // CallDriverAndWait is the originator's side of a synchronous request: it
 // sends irp to dev, waits only if the driver returned StatusPending, checks
