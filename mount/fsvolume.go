@@ -89,3 +89,7 @@ func (s *VolumeState) Closed(m *iomgr.Manager) bool {
 	})
 	return deleted
 }
+
+// RealDevice returns the storage volume device, so that a filter loaded
+// after the mount can tell which volume a file system volume device serves.
+func (s *VolumeState) RealDevice() *iomgr.Device { return s.Real }
