@@ -162,3 +162,99 @@ type FileStandardInformation struct {
 	DeletePending  bool
 	Directory      bool
 }
+
+// FileDirectoryEntry is one entry returned by IRP_MN_QUERY_DIRECTORY (the
+// FileBothDirectoryInformation class): the IRP's SystemBuffer is a
+// *[]FileDirectoryEntry that the file system appends to.
+type FileDirectoryEntry struct {
+	FileIndex      uint32 // position in the directory, for resuming
+	FileName       string // the long name (or the short name when there is none)
+	ShortName      string // the 8.3 name, "" when FileName is already 8.3
+	CreationTime   time.Time
+	LastAccessTime time.Time
+	LastWriteTime  time.Time
+	ChangeTime     time.Time
+	EndOfFile      int64
+	AllocationSize int64
+	FileAttributes FileAttributes
+}
+
+// FileNameInformation is the FileNameInformation class: the path inside the volume.
+type FileNameInformation struct {
+	FileName string
+}
+
+// FilePositionInformation is the FilePositionInformation class.
+type FilePositionInformation struct {
+	CurrentByteOffset int64
+}
+
+// FileInternalInformation is the FileInternalInformation class: a number
+// unique to the file on its volume.
+type FileInternalInformation struct {
+	IndexNumber int64
+}
+
+// FileAllInformation is the FileAllInformation class.
+type FileAllInformation struct {
+	Basic    FileBasicInformation
+	Standard FileStandardInformation
+	Internal FileInternalInformation
+	Position FilePositionInformation
+	Name     FileNameInformation
+}
+
+// FileRenameInformation is the FileRenameInformation class of a set
+// request: the new name, relative to RootDirectory when it is set, else a
+// path from the volume root (`\dir\new.txt`). The request's
+// Parameters.SetFile.ReplaceIfExists repeats ReplaceIfExists.
+type FileRenameInformation struct {
+	ReplaceIfExists bool
+	RootDirectory   *FileObject
+	FileName        string
+}
+
+// FileDispositionInformation is the FileDispositionInformation class: mark
+// (or unmark) the file for deletion when its last handle is cleaned up.
+type FileDispositionInformation struct {
+	DeleteFile bool
+}
+
+// FileEndOfFileInformation is the FileEndOfFileInformation class: set the size.
+type FileEndOfFileInformation struct {
+	EndOfFile int64
+}
+
+// FileAllocationInformation is the FileAllocationInformation class: set the
+// allocation (truncating the file if it is smaller than the size).
+type FileAllocationInformation struct {
+	AllocationSize int64
+}
+
+// FileFsVolumeInformation is the FileFsVolumeInformation class.
+type FileFsVolumeInformation struct {
+	VolumeCreationTime time.Time
+	VolumeSerialNumber uint32
+	VolumeLabel        string
+}
+
+// FileFsLabelInformation is the FileFsLabelInformation class (set only).
+type FileFsLabelInformation struct {
+	VolumeLabel string
+}
+
+// FileFsSizeInformation is the FileFsSizeInformation class (and, with the
+// caller's quota equal to the free space, FileFsFullSizeInformation).
+type FileFsSizeInformation struct {
+	TotalAllocationUnits     int64
+	AvailableAllocationUnits int64
+	SectorsPerAllocationUnit uint32
+	BytesPerSector           uint32
+}
+
+// FileFsAttributeInformation is the FileFsAttributeInformation class.
+type FileFsAttributeInformation struct {
+	FileSystemAttributes       uint32
+	MaximumComponentNameLength uint32
+	FileSystemName             string // "FAT", "FAT32"
+}
