@@ -109,9 +109,15 @@ func (d *Driver) AddDisk(store Store, sectorSize uint32, readOnly bool) (*iomgr.
 	return dev, nil
 }
 
-// RemoveDisk deletes a disk device (the devices attached above it detach
-// through fast I/O detach) and closes its store.
+// RemoveDisk deletes a disk device (DetachDisk) and closes its store.
 func (d *Driver) RemoveDisk(dev *iomgr.Device) error {
+	d.DetachDisk(dev)
+	return dev.Extension.(*Disk).Store.Close()
+}
+
+// DetachDisk deletes a disk device, leaving its store open: the devices
+// attached above it detach through fast I/O detach.
+func (d *Driver) DetachDisk(dev *iomgr.Device) {
 	d.mu.Lock()
 	for i, x := range d.disks {
 		if x == dev {
@@ -123,7 +129,6 @@ func (d *Driver) RemoveDisk(dev *iomgr.Device) error {
 	disk := dev.Extension.(*Disk)
 	_ = d.manager.DeleteSymbolicLink(fmt.Sprintf(`\Device\Harddisk%d\Partition0`, disk.Number))
 	d.manager.DeleteDevice(dev)
-	return disk.Store.Close()
 }
 
 // Disks returns the disk devices in creation order.

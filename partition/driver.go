@@ -64,7 +64,7 @@ func (d *Driver) Enumerate(diskDev *iomgr.Device, requestor string) (*Table, []W
 		return nil, nil, nil, fmt.Errorf("enumerate partitions of %v: not a disk device", diskDev)
 	}
 	io := &iomgr.BlockIO{Device: diskDev, Requestor: requestor}
-	t, warns, err := ReadSectorSize(io, dk.Size, int(dk.SectorSize))
+	t, warns, err := ReadSectorSize(io, dk.Size, int(dk.SectorSize)&^512) // 512: detect, so a 4096-byte-sector GPT is found (AddStore then rebuilds the disk)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("partition table of %v: %w", diskDev, err)
 	}

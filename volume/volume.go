@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/vdisk-dev/vdisk/disk"
 	"github.com/vdisk-dev/vdisk/iomgr"
 	"github.com/vdisk-dev/vdisk/vpb"
 )
@@ -50,6 +51,7 @@ func NewDriver(m *iomgr.Manager) *Driver {
 	d.Dispatch[iomgr.MajorClose] = completeSuccess
 	d.Dispatch[iomgr.MajorRead] = dispatchTransfer
 	d.Dispatch[iomgr.MajorWrite] = dispatchTransfer
+	d.Dispatch[iomgr.MajorDeviceControl] = dispatchControl
 	d.Unload = func(*iomgr.Driver) error {
 		for _, v := range d.Volumes() {
 			d.RemoveVolume(v)
@@ -136,8 +138,11 @@ func (e *Extension) AcquireExportWrite() error {
 // ReleaseExportWrite ends a writable export recorded by AcquireExportWrite.
 func (e *Extension) ReleaseExportWrite() {
 	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.writers == 0 {
+		panic("volume: ReleaseExportWrite without AcquireExportWrite")
+	}
 	e.writers--
-	e.mu.Unlock()
 }
 
 // AcquireMount records an in-process mount (taken before the mount sequence
@@ -156,8 +161,11 @@ func (e *Extension) AcquireMount() error {
 // mount that failed).
 func (e *Extension) ReleaseMount() {
 	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.mounts == 0 {
+		panic("volume: ReleaseMount without AcquireMount")
+	}
 	e.mounts--
-	e.mu.Unlock()
 }
 
 // lower returns the top of the stack the volume lies on.
@@ -184,6 +192,20 @@ func dispatchTransfer(dev *iomgr.Device, irp *iomgr.IRP) iomgr.Status {
 	}
 	if p.ByteOffset < 0 || p.ByteOffset > ext.Size || int64(p.Length) > ext.Size-p.ByteOffset {
 		return irp.Complete(iomgr.StatusInvalidParameter, 0)
+	}
+	return forward(dev, irp)
+}
+
+// dispatchControl bounds data-set requests (trim, zeroing, allocation) by
+// the volume before passing them down, like reads and writes.
+func dispatchControl(dev *iomgr.Device, irp *iomgr.IRP) iomgr.Status {
+	ext := dev.Extension.(*Extension)
+	p := irp.CurrentStackLocation().Parameters.DeviceIoControl
+	if p.ControlCode == disk.IOCTLStorageManageDataSetAttributes {
+		req, ok := p.Input.(*disk.DataSetRequest)
+		if !ok || req.Offset < 0 || req.Length < 0 || req.Offset > ext.Size || req.Length > ext.Size-req.Offset {
+			return irp.Complete(iomgr.StatusInvalidParameter, 0)
+		}
 	}
 	return forward(dev, irp)
 }

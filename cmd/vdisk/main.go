@@ -1,0 +1,117 @@
+// Command vdisk creates, inspects and serves disk images through a
+// user-space model of the Windows NT storage stack. See CLI.md for the
+// command-line contract.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+)
+
+// usageError marks errors that exit with status 2.
+type usageError struct{ error }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+func main() {
+	os.Exit(run(os.Args))
+}
+
+func run(args []string) int {
+	app := newApp()
+	if len(args) > 1 && !strings.HasPrefix(args[1], "-") && app.Command(args[1]) == nil {
+		fmt.Fprintf(os.Stderr, "vdisk: unknown command %q (see vdisk --help)\n", args[1])
+		return 2
+	}
+	err := app.Run(interspersed(app, args))
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintf(os.Stderr, "vdisk: %v\n", err)
+	var ue usageError
+	if errors.As(err, &ue) {
+		return 2
+	}
+	return 1
+}
+
+func newApp() *cli.App {
+	return &cli.App{
+		Name:            "vdisk",
+		Usage:           "disk images through a user-space Windows NT storage stack: create, inspect, serve over NBD",
+		HideHelpCommand: true,
+		ExitErrHandler:  func(*cli.Context, error) {}, // run() prints and chooses the status
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+			return usageError{err}
+		},
+		Commands: []*cli.Command{createCommand(), infoCommand(), serveCommand()},
+	}
+}
+
+// interspersed moves a command's flags in front of its positional
+// arguments, so that `vdisk create IMAGE --size 64MiB` works as CLI.md
+// writes it (urfave/cli stops parsing flags at the first argument).
+func interspersed(app *cli.App, args []string) []string {
+	if len(args) < 2 {
+		return args
+	}
+	var cmd *cli.Command
+	at := 1
+	for ; at < len(args); at++ {
+		if cmd = app.Command(args[at]); cmd != nil {
+			break
+		}
+		if !strings.HasPrefix(args[at], "-") {
+			return args
+		}
+	}
+	if cmd == nil {
+		return args
+	}
+	takesValue := map[string]bool{}
+	for _, f := range cmd.Flags {
+		_, isBool := f.(*cli.BoolFlag)
+		for _, n := range f.Names() {
+			takesValue[n] = !isBool
+		}
+	}
+	var flags, positional []string
+	rest := args[at+1:]
+	for i := 0; i < len(rest); i++ {
+		a := rest[i]
+		if a == "--" {
+			positional = append(positional, rest[i+1:]...)
+			break
+		}
+		if len(a) < 2 || a[0] != '-' {
+			positional = append(positional, a)
+			continue
+		}
+		flags = append(flags, a)
+		name := strings.TrimLeft(a, "-")
+		if strings.Contains(name, "=") {
+			continue
+		}
+		if takesValue[name] && i+1 < len(rest) {
+			i++
+			flags = append(flags, rest[i])
+		}
+	}
+	out := append([]string{}, args[:at+1]...)
+	out = append(out, flags...)
+	if len(positional) > 0 {
+		out = append(out, "--")
+		out = append(out, positional...)
+	}
+	return out
+}
+
+// withUsage makes every command report flag errors as usage errors.
+func withUsage(c *cli.Command) *cli.Command {
+	c.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return usageError{err} }
+	return c
+}

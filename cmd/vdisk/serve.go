@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"github.com/vdisk-dev/vdisk"
+	"github.com/vdisk-dev/vdisk/nbd"
+)
+
+func serveCommand() *cli.Command {
+	return withUsage(&cli.Command{
+		Name:      "serve",
+		Usage:     "serve images and their partitions over NBD",
+		ArgsUsage: "IMAGE...",
+		Description: `Exports for disk.img: "disk" (whole disk) and "disk@1", "disk@2", ... (one per
+partition); the first image's whole disk is also the default export "".
+Every request travels as an IRP down the image's device stack.
+
+Examples:
+   vdisk serve disk.img                      # then: nbdinfo --list nbd://127.0.0.1
+   vdisk serve --listen unix:/tmp/nbd.sock --read-only a.img b.img
+   vdisk serve --demo                        # a built-in demo image`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "listen", Usage: "host:port or unix:/path", Value: nbd.DefaultAddr},
+			&cli.BoolFlag{Name: "read-only", Usage: "export read-only"},
+			&cli.BoolFlag{Name: "demo", Usage: "serve a built-in demo image (64 MiB, GPT, two partitions) created in a temporary directory"},
+			&cli.IntFlag{Name: "workers", Usage: "disk driver worker goroutines (0: complete requests in the NBD worker)", Value: 0},
+			&cli.StringFlag{Name: "tls-cert", Usage: "PEM certificate: enables STARTTLS"},
+			&cli.StringFlag{Name: "tls-key", Usage: "PEM private key for --tls-cert"},
+			&cli.BoolFlag{Name: "tls-required", Usage: "refuse clients that do not use TLS"},
+			&cli.BoolFlag{Name: "verbose", Usage: "log connection events to stderr"},
+		},
+		Action: serve,
+	})
+}
+
+func serve(c *cli.Context) error {
+	images := c.Args().Slice()
+	if c.Bool("demo") {
+		dir, err := os.MkdirTemp("", "vdisk-demo-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		path, err := vdisk.CreateDemoImage(dir)
+		if err != nil {
+			return fmt.Errorf("demo image: %w", err)
+		}
+		images = append(images, path)
+	}
+	if len(images) == 0 {
+		return usagef("serve: name at least one IMAGE (or use --demo)")
+	}
+	var tlsConfig *tls.Config
+	if cert := c.String("tls-cert"); cert != "" {
+		pair, err := tls.LoadX509KeyPair(cert, c.String("tls-key"))
+		if err != nil {
+			return fmt.Errorf("serve: TLS certificate %s: %w", cert, err)
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+	} else if c.Bool("tls-required") {
+		return usagef("serve: --tls-required needs --tls-cert and --tls-key")
+	}
+
+	sys := vdisk.New(vdisk.Options{Workers: c.Int("workers"), Requestor: "vdisk serve"})
+	defer sys.Close()
+	for _, path := range images {
+		img, err := sys.AddImage(path, c.Bool("read-only"))
+		if err != nil {
+			return err
+		}
+		for _, w := range img.Warnings {
+			fmt.Fprintf(os.Stderr, "vdisk: warning: %s: %s\n", path, w)
+		}
+	}
+	exports, release, err := sys.Exports(c.Bool("read-only"))
+	if err != nil {
+		return err
+	}
+	defer release()
+	cfg := nbd.Config{Exports: exports, TLSConfig: tlsConfig, TLSRequired: c.Bool("tls-required"), Errno: vdisk.Errno}
+	if c.Bool("verbose") {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	srv, err := nbd.NewServer(cfg)
+	if err != nil {
+		return err
+	}
+	l, err := nbd.ListenAddr(c.String("listen"))
+	if err != nil {
+		return fmt.Errorf("serve: listen on %s: %w", c.String("listen"), err)
+	}
+	for _, e := range exports {
+		name := e.Name
+		if name == "" {
+			name = `"" (default)`
+		}
+		ro := ""
+		if e.ReadOnly {
+			ro = ", read-only"
+		}
+		fmt.Fprintf(os.Stderr, "vdisk: export %s: %s (%d bytes%s)\n", name, e.Description, e.Device.Size(), ro)
+	}
+	fmt.Fprintf(os.Stderr, "vdisk: serving on %s; try: nbdinfo --list %s\n", l.Addr(), nbdURI(c.String("listen"), l.Addr().String()))
+
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	select {
+	case err := <-errc:
+		return err
+	case sig := <-sigs:
+		fmt.Fprintf(os.Stderr, "vdisk: %v: draining requests and flushing (again to stop at once)\n", sig)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	go func() {
+		<-sigs
+		fmt.Fprintln(os.Stderr, "vdisk: second signal: stopping now")
+		os.Exit(1)
+	}()
+	if err := srv.Shutdown(ctx); err != nil {
+		return fmt.Errorf("serve: shutdown: %w", err)
+	}
+	return nil
+}
+
+// nbdURI is the URI a client would use for the listen address.
+func nbdURI(listen, addr string) string {
+	if len(listen) > 5 && listen[:5] == "unix:" {
+		return "'nbd+unix:///?socket=" + listen[5:] + "'"
+	}
+	return "nbd://" + addr
+}

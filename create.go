@@ -1,0 +1,114 @@
+package vdisk
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/dustin/go-humanize"
+	"github.com/vdisk-dev/vdisk/disk"
+	"github.com/vdisk-dev/vdisk/partition"
+)
+
+// CreateOptions describe a new image for CreateImage.
+type CreateOptions struct {
+	// Size is the image size in bytes.
+	Size int64
+	// Table is the partition table kind.
+	Table partition.Kind
+	// SectorSize is the logical sector size: 512 (default) or 4096.
+	SectorSize int
+	// Parts are the partitions, in order.
+	Parts []partition.Spec
+	// Overwrite allows replacing an existing file.
+	Overwrite bool
+}
+
+// ParsePartSpec parses the CLI's --part SIZE:TYPE[:LABEL]; SIZE is a
+// go-humanize size or `rest`.
+func ParsePartSpec(s string) (partition.Spec, error) {
+	fields := strings.SplitN(s, ":", 3)
+	if len(fields) < 2 {
+		return partition.Spec{}, fmt.Errorf("partition %q: want SIZE:TYPE[:LABEL], e.g. 64MiB:esp:EFI or rest:fat32", s)
+	}
+	spec := partition.Spec{Type: strings.ToLower(fields[1])}
+	if len(fields) == 3 {
+		spec.Label = fields[2]
+	}
+	if strings.EqualFold(fields[0], "rest") {
+		spec.Size = partition.Rest
+	} else {
+		n, err := humanize.ParseBytes(fields[0])
+		if err != nil || n == 0 {
+			return partition.Spec{}, fmt.Errorf("partition %q: size %q is not a size like 64MiB, 1.5GB or 4096, or rest", s, fields[0])
+		}
+		spec.Size = int64(n)
+	}
+	if _, err := partition.TypeFor(partition.GPT, spec.Type); err != nil {
+		return partition.Spec{}, fmt.Errorf("partition %q: type %q is not one of fat12, fat16, fat32, esp, linux, raw", s, fields[1])
+	}
+	return spec, nil
+}
+
+// CreateImage creates a sparse image file with the partition table of opts.
+// It returns the table written. FAT-typed partitions are not formatted yet.
+func CreateImage(path string, opts CreateOptions) (*partition.Table, error) {
+	if opts.SectorSize == 0 {
+		opts.SectorSize = 512
+	}
+	if opts.Size <= 0 {
+		return nil, fmt.Errorf("create %s: size must be positive", path)
+	}
+	if opts.Size%int64(opts.SectorSize) != 0 {
+		return nil, fmt.Errorf("create %s: size %d is not a multiple of the %d-byte sector", path, opts.Size, opts.SectorSize)
+	}
+	t, err := partition.New(opts.Table, opts.Size, opts.SectorSize, opts.Parts, nil)
+	if err != nil {
+		return nil, fmt.Errorf("create %s: %w", path, err)
+	}
+	if !opts.Overwrite {
+		if _, err := os.Lstat(path); err == nil {
+			return nil, fmt.Errorf("create %s: file exists (remove it first)", path)
+		}
+	}
+	store, err := disk.CreateFile(path, opts.Size)
+	if err != nil {
+		return nil, fmt.Errorf("create %s: %w", path, err)
+	}
+	werr := t.Write(store)
+	serr := store.Sync()
+	cerr := store.Close()
+	if err := errors.Join(werr, serr, cerr); err != nil {
+		os.Remove(path)
+		return nil, fmt.Errorf("create %s: %w", path, err)
+	}
+	return t, nil
+}
+
+// DemoBanner is written at the start of each partition of the demo image so
+// that a client can see it is reading the right place.
+const DemoBanner = "vdisk demo partition %d\n"
+
+// CreateDemoImage writes the built-in demo image into dir: 64 MiB, GPT, an
+// EFI system partition of 16 MiB and a Linux data partition with the rest,
+// each starting with DemoBanner.
+func CreateDemoImage(dir string) (string, error) {
+	path := dir + "/demo.img"
+	t, err := CreateImage(path, CreateOptions{Size: 64 << 20, Table: partition.GPT, Overwrite: true,
+		Parts: []partition.Spec{{Size: 16 << 20, Type: "esp", Label: "EFI system"}, {Size: partition.Rest, Type: "linux", Label: "data"}}})
+	if err != nil {
+		return "", err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	for _, p := range t.Partitions {
+		if _, err := f.WriteAt([]byte(fmt.Sprintf(DemoBanner, p.Index)), p.Start); err != nil {
+			return "", err
+		}
+	}
+	return path, f.Close()
+}

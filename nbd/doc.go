@@ -1,0 +1,43 @@
+// Package nbd is vdisk's front end: a Network Block Device server
+// (fixed newstyle negotiation, structured replies, base:allocation block
+// status, STARTTLS) whose exports are Devices.
+//
+// The server knows nothing about the rest of vdisk. Each transmission
+// request a client sends is checked against the protocol (bounds, block
+// alignment, payload size, read-only exports, negotiated flags) and then
+// becomes one call on the export's Device; in vdisk the Device turns the
+// call into an IRP sent to the top of the partition's or disk's device
+// stack, so disk filters see NBD traffic like any other I/O. The Request
+// passed along names the client (Requestor), the export and the command
+// flags, which is what filters and the IRP monitor show. Device errors
+// become NBD error numbers through Config.Errno (vdisk maps NT status codes
+// there).
+//
+// Each connection has one goroutine that negotiates and then reads
+// requests, and up to Config.MaxRequests worker goroutines, started on
+// demand, that run requests concurrently; replies go out in completion
+// order, not request order, and a read's reply is written straight from
+// the pooled buffer the Device filled. Whichever goroutine finds the socket
+// idle writes every queued reply in one writev. Memory per connection is
+// bounded by Config.MaxRequests and Config.MaxBytesInFlight: the reader
+// stops reading while the limits are reached.
+//
+// Protocol decisions, where the NBD specification leaves a choice: only
+// fixed newstyle clients are served (others are disconnected after the
+// greeting); block size constraints are always sent with NBD_OPT_INFO and
+// NBD_OPT_GO, and requests not aligned to an export's MinBlock get EINVAL
+// whether or not the client asked for them; a READ larger than MaxBlock gets
+// EINVAL, and an oversized WRITE has its payload read and discarded (in
+// constant memory) before its EINVAL, so the stream stays in step; a
+// structured READ is answered with one data chunk (so NBD_CMD_FLAG_DF is
+// always honoured), and a Device returning an OffsetError produces the data
+// before the failure plus NBD_REPLY_TYPE_ERROR_OFFSET; read-only exports
+// advertise flush and cache but no write-class flags; during Shutdown,
+// connections still negotiating are closed rather than answered with
+// NBD_REP_ERR_SHUTDOWN.
+//
+// Locking: Server.mu guards the export table, listeners and connection
+// set; each connection has mu (drain state and in-flight accounting) and
+// qmu (reply queue). The order is Server.mu, then conn.mu, then conn.qmu;
+// no lock is held across a Device call or socket I/O.
+package nbd

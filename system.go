@@ -1,0 +1,219 @@
+package vdisk
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/vdisk-dev/vdisk/disk"
+	"github.com/vdisk-dev/vdisk/iomgr"
+	"github.com/vdisk-dev/vdisk/mount"
+	"github.com/vdisk-dev/vdisk/partition"
+	"github.com/vdisk-dev/vdisk/volume"
+)
+
+// Options configure a System.
+type Options struct {
+	// Workers is the number of disk driver workers: 0 completes requests
+	// in the caller's goroutine, more marks them pending and queues them.
+	Workers int
+	// Requestor names the System's own requests (partition table reads)
+	// in traces; "vdisk" when empty.
+	Requestor string
+}
+
+// System is one instance of vdisk's storage stack.
+type System struct {
+	Manager    *iomgr.Manager
+	Disks      *disk.Driver
+	Partitions *partition.Driver
+	Volumes    *volume.Driver
+	// Mounts is the mount manager: file systems mount volumes on first open.
+	Mounts *mount.Manager
+	// Raw is the raw file system, which claims what nothing else recognises.
+	Raw *mount.RawFileSystem
+
+	opts Options
+
+	mu     sync.Mutex // guards images
+	images []*Image
+}
+
+// Image is a disk image added to a System, with the devices built over it.
+type Image struct {
+	// Name is the image's export base name: the file name without its
+	// extension ("disk" for disk.img).
+	Name string
+	// Path is the image file, "" for a store added directly.
+	Path string
+	// Disk is the disk device.
+	Disk *iomgr.Device
+	// Table is the partition table (Kind None for a superfloppy).
+	Table *partition.Table
+	// Warnings are what reading the table worked around.
+	Warnings []partition.Warning
+	// Partitions are the partition devices, in table order.
+	Partitions []*iomgr.Device
+	// Volumes are the volume devices: one per partition, or one over the
+	// whole disk when it has no partition table.
+	Volumes []*iomgr.Device
+	// ReadOnly is set when the image was opened read-only.
+	ReadOnly bool
+}
+
+// New returns a System with the storage drivers loaded and no images.
+func New(opts Options) *System {
+	if opts.Requestor == "" {
+		opts.Requestor = "vdisk"
+	}
+	m := iomgr.NewManager()
+	s := &System{
+		Manager:    m,
+		Disks:      disk.NewDriver(m, disk.Options{Workers: opts.Workers}),
+		Partitions: partition.NewDriver(m),
+		Volumes:    volume.NewDriver(m),
+		Mounts:     mount.New(m),
+		opts:       opts,
+	}
+	raw, err := mount.NewRawFileSystem(s.Mounts)
+	if err != nil {
+		// Only a name collision could fail, and the namespace is new.
+		panic(fmt.Sprintf("vdisk: loading the raw file system: %v", err))
+	}
+	s.Raw = raw
+	return s
+}
+
+// ImageName returns the export base name of an image path: its file name
+// without the extension.
+func ImageName(path string) string {
+	base := filepath.Base(path)
+	if ext := filepath.Ext(base); ext != "" && ext != base {
+		base = strings.TrimSuffix(base, ext)
+	}
+	return base
+}
+
+// AddImage opens an image file and builds its disk, partition and volume
+// devices.
+func (s *System) AddImage(path string, readOnly bool) (*Image, error) {
+	store, err := disk.OpenFile(path, readOnly)
+	if err != nil {
+		return nil, fmt.Errorf("open image %s: %w", path, err)
+	}
+	img, err := s.AddStore(ImageName(path), store, 512, readOnly)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("image %s: %w", path, err)
+	}
+	img.Path = path
+	return img, nil
+}
+
+// AddStore adds a store as a disk named name with the given logical sector
+// size; a GPT with 4096-byte sectors is recognised on a 512-byte disk too
+// and the disk is then rebuilt with 4096-byte sectors.
+func (s *System) AddStore(name string, store disk.Store, sectorSize uint32, readOnly bool) (*Image, error) {
+	s.mu.Lock()
+	for _, img := range s.images {
+		if img.Name == name {
+			s.mu.Unlock()
+			return nil, fmt.Errorf("an image named %q is already added (export names must be unique)", name)
+		}
+	}
+	s.mu.Unlock()
+	dev, err := s.Disks.AddDisk(store, sectorSize, readOnly)
+	if err != nil {
+		return nil, err
+	}
+	table, warns, parts, err := s.Partitions.Enumerate(dev, s.opts.Requestor)
+	if err == nil && table.Kind != partition.None && uint32(table.SectorSize) != sectorSize {
+		// The table says the disk has other sectors than assumed: rebuild.
+		s.Partitions.RemovePartitions(dev)
+		s.Disks.DetachDisk(dev)
+		sectorSize = uint32(table.SectorSize)
+		if dev, err = s.Disks.AddDisk(store, sectorSize, readOnly); err != nil {
+			return nil, err
+		}
+		table, warns, parts, err = s.Partitions.Enumerate(dev, s.opts.Requestor)
+	}
+	if err != nil {
+		s.Disks.DetachDisk(dev)
+		return nil, err
+	}
+	img := &Image{Name: name, Disk: dev, Table: table, Warnings: warns, Partitions: parts, ReadOnly: readOnly || store.ReadOnly()}
+	fail := func(err error) (*Image, error) {
+		for _, v := range img.Volumes {
+			s.Volumes.RemoveVolume(v)
+		}
+		s.Partitions.RemovePartitions(dev)
+		s.Disks.DetachDisk(dev)
+		return nil, err
+	}
+	if len(parts) == 0 {
+		size := dev.Extension.(*disk.Disk).Size
+		v, err := s.Volumes.AddVolume(dev, size, `\DosDevices\`+name)
+		if err != nil {
+			return fail(err)
+		}
+		img.Volumes = append(img.Volumes, v)
+	}
+	for i, p := range parts {
+		ext := p.Extension.(*partition.Extension)
+		v, err := s.Volumes.AddVolume(p, ext.Partition.Size, fmt.Sprintf(`\DosDevices\%s@%d`, name, i+1))
+		if err != nil {
+			return fail(err)
+		}
+		img.Volumes = append(img.Volumes, v)
+	}
+	s.mu.Lock()
+	s.images = append(s.images, img)
+	s.mu.Unlock()
+	return img, nil
+}
+
+// Images returns the images in the order they were added.
+func (s *System) Images() []*Image {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]*Image(nil), s.images...)
+}
+
+// Image returns the image named name, or nil.
+func (s *System) Image(name string) *Image {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, img := range s.images {
+		if img.Name == name {
+			return img
+		}
+	}
+	return nil
+}
+
+// Close flushes every disk, deletes every device and closes the stores.
+func (s *System) Close() error {
+	var errs []error
+	for _, img := range s.Images() {
+		for _, v := range img.Volumes {
+			if vp := v.VPB(); vp != nil && vp.Mounted() {
+				errs = append(errs, s.Mounts.Dismount(v, mount.DismountOptions{Force: true, Requestor: s.opts.Requestor}))
+			}
+		}
+		io := &iomgr.BlockIO{Device: img.Disk, Requestor: s.opts.Requestor}
+		if !img.ReadOnly {
+			errs = append(errs, io.Flush())
+		}
+		for _, v := range img.Volumes {
+			s.Volumes.RemoveVolume(v)
+		}
+		s.Partitions.RemovePartitions(img.Disk)
+	}
+	s.mu.Lock()
+	s.images = nil
+	s.mu.Unlock()
+	errs = append(errs, s.Disks.Close())
+	return errors.Join(errs...)
+}
