@@ -407,6 +407,8 @@ type FileInfo struct {
 	dir   bool
 	// Created and Accessed are the file's other times.
 	Created, Accessed time.Time
+	// ShortName is the 8.3 name when it differs from the name (from ReadDir only).
+	ShortName string
 }
 
 // Name implements fs.FileInfo.
@@ -606,7 +608,8 @@ func (f *File) ReadDir(n int) ([]fs.DirEntry, error) {
 				name = e.ShortName
 			}
 			out = append(out, &FileInfo{name: name, size: e.EndOfFile, mtime: e.LastWriteTime, attrs: e.FileAttributes,
-				dir: e.FileAttributes&iomgr.FileAttributeDirectory != 0, Created: e.CreationTime, Accessed: e.LastAccessTime})
+				dir: e.FileAttributes&iomgr.FileAttributeDirectory != 0, Created: e.CreationTime, Accessed: e.LastAccessTime,
+				ShortName: e.ShortName})
 		}
 		if len(batch) == 0 {
 			f.dirEOF = true

@@ -48,7 +48,8 @@ func newApp() *cli.App {
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
 			return usageError{err}
 		},
-		Commands: []*cli.Command{createCommand(), infoCommand(), serveCommand()},
+		Commands: []*cli.Command{createCommand(), infoCommand(), lsCommand(), catCommand(), cpCommand(),
+			mkdirCommand(), rmCommand(), mvCommand(), labelCommand(), serveCommand()},
 	}
 }
 
