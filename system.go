@@ -8,6 +8,8 @@ import (
 	"sync"
 
 	"github.com/vdisk-dev/vdisk/disk"
+	"github.com/vdisk-dev/vdisk/filter/fltmgr"
+	"github.com/vdisk-dev/vdisk/filter/monitor"
 	"github.com/vdisk-dev/vdisk/iomgr"
 	"github.com/vdisk-dev/vdisk/mount"
 	"github.com/vdisk-dev/vdisk/partition"
@@ -22,6 +24,8 @@ type Options struct {
 	// Requestor names the System's own requests (partition table reads)
 	// in traces; "vdisk" when empty.
 	Requestor string
+	// RingSize is the number of monitor records kept (DefaultRingSize when 0).
+	RingSize int
 }
 
 // System is one instance of vdisk's storage stack.
@@ -37,8 +41,11 @@ type System struct {
 
 	opts Options
 
-	mu     sync.Mutex // guards images
-	images []*Image
+	mu      sync.Mutex // guards the fields below
+	images  []*Image
+	ring    *monitor.Ring
+	fltmgr  *fltmgr.Manager
+	filters []*LoadedFilter
 }
 
 // Image is a disk image added to a System, with the devices built over it.
@@ -213,7 +220,14 @@ func (s *System) Close() error {
 	}
 	s.mu.Lock()
 	s.images = nil
+	filters := s.filters
+	s.filters = nil
 	s.mu.Unlock()
 	errs = append(errs, s.Disks.Close())
+	for _, f := range filters {
+		for _, c := range f.closers {
+			errs = append(errs, c())
+		}
+	}
 	return errors.Join(errs...)
 }

@@ -365,3 +365,45 @@ func PassThroughFastIO(detach func(source, target *iomgr.Device)) *iomgr.FastIOD
 		DetachDevice: detach,
 	}
 }
+
+// waitContext lets CallLowerAndWait's completion routine wake it.
+type waitContext struct{ done chan struct{} }
+
+func signalAndKeep(_ *iomgr.Device, _ *iomgr.IRP, context any) iomgr.Status {
+	close(context.(*waitContext).done)
+	return iomgr.StatusMoreProcessingRequired
+}
+
+// CallLowerAndWait passes irp's current request to the device below dev and
+// waits until it completed, keeping the IRP (the seeds' synchronous
+// intercept: a completion routine that returns MORE_PROCESSING_REQUIRED and
+// signals). The caller post-processes irp and must complete it
+// (CompleteRequest); the returned status is the lower driver's.
+func CallLowerAndWait(dev *iomgr.Device, irp *iomgr.IRP) iomgr.Status {
+	lower := lowerOf(dev)
+	if irp.RemainingStackLocations() < lower.StackSize {
+		// Too few locations for the stack below: carry the request in an
+		// IRP of the right size and copy its result back.
+		sub := iomgr.AllocateIRP(lower.StackSize)
+		sub.Buffer, sub.SystemBuffer, sub.FileObject, sub.Requestor = irp.Buffer, irp.SystemBuffer, irp.FileObject, irp.Requestor
+		sub.Flags = irp.Flags &^ iomgr.IRPAssociatedIRP
+		next := sub.NextStackLocation()
+		cur := irp.CurrentStackLocation()
+		next.Major, next.Minor, next.Flags, next.Parameters, next.FileObject = cur.Major, cur.Minor, cur.Flags, cur.Parameters, cur.FileObject
+		ctx := &waitContext{done: make(chan struct{})}
+		sub.SetCompletionRoutine(signalAndKeep, ctx, true, true, true)
+		if iomgr.CallDriver(lower, sub) == iomgr.StatusPending {
+			<-ctx.done
+		}
+		irp.IOStatus = sub.IOStatus
+		iomgr.FreeIRP(sub)
+		return irp.IOStatus.Status
+	}
+	ctx := &waitContext{done: make(chan struct{})}
+	irp.CopyCurrentStackLocationToNext()
+	irp.SetCompletionRoutine(signalAndKeep, ctx, true, true, true)
+	if iomgr.CallDriver(lower, irp) == iomgr.StatusPending {
+		<-ctx.done
+	}
+	return irp.IOStatus.Status
+}

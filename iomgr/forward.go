@@ -51,6 +51,16 @@ type BlockIO struct {
 	Requestor string
 	// SectorSize overrides the device's sector size when non-zero.
 	SectorSize int
+	// Here sends requests to Device itself instead of the top of its
+	// stack: what a filter uses to reach the devices beneath it.
+	Here bool
+}
+
+func (b *BlockIO) target() *Device {
+	if b.Here {
+		return b.Device
+	}
+	return GetAttachedDevice(b.Device)
 }
 
 func (b *BlockIO) sectorSize() int64 {
@@ -65,7 +75,7 @@ func (b *BlockIO) sectorSize() int64 {
 
 // Transfer sends one read or write of buf at off, which must be aligned.
 func (b *BlockIO) Transfer(major MajorFunction, buf []byte, off int64, writeThrough bool) error {
-	top := GetAttachedDevice(b.Device)
+	top := b.target()
 	irp := BuildSynchronousFSDRequest(major, top, buf, off)
 	irp.Requestor = b.Requestor
 	if writeThrough {
@@ -130,7 +140,7 @@ func (b *BlockIO) WriteAt(p []byte, off int64) (int, error) {
 
 // Flush sends IRP_MJ_FLUSH_BUFFERS down the stack.
 func (b *BlockIO) Flush() error {
-	top := GetAttachedDevice(b.Device)
+	top := b.target()
 	irp := BuildSynchronousFSDRequest(MajorFlushBuffers, top, nil, 0)
 	irp.Requestor = b.Requestor
 	st := CallDriverAndWait(top, irp).Status
@@ -144,7 +154,7 @@ func (b *BlockIO) Flush() error {
 // Control sends a synchronous device I/O control request to the top of the
 // stack and returns its status as an error (nil on success).
 func (b *BlockIO) Control(code uint32, input, output any) error {
-	top := GetAttachedDevice(b.Device)
+	top := b.target()
 	irp := BuildDeviceIoControlRequest(code, top, input, output, false)
 	irp.Requestor = b.Requestor
 	st := CallDriverAndWait(top, irp).Status

@@ -1,0 +1,108 @@
+package monitor
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Record is one traced operation.
+type Record struct {
+	Seq       uint64        `json:"seq"`
+	Time      time.Time     `json:"time"`
+	Requestor string        `json:"requestor"`
+	Operation string        `json:"operation"`        // "IRP_MJ_READ", "IRP_MJ_FILE_SYSTEM_CONTROL/IRP_MN_MOUNT_VOLUME"
+	Layer     string        `json:"layer"`            // "volume" (file system level) or "disk"
+	Device    string        `json:"device"`           // the volume or disk the operation went to
+	Path      string        `json:"path"`             // the file, or "DIRECT I/O" for metadata and raw access
+	Offset    int64         `json:"offset,omitempty"` // for reads, writes and block operations
+	Length    int64         `json:"length,omitempty"`
+	Status    string        `json:"status"` // NT status name
+	Duration  time.Duration `json:"duration_ns"`
+	FastIO    bool          `json:"fast_io,omitempty"`
+}
+
+// String formats a record as one Filemon-style line.
+func (r Record) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%6d %s %-18s %-6s %-44s ", r.Seq, r.Time.Format("15:04:05.000000"), r.Requestor, r.Layer, r.Operation)
+	path := r.Path
+	if r.FastIO {
+		path = "FASTIO " + path
+	}
+	b.WriteString(path)
+	if r.Length > 0 || r.Offset > 0 {
+		fmt.Fprintf(&b, " offset %d length %d", r.Offset, r.Length)
+	}
+	fmt.Fprintf(&b, " %s %s", r.Status, r.Duration.Round(time.Microsecond))
+	return b.String()
+}
+
+// Ring is a bounded buffer of records shared by every monitor of a System.
+type Ring struct {
+	mu      sync.Mutex // guards the fields below
+	buf     []Record
+	next    uint64 // sequence number of the next record
+	waiters []chan struct{}
+}
+
+// NewRing returns a ring that keeps the last capacity records (at least 1).
+func NewRing(capacity int) *Ring {
+	if capacity < 1 {
+		capacity = 1
+	}
+	return &Ring{buf: make([]Record, capacity), next: 1}
+}
+
+// Add stores a record, giving it the next sequence number, and wakes readers.
+func (r *Ring) Add(rec Record) uint64 {
+	r.mu.Lock()
+	rec.Seq = r.next
+	r.next++
+	r.buf[rec.Seq%uint64(len(r.buf))] = rec
+	waiters := r.waiters
+	r.waiters = nil
+	r.mu.Unlock()
+	for _, w := range waiters {
+		close(w)
+	}
+	return rec.Seq
+}
+
+// Since returns the records with sequence numbers ≥ from that are still in
+// the ring, oldest first, and the sequence number to ask for next. If
+// records from `from` on were already dropped, the first record returned has
+// a larger number: that is the gap.
+func (r *Ring) Since(from uint64) ([]Record, uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	oldest := uint64(1)
+	if r.next > uint64(len(r.buf)) {
+		oldest = r.next - uint64(len(r.buf))
+	}
+	if from < oldest {
+		from = oldest
+	}
+	var out []Record
+	for s := from; s < r.next; s++ {
+		out = append(out, r.buf[s%uint64(len(r.buf))])
+	}
+	return out, r.next
+}
+
+// Wait returns a channel closed when a record is added after the call.
+func (r *Ring) Wait() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ch := make(chan struct{})
+	r.waiters = append(r.waiters, ch)
+	return ch
+}
+
+// Next returns the sequence number the next record will get.
+func (r *Ring) Next() uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.next
+}

@@ -1,0 +1,198 @@
+package vdisk_test
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/vdisk-dev/vdisk"
+	"github.com/vdisk-dev/vdisk/iomgr"
+)
+
+// filterSystem opens the GPT test image with the given filters loaded.
+func filterSystem(t *testing.T, opts vdisk.Options, path string, specs ...string) *vdisk.System {
+	t.Helper()
+	sys := vdisk.New(opts)
+	t.Cleanup(func() {
+		if err := sys.Close(); err != nil {
+			t.Errorf("System.Close: %v", err)
+		}
+	})
+	if _, err := sys.AddImage(path, false); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range specs {
+		if _, err := sys.AddFilter(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return sys
+}
+
+// TestCOWFilterLeavesBaseImageUntouched: fio writes through NBD with a cow
+// filter on partition 2; fio's verification (reads through the same
+// export) sees the new data, and the base image's sha256 does not change.
+func TestCOWFilterLeavesBaseImageUntouched(t *testing.T) {
+	t.Parallel()
+	e2eNeedTool(t, "fio")
+	dir := t.TempDir()
+	gpt := e2eGPT(t, dir)
+	before := e2eHashFile(t, gpt)
+	overlay := filepath.Join(dir, "overlay.img")
+	sys := filterSystem(t, vdisk.Options{Requestor: "test"}, gpt, "cow:on=gpt@2,overlay="+overlay)
+	uri := e2eServeSystem(t, sys, false) + "/gpt@2"
+	code, jobs, out := e2eFio(t, "--name=cow", "--ioengine=nbd", "--uri="+uri, "--rw=randwrite", "--bs=4k",
+		"--iodepth=8", "--size=4M", "--verify=crc32c", "--do_verify=1", "--continue_on_error=verify", "--verify_state_save=0", "--runtime=30")
+	if code != 0 || len(jobs) != 1 || jobs[0].Error != 0 || jobs[0].TotalErr == nil || *jobs[0].TotalErr != 0 || jobs[0].Read.Bytes != 4*e2eMiB {
+		t.Fatalf("fio through cow: exit %d, jobs %+v\n%s", code, jobs, out)
+	}
+	if e2eHashFile(t, gpt) != before {
+		t.Fatal("the base image changed under the cow filter")
+	}
+	if fi, err := os.Stat(overlay); err != nil || e2eBlocks(t, overlay) == 0 {
+		t.Fatalf("overlay %v: %v (blocks %d)", fi, err, e2eBlocks(t, overlay))
+	}
+}
+
+// TestCryptFilterStoresNoPlaintext: data copied in through a crypt filter
+// reads back identical through it, and the image holds none of it.
+func TestCryptFilterStoresNoPlaintext(t *testing.T) {
+	t.Parallel()
+	e2eNeedTool(t, "nbdcopy")
+	dir := t.TempDir()
+	gpt := e2eGPT(t, dir)
+	key := filepath.Join(dir, "key")
+	if err := os.WriteFile(key, bytes.Repeat([]byte{0x5a, 0x13}, 32), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sys := filterSystem(t, vdisk.Options{Requestor: "test"}, gpt, "crypt:key-file="+key)
+	uri := e2eServeSystem(t, sys, false) + "/gpt@1"
+	marker := []byte("PLAINTEXT-MARKER-0123456789-")
+	plain := bytes.Repeat(marker, (1<<20)/len(marker)+1)[:1<<20]
+	src := filepath.Join(dir, "plain.bin")
+	if err := os.WriteFile(src, plain, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e2eMust(t, "nbdcopy", src, uri)
+	back := filepath.Join(dir, "back.bin")
+	e2eMust(t, "nbdcopy", "--no-extents", uri, back)
+	got, _ := os.ReadFile(back)
+	if !bytes.Equal(got[:len(plain)], plain) {
+		t.Fatal("data read back through crypt differs")
+	}
+	img, _ := os.ReadFile(gpt)
+	if bytes.Contains(img, marker[:16]) {
+		t.Fatal("the image holds plaintext written through the crypt filter")
+	}
+}
+
+// TestFaultsFilterGivesEIOAndTheConnectionSurvives: injected read errors
+// reach the NBD client as EIO replies, and the same connection goes on
+// serving writes.
+func TestFaultsFilterGivesEIOAndTheConnectionSurvives(t *testing.T) {
+	t.Parallel()
+	py := e2eNeedNbdsh(t)
+	dir := t.TempDir()
+	gpt := e2eGPT(t, dir)
+	sys := filterSystem(t, vdisk.Options{Requestor: "test"}, gpt, "faults:read-error=1,seed=7")
+	uri := e2eServeSystem(t, sys, false) + "/gpt@1"
+	got := e2eNbdsh(t, py, uri, `
+r1 = tryop(h.pread, 4096, 0)
+w = tryop(h.pwrite, b"x" * 4096, 0)
+r2 = tryop(h.pread, 512, 8192)
+f = tryop(h.flush)
+print(json.dumps({"r1": r1, "w": w, "r2": r2, "f": f}))
+`)
+	e2eExpect(t, "faults", got, map[string]any{"r1": "EIO", "w": "ok", "r2": "EIO", "f": "ok"})
+}
+
+// TestScanAtDiskLevelRefusesASignatureWrittenOverNBD: with scan attached to
+// the disk stack, an NBD write carrying the signature gets EPERM (from
+// STATUS_ACCESS_DENIED) and leaves the image unchanged; clean data passes.
+func TestScanAtDiskLevelRefusesASignatureWrittenOverNBD(t *testing.T) {
+	t.Parallel()
+	py := e2eNeedNbdsh(t)
+	dir := t.TempDir()
+	gpt := e2eGPT(t, dir)
+	sys := filterSystem(t, vdisk.Options{Requestor: "test"}, gpt, "scan:sig=EICAR-TEST,on=gpt")
+	before := e2eHashFile(t, gpt)
+	uri := e2eServeSystem(t, sys, false) + "/gpt@1"
+	got := e2eNbdsh(t, py, uri, `
+bad = tryop(h.pwrite, b"....EICAR-TEST...." + b"\0" * 494, 0)
+print(json.dumps({"bad": bad}))
+`)
+	e2eExpect(t, "scan", got, map[string]any{"bad": "EPERM"})
+	if e2eHashFile(t, gpt) != before {
+		t.Fatal("a refused write changed the image")
+	}
+	got = e2eNbdsh(t, py, uri, `print(json.dumps({"good": tryop(h.pwrite, b"clean" + b"\0" * 507, 0)}))`)
+	e2eExpect(t, "scan", got, map[string]any{"good": "ok"})
+}
+
+// TestTraceFilterRecordsNBDTrafficWithItsRequestor: the disk-level trace
+// records NBD reads and writes with the client's address, offsets in disk
+// terms, and with a tiny ring the sequence numbers show the gap where
+// records were dropped.
+func TestTraceFilterRecordsNBDTrafficWithItsRequestor(t *testing.T) {
+	t.Parallel()
+	e2eNeedTool(t, "nbdcopy")
+	dir := t.TempDir()
+	gpt := e2eGPT(t, dir)
+	sys := filterSystem(t, vdisk.Options{Requestor: "test", RingSize: 16}, gpt, "trace")
+	uri := e2eServeSystem(t, sys, false) + "/gpt@1"
+	src := filepath.Join(dir, "in.bin")
+	if err := os.WriteFile(src, e2eRandom(4<<20, 3, false), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e2eMust(t, "nbdcopy", "--request-size=65536", src, uri)
+	recs, next := sys.Ring().Since(0)
+	if len(recs) != 16 || recs[0].Seq <= 1 || next <= 17 {
+		t.Fatalf("ring of 16 after >64 writes: %d records from seq %d, next %d: no gap shown", len(recs), recs[0].Seq, next)
+	}
+	writes := 0
+	for i, r := range recs {
+		if i > 0 && r.Seq != recs[i-1].Seq+1 {
+			t.Fatalf("records out of order: %d then %d", recs[i-1].Seq, r.Seq)
+		}
+		if r.Layer != "disk" || !strings.HasPrefix(r.Requestor, "127.0.0.1:") && r.Requestor != "test" {
+			t.Fatalf("record %+v", r)
+		}
+		if r.Operation == iomgr.MajorWrite.String() {
+			writes++
+			if r.Status != "STATUS_SUCCESS" || r.Length <= 0 || r.Offset < 1<<20 {
+				t.Fatalf("write record %+v: want a disk offset inside partition 1 (≥ 1 MiB)", r)
+			}
+		}
+	}
+	if writes == 0 {
+		t.Fatalf("no write records among %v", recs)
+	}
+	_ = strconv.Itoa
+}
+
+// TestDiskFiltersGrowStackSizesAbove: after disk filters attach beneath
+// existing partitions and volumes, those devices' stack sizes include them,
+// so their IRPs need no re-allocation.
+func TestDiskFiltersGrowStackSizesAbove(t *testing.T) {
+	dir := t.TempDir()
+	gpt := e2eGPT(t, dir)
+	sys := filterSystem(t, vdisk.Options{}, gpt)
+	img := sys.Images()[0]
+	p0, v0 := img.Partitions[0].StackSize, img.Volumes[0].StackSize
+	for _, s := range []string{"trace", "writeprotect:on=gpt"} {
+		if _, err := sys.AddFilter(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if img.Partitions[0].StackSize != p0+2 || img.Volumes[0].StackSize != v0+2 {
+		t.Fatalf("stack sizes %d→%d, %d→%d", p0, img.Partitions[0].StackSize, v0, img.Volumes[0].StackSize)
+	}
+	for _, bad := range []string{"nope", "trace:on=other", "faults:read-error=2", "cow", "scan", "monitor:x=1"} {
+		if _, err := sys.AddFilter(bad); err == nil {
+			t.Errorf("AddFilter(%q) succeeded", bad)
+		}
+	}
+}
