@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Outside oracles the tests compare vdisk against.
-packages=(dosfstools mtools fdisk libnbd-bin python3-libnbd qemu-utils fio nbdkit)
+packages=(dosfstools mtools fdisk libnbd-bin python3-libnbd qemu-utils fio nbdkit graphviz jq)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -19,28 +19,71 @@ import (
 	"github.com/vdisk-dev/vdisk/iomgr"
 )
 
-// session opens the images a command names in one System.
+// session opens the images a command names in one System, with the
+// filters of --filter (and --trace) loaded.
 type session struct {
 	sys      *vdisk.System
 	writable bool
 	images   map[string]bool
+	filtered bool
+	trace    *tracePrinter
 }
 
 func newSession(requestor string, writable bool) *session {
 	return &session{sys: vdisk.New(vdisk.Options{Requestor: requestor}), writable: writable, images: map[string]bool{}}
 }
 
-// volume returns the volume an address is on, adding its image on first use.
-func (s *session) volume(a vdisk.Address, requestor string) (*vdisk.Volume, error) {
-	if !s.images[a.Image] {
+// add opens the images of the given addresses (host paths are skipped).
+func (s *session) add(addrs ...vdisk.Address) error {
+	for _, a := range addrs {
+		if a.IsHost() || s.images[a.Image] {
+			continue
+		}
 		img, err := s.sys.AddImage(a.Image, !s.writable)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		for _, w := range img.Warnings {
 			fmt.Fprintf(os.Stderr, "vdisk: warning: %s: %s\n", a.Image, w)
 		}
 		s.images[a.Image] = true
+	}
+	return nil
+}
+
+// applyFilters loads the --filter specs and, with --trace, the monitor and a
+// disk trace printing to standard error. Call it once, after every image
+// of the command was added and before any volume is used.
+func (s *session) applyFilters(c *cli.Context) error {
+	if s.filtered {
+		return nil
+	}
+	s.filtered = true
+	specs := c.StringSlice("filter")
+	if c.Bool("trace") {
+		specs = append(specs, "monitor", "trace")
+		s.trace = startTrace(s.sys.Ring(), os.Stderr)
+	}
+	for _, spec := range specs {
+		if _, err := s.sys.AddFilter(spec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// open adds the images of addrs and loads the filters.
+func (s *session) open(c *cli.Context, addrs ...vdisk.Address) error {
+	if err := s.add(addrs...); err != nil {
+		return err
+	}
+	return s.applyFilters(c)
+}
+
+// volume returns the volume an address is on, adding its image on first use.
+func (s *session) volume(a vdisk.Address, requestor string) (*vdisk.Volume, error) {
+	if err := s.add(a); err != nil {
+		return nil, err
 	}
 	v, err := s.sys.OpenVolume(a.VolumeName(), requestor)
 	if err != nil {
@@ -52,6 +95,9 @@ func (s *session) volume(a vdisk.Address, requestor string) (*vdisk.Volume, erro
 // close dismounts cleanly (flushing everything) and reports the first error.
 func (s *session) close(err error) error {
 	cerr := s.sys.Close()
+	if s.trace != nil {
+		s.trace.stop()
+	}
 	if err != nil {
 		return err
 	}
@@ -121,6 +167,9 @@ func lsCommand() *cli.Command {
 			}
 			s := newSession("vdisk ls", false)
 			defer func() { err = s.close(err) }()
+			if err := s.open(c, a); err != nil {
+				return err
+			}
 			v, err := s.volume(a, "vdisk ls")
 			if err != nil {
 				return err
@@ -206,11 +255,18 @@ func catCommand() *cli.Command {
 			}
 			s := newSession("vdisk cat", false)
 			defer func() { err = s.close(err) }()
+			var addrs []vdisk.Address
 			for _, arg := range c.Args().Slice() {
 				a, err := volumePath("cat", arg)
 				if err != nil {
 					return err
 				}
+				addrs = append(addrs, a)
+			}
+			if err := s.open(c, addrs...); err != nil {
+				return err
+			}
+			for _, a := range addrs {
 				v, err := s.volume(a, "vdisk cat")
 				if err != nil {
 					return err
@@ -244,11 +300,18 @@ func mkdirCommand() *cli.Command {
 			}
 			s := newSession("vdisk mkdir", true)
 			defer func() { err = s.close(err) }()
+			var addrs []vdisk.Address
 			for _, arg := range c.Args().Slice() {
 				a, err := volumePath("mkdir", arg)
 				if err != nil {
 					return err
 				}
+				addrs = append(addrs, a)
+			}
+			if err := s.open(c, addrs...); err != nil {
+				return err
+			}
+			for _, a := range addrs {
 				v, err := s.volume(a, "vdisk mkdir")
 				if err != nil {
 					return err
@@ -281,11 +344,19 @@ func rmCommand() *cli.Command {
 			}
 			s := newSession("vdisk rm", true)
 			defer func() { err = s.close(err) }()
+			var addrs []vdisk.Address
 			for _, arg := range c.Args().Slice() {
 				a, err := volumePath("rm", arg)
 				if err != nil {
 					return err
 				}
+				addrs = append(addrs, a)
+			}
+			if err := s.open(c, addrs...); err != nil {
+				return err
+			}
+			for i, a := range addrs {
+				arg := c.Args().Get(i)
 				if a.Path == "." {
 					return fmt.Errorf("rm %s: refusing to remove the root directory", arg)
 				}
@@ -338,6 +409,9 @@ func mvCommand() *cli.Command {
 			}
 			s := newSession("vdisk mv", true)
 			defer func() { err = s.close(err) }()
+			if err := s.open(c, src); err != nil {
+				return err
+			}
 			v, err := s.volume(src, "vdisk mv")
 			if err != nil {
 				return err
@@ -368,6 +442,9 @@ func labelCommand() *cli.Command {
 			}
 			s := newSession("vdisk label", c.NArg() == 2)
 			defer func() { err = s.close(err) }()
+			if err := s.open(c, a); err != nil {
+				return err
+			}
 			v, err := s.volume(a, "vdisk label")
 			if err != nil {
 				return err
@@ -416,6 +493,9 @@ Examples:
 			}
 			s := newSession("vdisk cp", !dst.IsHost())
 			defer func() { err = s.close(err) }()
+			if err := s.open(c, append(srcs, dst)...); err != nil {
+				return err
+			}
 			cp := &copier{s: s, recursive: c.Bool("r")}
 			dstNode, err := cp.node(dst)
 			if err != nil {

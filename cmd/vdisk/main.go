@@ -48,8 +48,12 @@ func newApp() *cli.App {
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
 			return usageError{err}
 		},
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "trace", Usage: "print the IRP trace of the command to stderr (monitor and disk trace filters)"},
+			&cli.StringSliceFlag{Name: "filter", Usage: "load a filter NAME[:key=value,...] (repeatable): monitor, scan, readonly, trace, writeprotect, faults, cow, crypt"},
+		},
 		Commands: []*cli.Command{createCommand(), infoCommand(), lsCommand(), catCommand(), cpCommand(),
-			mkdirCommand(), rmCommand(), mvCommand(), labelCommand(), serveCommand()},
+			mkdirCommand(), rmCommand(), mvCommand(), labelCommand(), stackCommand(), serveCommand()},
 	}
 }
 
@@ -74,13 +78,22 @@ func interspersed(app *cli.App, args []string) []string {
 		return args
 	}
 	takesValue := map[string]bool{}
+	global := map[string]bool{}
+	for _, f := range app.Flags {
+		_, isBool := f.(*cli.BoolFlag)
+		for _, n := range f.Names() {
+			takesValue[n] = !isBool
+			global[n] = true
+		}
+	}
 	for _, f := range cmd.Flags {
 		_, isBool := f.(*cli.BoolFlag)
 		for _, n := range f.Names() {
 			takesValue[n] = !isBool
+			global[n] = false // the command's own flag wins
 		}
 	}
-	var flags, positional []string
+	var globals, flags, positional []string
 	rest := args[at+1:]
 	for i := 0; i < len(rest); i++ {
 		a := rest[i]
@@ -92,17 +105,20 @@ func interspersed(app *cli.App, args []string) []string {
 			positional = append(positional, a)
 			continue
 		}
-		flags = append(flags, a)
-		name := strings.TrimLeft(a, "-")
-		if strings.Contains(name, "=") {
-			continue
+		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		dst := &flags
+		if global[name] {
+			dst = &globals
 		}
-		if takesValue[name] && i+1 < len(rest) {
+		*dst = append(*dst, a)
+		if !hasValue && takesValue[name] && i+1 < len(rest) {
 			i++
-			flags = append(flags, rest[i])
+			*dst = append(*dst, rest[i])
 		}
 	}
-	out := append([]string{}, args[:at+1]...)
+	out := append([]string{}, args[:at]...)
+	out = append(out, globals...)
+	out = append(out, args[at])
 	out = append(out, flags...)
 	if len(positional) > 0 {
 		out = append(out, "--")

@@ -37,6 +37,7 @@ Examples:
 			&cli.StringFlag{Name: "tls-key", Usage: "PEM private key for --tls-cert"},
 			&cli.BoolFlag{Name: "tls-required", Usage: "refuse clients that do not use TLS"},
 			&cli.BoolFlag{Name: "verbose", Usage: "log connection events to stderr"},
+			&cli.StringSliceFlag{Name: "filter", Usage: "load a filter NAME[:key=value,...] (repeatable)"},
 		},
 		Action: serve,
 	})
@@ -79,6 +80,17 @@ func serve(c *cli.Context) error {
 		}
 		for _, w := range img.Warnings {
 			fmt.Fprintf(os.Stderr, "vdisk: warning: %s: %s\n", path, w)
+		}
+	}
+	specs := c.StringSlice("filter")
+	if c.Bool("trace") {
+		specs = append(specs, "monitor", "trace")
+		tp := startTrace(sys.Ring(), os.Stderr)
+		defer tp.stop()
+	}
+	for _, spec := range specs {
+		if _, err := sys.AddFilter(spec); err != nil {
+			return err
 		}
 	}
 	exports, release, err := sys.Exports(c.Bool("read-only"))

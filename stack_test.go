@@ -1,0 +1,65 @@
+package vdisk_test
+
+import (
+	"bytes"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/vdisk-dev/vdisk"
+)
+
+// TestStackShowsAttachmentsAndIsValidGraphviz: the stack lists every device
+// with its driver and attachment, a mounted volume's VPB names its file
+// system volume, and --dot output is accepted by Graphviz's dot.
+func TestStackShowsAttachmentsAndIsValidGraphviz(t *testing.T) {
+	dir := t.TempDir()
+	gpt := e2eGPT(t, dir)
+	sys := filterSystem(t, vdisk.Options{}, gpt, "trace", "writeprotect:on=gpt@1", "monitor")
+	v, err := sys.OpenVolume("gpt@2", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Stat("."); err != nil { // mounts (RAW claims the unformatted volume)
+		t.Logf("stat on the raw volume: %v", err)
+	}
+	info := sys.Stack()
+	byName := map[string]vdisk.DeviceInfo{}
+	for _, d := range info.Devices {
+		byName[d.Name] = d
+	}
+	var trace, wp, frame int
+	for _, d := range info.Devices {
+		switch {
+		case strings.HasPrefix(d.Driver, `\Driver\trace`):
+			trace++
+			if d.AttachedTo != `\Device\Harddisk0\DR0` {
+				t.Errorf("trace attached to %q", d.AttachedTo)
+			}
+		case strings.HasPrefix(d.Driver, `\Driver\writeprotect`):
+			wp++
+			if d.AttachedTo != `\Device\Harddisk0\Partition1` {
+				t.Errorf("writeprotect attached to %q", d.AttachedTo)
+			}
+		case d.Driver == `\FileSystem\Filters\FltMgr` && d.AttachedTo != "" && byName[d.AttachedTo].Driver == `\FileSystem\RAW`:
+			frame++
+		}
+	}
+	vol := byName[`\Device\HarddiskVolume2`]
+	if trace != 1 || wp != 1 || vol.VPB == nil || !vol.VPB.Mounted || byName[vol.VPB.VolumeDevice].Driver != `\FileSystem\RAW` {
+		t.Fatalf("trace %d writeprotect %d volume 2 %+v", trace, wp, vol.VPB)
+	}
+	if frame < 1 {
+		t.Fatal("the filter manager's frame is not attached above the mounted volume")
+	}
+	var dot bytes.Buffer
+	info.WriteDot(&dot)
+	if _, err := exec.LookPath("dot"); err != nil {
+		t.Skip("graphviz (dot) not installed: the --dot output is not validated")
+	}
+	cmd := exec.Command("dot", "-Tsvg")
+	cmd.Stdin = &dot
+	if out, err := cmd.CombinedOutput(); err != nil || !bytes.Contains(out, []byte("<svg")) {
+		t.Fatalf("dot rejects the output: %v\n%s", err, out)
+	}
+}
