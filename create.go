@@ -8,6 +8,7 @@ import (
 
 	"github.com/dustin/go-humanize"
 	"github.com/vdisk-dev/vdisk/disk"
+	"github.com/vdisk-dev/vdisk/fsd/fat"
 	"github.com/vdisk-dev/vdisk/partition"
 )
 
@@ -23,6 +24,17 @@ type CreateOptions struct {
 	Parts []partition.Spec
 	// Overwrite allows replacing an existing file.
 	Overwrite bool
+	// NoFormat leaves FAT-typed partitions unformatted.
+	NoFormat bool
+	// FormatNone formats a disk without a partition table (a superfloppy)
+	// with this type: fat12, fat16 or fat32; "" leaves it unformatted.
+	FormatNone string
+	// Label is the volume label of a formatted superfloppy.
+	Label string
+	// Format are extra options for the partitions CreateImage formats
+	// (volume id, time: for reproducible images); type and label come from
+	// the partition's spec.
+	Format fat.FormatOptions
 }
 
 // ParsePartSpec parses the CLI's --part SIZE:TYPE[:LABEL]; SIZE is a
@@ -51,8 +63,10 @@ func ParsePartSpec(s string) (partition.Spec, error) {
 	return spec, nil
 }
 
-// CreateImage creates a sparse image file with the partition table of opts.
-// It returns the table written. FAT-typed partitions are not formatted yet.
+// CreateImage creates a sparse image file with the partition table of opts
+// and formats its FAT-typed partitions (fat12, fat16, fat32, and esp as
+// FAT32, falling back to the type that fits when an ESP is too small for
+// FAT32) with their label as volume label. It returns the table written.
 func CreateImage(path string, opts CreateOptions) (*partition.Table, error) {
 	if opts.SectorSize == 0 {
 		opts.SectorSize = 512
@@ -83,7 +97,59 @@ func CreateImage(path string, opts CreateOptions) (*partition.Table, error) {
 		os.Remove(path)
 		return nil, fmt.Errorf("create %s: %w", path, err)
 	}
+	if !opts.NoFormat {
+		if err := formatParts(path, t, opts); err != nil {
+			os.Remove(path)
+			return nil, fmt.Errorf("create %s: %w", path, err)
+		}
+	}
 	return t, nil
+}
+
+// fatTypes maps the partition types CreateImage formats to a FAT type.
+var fatTypes = map[string]int{"fat12": 12, "fat16": 16, "fat32": 32, "esp": 32}
+
+// formatParts formats the FAT-typed partitions of a new image.
+func formatParts(path string, t *partition.Table, opts CreateOptions) error {
+	var todo []int
+	for i, spec := range opts.Parts {
+		if _, ok := fatTypes[spec.Type]; ok {
+			todo = append(todo, i)
+		}
+	}
+	if len(todo) == 0 && !(t.Kind == partition.None && opts.FormatNone != "") {
+		return nil
+	}
+	sys := New(Options{Requestor: "vdisk create"})
+	if _, err := sys.AddImage(path, false); err != nil {
+		sys.Close()
+		return err
+	}
+	name := ImageName(path)
+	format := func(addr string, typ int, label, what string, fallback bool) error {
+		fo := opts.Format
+		fo.FATType, fo.Label = typ, label
+		_, err := sys.Format(addr, fo, "vdisk create")
+		if err != nil && fallback && errors.Is(err, fat.ErrVolumeTooSmall) {
+			fo.FATType = 0
+			_, err = sys.Format(addr, fo, "vdisk create")
+		}
+		if err != nil {
+			return fmt.Errorf("format %s: %w", what, err)
+		}
+		return nil
+	}
+	var errs []error
+	if t.Kind == partition.None {
+		errs = append(errs, format(name, fatTypes[opts.FormatNone], opts.Label, "the disk", false))
+	}
+	for _, i := range todo {
+		spec := opts.Parts[i]
+		errs = append(errs, format(fmt.Sprintf("%s@%d", name, i+1), fatTypes[spec.Type], spec.Label,
+			fmt.Sprintf("partition %d (%s)", i+1, spec.Type), spec.Type == "esp"))
+	}
+	errs = append(errs, sys.Close())
+	return errors.Join(errs...)
 }
 
 // DemoBanner is written at the start of each partition of the demo image so

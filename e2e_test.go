@@ -323,7 +323,7 @@ func e2eFdisk4096(t *testing.T, path string) []e2ePart {
 func e2eGPT(t *testing.T, dir string) string {
 	t.Helper()
 	path := filepath.Join(dir, "gpt.img")
-	_, err := vdisk.CreateImage(path, vdisk.CreateOptions{Size: 64 * e2eMiB, Table: partition.GPT, Parts: []partition.Spec{
+	_, err := vdisk.CreateImage(path, vdisk.CreateOptions{Size: 64 * e2eMiB, Table: partition.GPT, NoFormat: true, Parts: []partition.Spec{
 		{Size: 16 * e2eMiB, Type: "esp", Label: "EFI"}, {Size: 16 * e2eMiB, Type: "linux", Label: "data"}, {Size: partition.Rest, Type: "raw", Label: "rest"}}})
 	if err != nil {
 		t.Fatal(err)
@@ -336,7 +336,7 @@ func e2eGPT(t *testing.T, dir string) string {
 func e2eMBR(t *testing.T, dir string) string {
 	t.Helper()
 	path := filepath.Join(dir, "mbr.img")
-	_, err := vdisk.CreateImage(path, vdisk.CreateOptions{Size: 48 * e2eMiB, Table: partition.MBR, Parts: []partition.Spec{
+	_, err := vdisk.CreateImage(path, vdisk.CreateOptions{Size: 48 * e2eMiB, Table: partition.MBR, NoFormat: true, Parts: []partition.Spec{
 		{Size: 6 * e2eMiB, Type: "linux"}, {Size: 6 * e2eMiB, Type: "raw"}, {Size: 6 * e2eMiB, Type: "fat32"},
 		{Size: 6 * e2eMiB, Type: "linux"}, {Size: partition.Rest, Type: "linux"}}})
 	if err != nil {

@@ -2,7 +2,10 @@ package vdisk_test
 
 import (
 	"bytes"
+	"errors"
+	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -194,5 +197,123 @@ func TestDiskFiltersGrowStackSizesAbove(t *testing.T) {
 		if _, err := sys.AddFilter(bad); err == nil {
 			t.Errorf("AddFilter(%q) succeeded", bad)
 		}
+	}
+}
+
+// fatSystem opens a FAT16 partition image with filters loaded and returns
+// the system and its volume.
+func fatSystem(t *testing.T, opts vdisk.Options, specs ...string) (*vdisk.System, *vdisk.Volume, string) {
+	t.Helper()
+	dir := t.TempDir()
+	path := fatImage(t, dir, "16", 64<<20)
+	sys := filterSystem(t, opts, path, specs...)
+	v, err := sys.OpenVolume("fat16@1", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sys, v, path
+}
+
+// TestMonitorSeesFileIOAtVolumeLevelAndMetadataAsDirectIO: the monitor
+// minifilter records file operations with their paths, the FAT driver's
+// metadata writes as DIRECT I/O, and the disk trace the same traffic at disk
+// level.
+func TestMonitorSeesFileIOAtVolumeLevelAndMetadataAsDirectIO(t *testing.T) {
+	sys, v, _ := fatSystem(t, vdisk.Options{Requestor: "test"}, "monitor", "trace")
+	if err := v.WriteFile("hello.txt", []byte("hi there")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.ReadFile("hello.txt"); err != nil {
+		t.Fatal(err)
+	}
+	recs, _ := sys.Ring().Since(0)
+	var create, write, read, direct, disk bool
+	for _, r := range recs {
+		switch {
+		case r.Layer == "volume" && r.Path == `\hello.txt` && r.Operation == "IRP_MJ_CREATE" && r.Requestor == "test":
+			create = true
+		case r.Layer == "volume" && r.Path == `\hello.txt` && r.Operation == "IRP_MJ_WRITE" && r.Length == 8:
+			write = true
+		case r.Layer == "volume" && r.Path == `\hello.txt` && r.Operation == "IRP_MJ_READ":
+			read = true
+		case r.Layer == "volume" && r.Path == "DIRECT I/O" && r.Operation == "IRP_MJ_WRITE":
+			direct = true
+		case r.Layer == "disk" && r.Operation == "IRP_MJ_WRITE":
+			disk = true
+		}
+	}
+	if !create || !write || !read || !direct || !disk {
+		for _, r := range recs {
+			t.Log(r)
+		}
+		t.Fatalf("create %v write %v read %v metadata %v disk %v", create, write, read, direct, disk)
+	}
+}
+
+// TestScanRefusesASignatureWrittenThroughTheFSD: a file write carrying the
+// signature fails with ACCESS_DENIED and leaves no file behind; a file that
+// already holds the signature cannot be opened for reading.
+func TestScanRefusesASignatureWrittenThroughTheFSD(t *testing.T) {
+	_, v, path := fatSystem(t, vdisk.Options{}, "scan:sig=X5O-EICAR")
+	err := v.WriteFile("virus.com", []byte("prefix X5O-EICAR suffix"))
+	if !errors.Is(err, iomgr.StatusAccessDenied) {
+		t.Fatalf("write of a signature: %v", err)
+	}
+	if _, err := v.Stat("virus.com"); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the refused file was left behind: %v", err)
+	}
+	if err := v.WriteFile("clean.txt", []byte("nothing to see")); err != nil {
+		t.Fatal(err)
+	}
+	// A file written past the filter (by mtools) is caught on open for read.
+	e2eNeedTool(t, "mcopy")
+	if err := v.Dismount(false); err != nil {
+		t.Fatal(err)
+	}
+	parts := e2eSfdisk(t, path)
+	src := filepath.Join(t.TempDir(), "inf.txt")
+	os.WriteFile(src, []byte("....X5O-EICAR...."), 0o644)
+	rc := filepath.Join(t.TempDir(), "mtoolsrc")
+	os.WriteFile(rc, []byte("drive v: file=\""+path+"\" offset="+itoa(parts[0].Start)+"\nmtools_skip_check=1\n"), 0o644)
+	cmd := exec.Command("mcopy", src, "v:/INF.TXT")
+	cmd.Env = append(os.Environ(), "MTOOLSRC="+rc)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("mcopy: %v %s", err, out)
+	}
+	if _, err := v.ReadFile("INF.TXT"); !errors.Is(err, iomgr.StatusAccessDenied) {
+		t.Fatalf("open of an infected file: %v", err)
+	}
+	if data, err := v.ReadFile("clean.txt"); err != nil || string(data) != "nothing to see" {
+		t.Fatalf("clean file: %q %v", data, err)
+	}
+}
+
+// TestReadOnlyMinifilterRefusesEveryWrite: with readonly loaded, creates
+// for writing, writes, renames, deletes and label changes fail with
+// MEDIA_WRITE_PROTECTED; reads work.
+func TestReadOnlyMinifilterRefusesEveryWrite(t *testing.T) {
+	dir := t.TempDir()
+	path := fatImage(t, dir, "16", 64<<20)
+	sys := filterSystem(t, vdisk.Options{}, path)
+	v, _ := sys.OpenVolume("fat16@1", "test")
+	if err := v.WriteFile("keep.txt", []byte("keep")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sys.AddFilter("readonly"); err != nil {
+		t.Fatal(err)
+	}
+	for what, err := range map[string]error{
+		"create": v.WriteFile("new.txt", []byte("x")),
+		"mkdir":  v.Mkdir("d"),
+		"rename": v.Rename("keep.txt", "moved.txt", false),
+		"remove": v.Remove("keep.txt"),
+		"label":  v.SetLabel("NOPE"),
+	} {
+		if !errors.Is(err, iomgr.StatusMediaWriteProtected) {
+			t.Errorf("%s under readonly: %v", what, err)
+		}
+	}
+	if data, err := v.ReadFile("keep.txt"); err != nil || string(data) != "keep" {
+		t.Fatalf("read under readonly: %q %v", data, err)
 	}
 }

@@ -74,7 +74,9 @@ func (v *Volume) nt(name string) string {
 }
 
 func (v *Volume) open(op, name string, o mount.OpenOptions) (*iomgr.FileObject, uint64, error) {
-	if !fs.ValidPath(name) {
+	// A backslash would become a path separator on the way to the file
+	// system: io/fs names use only slashes.
+	if !fs.ValidPath(name) || strings.ContainsRune(name, '\\') {
 		return nil, 0, &fs.PathError{Op: op, Path: name, Err: fs.ErrInvalid}
 	}
 	o.Requestor = v.Requestor
@@ -91,6 +93,7 @@ func (v *Volume) send(fo *iomgr.FileObject, major iomgr.MajorFunction, minor iom
 	irp := iomgr.BuildSynchronousRequest(major, minor, dev)
 	irp.FileObject = fo
 	irp.Requestor = v.Requestor
+	irp.RequestorMode = iomgr.UserMode
 	sl := irp.NextStackLocation()
 	sl.FileObject = fo
 	if fill != nil {
@@ -315,7 +318,7 @@ func (v *Volume) RemoveAll(name string) error {
 
 // Rename moves oldname to newname (replacing an existing file when replace is set).
 func (v *Volume) Rename(oldname, newname string, replace bool) error {
-	if !fs.ValidPath(newname) {
+	if !fs.ValidPath(newname) || strings.ContainsRune(newname, '\\') {
 		return &fs.PathError{Op: "rename", Path: newname, Err: fs.ErrInvalid}
 	}
 	fo, _, err := v.open("rename", oldname, mount.OpenOptions{DesiredAccess: iomgr.Delete | iomgr.FileReadAttributes,
@@ -458,6 +461,7 @@ type File struct {
 	append bool
 	closed bool
 	dirEOF bool
+	dirBuf []fs.DirEntry // entries fetched from the file system, not yet returned
 	// ShortNames, when set before ReadDir, makes it report 8.3 names.
 	ShortNames bool
 }
@@ -582,22 +586,18 @@ func (f *File) ReadDir(n int) ([]fs.DirEntry, error) {
 	if f.closed {
 		return nil, pathError("readdir", f.name, iomgr.StatusFileClosed)
 	}
-	var out []fs.DirEntry
-	for !f.dirEOF && (n <= 0 || len(out) < n) {
+	for !f.dirEOF && (n <= 0 || len(f.dirBuf) < n) {
 		var batch []iomgr.FileDirectoryEntry
 		ios := f.vol.send(f.fo, iomgr.MajorDirectoryControl, iomgr.MinorQueryDirectory, func(irp *iomgr.IRP, sl *iomgr.StackLocation) {
 			irp.SystemBuffer = &batch
 			sl.Parameters.QueryDirectory = iomgr.QueryDirectoryParameters{Class: iomgr.FileBothDirectoryInformationClass, FileName: "*"}
-			if n > 0 && n-len(out) == 1 {
-				sl.Flags |= iomgr.SLReturnSingleEntry
-			}
 		})
 		if ios.Status == iomgr.StatusNoMoreFiles || ios.Status == iomgr.StatusObjectNameNotFound {
 			f.dirEOF = true
 			break
 		}
 		if !ios.Status.IsSuccess() {
-			return out, pathError("readdir", f.name, ios.Status)
+			return nil, pathError("readdir", f.name, ios.Status)
 		}
 		for _, e := range batch {
 			if e.FileName == "." || e.FileName == ".." {
@@ -607,7 +607,7 @@ func (f *File) ReadDir(n int) ([]fs.DirEntry, error) {
 			if f.ShortNames && e.ShortName != "" {
 				name = e.ShortName
 			}
-			out = append(out, &FileInfo{name: name, size: e.EndOfFile, mtime: e.LastWriteTime, attrs: e.FileAttributes,
+			f.dirBuf = append(f.dirBuf, &FileInfo{name: name, size: e.EndOfFile, mtime: e.LastWriteTime, attrs: e.FileAttributes,
 				dir: e.FileAttributes&iomgr.FileAttributeDirectory != 0, Created: e.CreationTime, Accessed: e.LastAccessTime,
 				ShortName: e.ShortName})
 		}
@@ -615,6 +615,11 @@ func (f *File) ReadDir(n int) ([]fs.DirEntry, error) {
 			f.dirEOF = true
 		}
 	}
+	out := f.dirBuf
+	if n > 0 && len(out) > n {
+		out = out[:n]
+	}
+	f.dirBuf = f.dirBuf[len(out):]
 	if n > 0 && len(out) == 0 {
 		return nil, io.EOF
 	}

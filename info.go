@@ -1,9 +1,11 @@
 package vdisk
 
 import (
+	"fmt"
 	"strconv"
 
 	"github.com/vdisk-dev/vdisk/disk"
+	"github.com/vdisk-dev/vdisk/vpb"
 )
 
 // ImageInfo describes an image for `vdisk info`; its JSON field names are stable.
@@ -13,6 +15,8 @@ type ImageInfo struct {
 	SectorSize uint32          `json:"sector_size"`
 	Table      string          `json:"table"`
 	Partitions []PartitionInfo `json:"partitions"`
+	// FileSystem is what is on a disk without a partition table.
+	FileSystem *FileSystemInfo `json:"file_system,omitempty"`
 	Warnings   []string        `json:"warnings,omitempty"`
 }
 
@@ -25,10 +29,25 @@ type PartitionInfo struct {
 	TypeName string `json:"type_name"`
 	Name     string `json:"name,omitempty"`
 	Export   string `json:"export"`
+	// What is on the partition, when a file system recognises it.
+	FileSystem *FileSystemInfo `json:"file_system"`
 }
 
-// Describe summarises an image's disk and partitions.
-func Describe(img *Image) ImageInfo {
+// FileSystemInfo describes the file system on a volume.
+type FileSystemInfo struct {
+	Type        string `json:"type"` // FAT12, FAT16, FAT32, or RAW when nothing recognises it
+	Label       string `json:"label,omitempty"`
+	Serial      string `json:"serial,omitempty"`
+	ClusterSize int64  `json:"cluster_size,omitempty"`
+	Size        int64  `json:"size,omitempty"`
+	Used        int64  `json:"used,omitempty"`
+	Free        int64  `json:"free,omitempty"`
+	Error       string `json:"error,omitempty"`
+}
+
+// Describe summarises an image's disk, partitions and the file systems on
+// them (mounting each volume to ask it).
+func (s *System) Describe(img *Image) ImageInfo {
 	dk := img.Disk.Extension.(*disk.Disk)
 	info := ImageInfo{Path: img.Path, Size: dk.Size, SectorSize: dk.SectorSize, Table: img.Table.Kind.String(),
 		Partitions: []PartitionInfo{}}
@@ -41,7 +60,36 @@ func Describe(img *Image) ImageInfo {
 			name = p.Type.String()
 		}
 		info.Partitions = append(info.Partitions, PartitionInfo{Number: p.Index, Start: p.Start, Size: p.Size,
-			Type: p.Type.String(), TypeName: name, Name: p.Name, Export: img.Name + "@" + strconv.Itoa(p.Index)})
+			Type: p.Type.String(), TypeName: name, Name: p.Name, Export: img.Name + "@" + strconv.Itoa(p.Index),
+			FileSystem: s.describeFS(img.Name + "@" + strconv.Itoa(p.Index))})
+	}
+	if len(img.Partitions) == 0 {
+		info.FileSystem = s.describeFS(img.Name)
 	}
 	return info
+}
+
+// describeFS mounts the volume and asks its file system.
+func (s *System) describeFS(addr string) *FileSystemInfo {
+	v, err := s.OpenVolume(addr, s.opts.Requestor)
+	if err != nil {
+		return &FileSystemInfo{Error: err.Error()}
+	}
+	vi, err := v.Info()
+	if err != nil {
+		if vp := v.Device.VPB(); vp != nil && vp.Flags()&vpb.RawMount != 0 {
+			return &FileSystemInfo{Type: "RAW"}
+		}
+		return &FileSystemInfo{Error: err.Error()}
+	}
+	typ := vi.FileSystem
+	if typ == "FAT" && vi.ClusterSize > 0 {
+		// NT names FAT12 and FAT16 alike; the cluster count tells them apart.
+		typ = "FAT16"
+		if vi.TotalBytes/vi.ClusterSize < 4085 {
+			typ = "FAT12"
+		}
+	}
+	return &FileSystemInfo{Type: typ, Label: vi.Label, Serial: fmt.Sprintf("%04X-%04X", vi.Serial>>16, vi.Serial&0xFFFF),
+		ClusterSize: vi.ClusterSize, Size: vi.TotalBytes, Used: vi.TotalBytes - vi.FreeBytes, Free: vi.FreeBytes}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/vdisk-dev/vdisk/disk"
 	"github.com/vdisk-dev/vdisk/filter/fltmgr"
 	"github.com/vdisk-dev/vdisk/filter/monitor"
+	"github.com/vdisk-dev/vdisk/fsd/fat"
 	"github.com/vdisk-dev/vdisk/iomgr"
 	"github.com/vdisk-dev/vdisk/mount"
 	"github.com/vdisk-dev/vdisk/partition"
@@ -38,6 +39,8 @@ type System struct {
 	Mounts *mount.Manager
 	// Raw is the raw file system, which claims what nothing else recognises.
 	Raw *mount.RawFileSystem
+	// FAT is the FAT file system driver.
+	FAT *fat.FileSystem
 
 	opts Options
 
@@ -90,6 +93,9 @@ func New(opts Options) *System {
 		panic(fmt.Sprintf("vdisk: loading the raw file system: %v", err))
 	}
 	s.Raw = raw
+	if s.FAT, err = fat.Register(s.Mounts, fat.Options{}); err != nil {
+		panic(fmt.Sprintf("vdisk: loading the FAT file system: %v", err))
+	}
 	return s
 }
 

@@ -13,6 +13,15 @@ type IOStatusBlock struct {
 	Information uint64
 }
 
+// ProcessorMode is who a request is made for (NT's KPROCESSOR_MODE).
+type ProcessorMode uint8
+
+// The processor modes. Values are NT's.
+const (
+	KernelMode ProcessorMode = 0
+	UserMode   ProcessorMode = 1
+)
+
 // IRPFlags are the IRP_* flags of a request. Values are NT's.
 type IRPFlags uint32
 
@@ -204,6 +213,11 @@ type IRP struct {
 	FileObject *FileObject
 	// Requestor says who asked: "vdisk cp", an NBD client's address. Monitors record it.
 	Requestor string
+	// RequestorMode is UserMode for requests made on behalf of a user's
+	// handle, whose granted access a file system checks; KernelMode (the
+	// zero value) for requests drivers make for themselves, such as a
+	// filter deleting what it refused, which are trusted.
+	RequestorMode ProcessorMode
 
 	stack   []StackLocation
 	current int // index of the current stack location; len(stack) before the first CallDriver
@@ -311,6 +325,7 @@ func FreeIRP(irp *IRP) {
 	stack, event, class := irp.stack[:cap(irp.stack)], irp.event, irp.pool
 	irp.Flags, irp.IOStatus, irp.PendingReturned = 0, IOStatusBlock{}, false
 	irp.Buffer, irp.SystemBuffer, irp.FileObject, irp.Requestor = nil, nil, nil, ""
+	irp.RequestorMode = KernelMode
 	irp.cancelRoutine = nil
 	irp.master = nil
 	irp.synchronous = false

@@ -59,6 +59,7 @@ func (m *Manager) Open(name string, opts OpenOptions) (*iomgr.FileObject, uint64
 	irp.Flags |= iomgr.IRPCreateOperation | iomgr.IRPSynchronousAPI
 	irp.FileObject = fo
 	irp.Requestor = opts.Requestor
+	irp.RequestorMode = iomgr.UserMode
 	sl := irp.NextStackLocation()
 	sl.FileObject = fo
 	sl.Parameters.Create = iomgr.CreateParameters{DesiredAccess: opts.DesiredAccess, Options: opts.Options,

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 
 	"github.com/dustin/go-humanize"
 	"github.com/urfave/cli/v2"
@@ -16,7 +15,8 @@ func createCommand() *cli.Command {
 		Usage:     "create a sparse disk image with a partition table",
 		ArgsUsage: "IMAGE",
 		Description: `Partitions are laid out in order, 1 MiB aligned; SIZE "rest" takes what is left.
-TYPE is fat12, fat16, fat32, esp, linux or raw; LABEL is the GPT partition name.
+TYPE is fat12, fat16, fat32, esp, linux or raw; LABEL is the GPT partition name and, for
+FAT-typed partitions (esp is FAT32), the volume label: they are formatted.
 
 Example:
    vdisk create disk.img --size 256MiB --table gpt --part 64MiB:esp:EFI --part rest:fat32:DATA`,
@@ -26,6 +26,7 @@ Example:
 			&cli.StringSliceFlag{Name: "part", Usage: "a partition SIZE:TYPE[:LABEL] (repeatable)"},
 			&cli.IntFlag{Name: "sector-size", Usage: "logical sector size: 512 or 4096", Value: 512},
 			&cli.BoolFlag{Name: "force", Usage: "overwrite an existing file"},
+			&cli.BoolFlag{Name: "no-format", Usage: "leave FAT-typed partitions unformatted"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
@@ -58,15 +59,9 @@ Example:
 				specs = append(specs, spec)
 			}
 			t, err := vdisk.CreateImage(path, vdisk.CreateOptions{Size: int64(size), Table: kind,
-				SectorSize: c.Int("sector-size"), Parts: specs, Overwrite: c.Bool("force")})
+				SectorSize: c.Int("sector-size"), Parts: specs, Overwrite: c.Bool("force"), NoFormat: c.Bool("no-format")})
 			if err != nil {
 				return err
-			}
-			for _, p := range t.Partitions {
-				switch specs[p.Index-1].Type {
-				case "fat12", "fat16", "fat32", "esp":
-					fmt.Fprintf(os.Stderr, "vdisk: note: partition %d (%s) is left unformatted: FAT formatting is not implemented yet\n", p.Index, specs[p.Index-1].Type)
-				}
 			}
 			fmt.Printf("%s: %s, %s table, %d partition(s)\n", path, humanize.IBytes(size), t.Kind, len(t.Partitions))
 			return nil

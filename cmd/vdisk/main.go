@@ -53,7 +53,7 @@ func newApp() *cli.App {
 			&cli.StringSliceFlag{Name: "filter", Usage: "load a filter NAME[:key=value,...] (repeatable): monitor, scan, readonly, trace, writeprotect, faults, cow, crypt"},
 		},
 		Commands: []*cli.Command{createCommand(), infoCommand(), lsCommand(), catCommand(), cpCommand(),
-			mkdirCommand(), rmCommand(), mvCommand(), labelCommand(), stackCommand(), serveCommand()},
+			mkdirCommand(), rmCommand(), mvCommand(), labelCommand(), formatCommand(), stackCommand(), serveCommand()},
 	}
 }
 

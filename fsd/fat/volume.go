@@ -1,0 +1,506 @@
+package fat
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/vdisk-dev/vdisk/disk"
+	"github.com/vdisk-dev/vdisk/iomgr"
+	"github.com/vdisk-dev/vdisk/mount"
+)
+
+// Volume is the volume control block (VCB) of a mounted FAT volume: the
+// device extension of the driver's volume device. It embeds the mount
+// bookkeeping every file system keeps (mount.VolumeState) and holds the
+// volume's metadata in memory: the boot sector, the FAT, the open files
+// and the directory indexes.
+type Volume struct {
+	mount.VolumeState
+
+	fs       *FileSystem
+	geo      Geometry
+	bs       *BootSector
+	cp       *CodePage
+	loc      *time.Location
+	serial   uint32
+	readOnly bool
+
+	// stream is the volume stream file object: metadata is read and
+	// written with paging, non-cached IRPs on it, sent to the top of the
+	// volume device's stack (the "DIRECT I/O" a monitor shows).
+	stream *iomgr.FileObject
+	// meta and data are the two paths to the storage: metadata through the
+	// volume stream, file data straight to the storage volume's stack. A
+	// cache would wrap them.
+	meta, data blockDevice
+
+	// mu is the volume lock. Exclusive for anything that changes metadata
+	// or sends metadata I/O; shared for file data reads and queries.
+	mu          sync.RWMutex
+	rq          string // requestor of the operation holding mu exclusively
+	boot        []byte // the boot sector as on disk (one FAT sector)
+	fat         *Table
+	fsinfo      []byte // the FSInfo sector as on disk; nil when the volume has none (or a bad one)
+	fsinfoDisk  FSInfo // the figures the FSInfo sector holds on disk
+	label       string
+	root        *fcb
+	claimed     []uint64          // clusters of the chains held in memory (cross-link detection)
+	dirtyDirs   map[*fcb]struct{} // directories with changed sectors not yet written
+	cachedDirs  int               // directory FCBs kept in memory, the root excepted
+	wasDirty    bool              // the volume was dirty when mounted: it stays dirty
+	markedDirty bool              // the dirty state is on the disk now
+	lockedBy    *iomgr.FileObject // the handle that locked the volume
+	share       shareAccess       // volume opens
+
+	errMu   sync.Mutex // guards lastErr (corruption may be found under the shared lock); a leaf
+	lastErr error      // the last corruption found, for logs
+}
+
+// volumeStream is the FsContext of the volume stream file object.
+type volumeStream struct{ vol *Volume }
+
+// Type returns the volume's FAT type.
+func (v *Volume) Type() FATType { return v.geo.Type }
+
+// Geometry returns the volume's layout.
+func (v *Volume) Geometry() Geometry { return v.geo }
+
+// ReadOnly reports whether the volume was mounted read-only (its storage is
+// write-protected): every write-class request fails with
+// STATUS_MEDIA_WRITE_PROTECTED.
+func (v *Volume) ReadOnly() bool { return v.readOnly }
+
+// FreeClusters returns the number of free clusters.
+func (v *Volume) FreeClusters() uint32 {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.fat.FreeCount()
+}
+
+// LastError returns the last corruption the driver found on the volume
+// (what STATUS_FILE_CORRUPT_ERROR was about), nil if none.
+func (v *Volume) LastError() error {
+	v.errMu.Lock()
+	defer v.errMu.Unlock()
+	return v.lastErr
+}
+
+// StreamFileObject returns the volume stream file object that metadata I/O
+// is sent with, so that a monitor can recognise it.
+func (v *Volume) StreamFileObject() *iomgr.FileObject { return v.stream }
+
+// note records an error for the logs when it is a corruption; it returns err.
+func (v *Volume) note(err error) error {
+	if err != nil && (errors.Is(err, ErrCorrupt) || errors.Is(err, ErrRange) || errors.Is(err, iomgr.StatusFileCorruptError)) {
+		v.errMu.Lock()
+		v.lastErr = err
+		v.errMu.Unlock()
+		v.fs.logf("fat: volume %v: %v", v.Real, err)
+	}
+	return err
+}
+
+// mount handles IRP_MN_MOUNT_VOLUME: recognise the volume by its boot
+// sector, create the volume device, load the FAT and the root directory,
+// mark the volume dirty and claim the VPB.
+func (fs *FileSystem) mount(irp *iomgr.IRP) (iomgr.Status, error) {
+	p := irp.CurrentStackLocation().Parameters.MountVolume
+	real, vp := p.Device, p.VPB
+	if real == nil {
+		return iomgr.StatusInvalidParameter, errors.New("mount request without a storage device")
+	}
+	if vp == nil {
+		vp = real.VPB()
+	}
+	if vp == nil {
+		return iomgr.StatusInvalidParameter, errors.New("mount request without a VPB")
+	}
+	rq := irp.Requestor
+	ss := int(real.SectorSize)
+	if ss == 0 {
+		ss = 512
+	}
+	bio := &iomgr.BlockIO{Device: real, Requestor: rq}
+	first := make([]byte, max(ss, 512))
+	if _, err := bio.ReadAt(first, 0); err != nil {
+		return iomgr.StatusUnrecognizedVolume, fmt.Errorf("read the boot sector: %w", err)
+	}
+	bs, err := ParseBootSector(first)
+	if err != nil {
+		return iomgr.StatusUnrecognizedVolume, err
+	}
+	g, _ := bs.Geometry()
+	if int(g.BytesPerSector) < ss {
+		return iomgr.StatusUnrecognizedVolume, fmt.Errorf("%w: %d-byte FAT sectors on a device with %d-byte sectors", ErrNotFAT, g.BytesPerSector, ss)
+	}
+	var size int64
+	if err := bio.Control(disk.IOCTLDiskGetLengthInfo, nil, &size); err == nil && g.VolumeBytes() > size {
+		return iomgr.StatusUnrecognizedVolume, fmt.Errorf("%w: the boot sector describes %d bytes, the device has %d", ErrNotFAT, g.VolumeBytes(), size)
+	}
+	boot := first
+	if len(boot) < int(g.BytesPerSector) {
+		boot = make([]byte, g.BytesPerSector)
+		if _, err := bio.ReadAt(boot, 0); err != nil {
+			return iomgr.StatusOf(err), err
+		}
+	}
+	boot = boot[:g.BytesPerSector]
+
+	dev, err := fs.io.CreateDevice(fs.Driver, "", iomgr.DeviceDiskFileSystem, 0)
+	if err != nil {
+		return iomgr.StatusInsufficientResources, err
+	}
+	dev.StackSize = iomgr.GetAttachedDevice(real).StackSize + 1
+	dev.SectorSize = real.SectorSize
+	dev.AlignmentRequirement = real.AlignmentRequirement
+	dev.SetFlags(iomgr.DeviceDirectIO)
+	v := &Volume{
+		VolumeState: mount.VolumeState{VPB: vp, Real: real, Device: dev},
+		fs:          fs, geo: g, bs: bs, boot: boot, cp: fs.opts.CodePage, loc: fs.opts.Location,
+		serial:    bs.VolumeID,
+		readOnly:  real.Characteristics&iomgr.ReadOnlyDevice != 0,
+		dirtyDirs: map[*fcb]struct{}{},
+		rq:        rq,
+	}
+	dev.Extension = v
+	v.stream = iomgr.NewFileObject(real, "")
+	v.stream.VPB = vp
+	v.stream.FsContext = &volumeStream{vol: v}
+	v.stream.Flags |= iomgr.FOVolumeOpen
+	v.stream.Requestor = "fat"
+	v.meta = &streamDevice{vol: v}
+	v.data = &storageDevice{vol: v}
+	if err := v.load(); err != nil {
+		fs.io.DeleteDevice(dev)
+		st := statusOf(err)
+		if st == iomgr.StatusUnsuccessful {
+			st = iomgr.StatusFileCorruptError
+		}
+		return st, err
+	}
+	if err := vp.Mount(dev, v.serial, v.label, false); err != nil {
+		fs.io.DeleteDevice(dev)
+		return iomgr.StatusUnrecognizedVolume, fmt.Errorf("claim the VPB: %w", err)
+	}
+	fs.addVolume(v)
+	dev.ClearFlags(iomgr.DeviceInitializing)
+	return iomgr.StatusSuccess, nil
+}
+
+// load reads the FAT, the FSInfo sector and the root directory, and marks
+// a writable volume dirty.
+func (v *Volume) load() error {
+	g := &v.geo
+	data := make([]byte, g.FATBytes())
+	const chunk = 1 << 20
+	base := g.FATOffset(g.ActiveFAT)
+	for off := int64(0); off < int64(len(data)); off += chunk {
+		end := min(off+chunk, int64(len(data)))
+		if err := v.meta.transfer(iomgr.MajorRead, ioReq{rq: v.rq}, data[off:end], base+off); err != nil {
+			return fmt.Errorf("read FAT %d: %w", g.ActiveFAT, err)
+		}
+	}
+	t, err := NewTable(g, data)
+	if err != nil {
+		return v.note(err)
+	}
+	v.fat = t
+	v.claimed = make([]uint64, (uint64(t.MaxCluster())+64)/64)
+	if g.FSInfoSector != 0 {
+		b := make([]byte, g.BytesPerSector)
+		if err := v.meta.transfer(iomgr.MajorRead, ioReq{rq: v.rq}, b, int64(g.FSInfoSector)*int64(g.BytesPerSector)); err != nil {
+			return fmt.Errorf("read the FSInfo sector: %w", err)
+		}
+		if fi, err := ParseFSInfo(b); err == nil {
+			v.fsinfo, v.fsinfoDisk = b, fi
+			t.SetNextFree(fi.Sanitized(g).NextFree)
+		} else {
+			v.fs.logf("fat: volume %v: FSInfo sector ignored: %v", v.Real, err)
+		}
+	}
+	root := &fcb{vol: v, isDir: true, isRoot: true, opens: 1}
+	if g.Type == FAT32 {
+		if err := v.loadChain(root, g.RootCluster); err != nil {
+			return fmt.Errorf("root directory: %w", err)
+		}
+	}
+	v.root = root
+	if err := v.loadDir(root); err != nil {
+		return fmt.Errorf("root directory: %w", err)
+	}
+	v.label = v.bpbLabel()
+	if l := root.dir.label; l != nil {
+		v.label = FormatVolumeLabel(l.short.Name, v.cp)
+	}
+	v.wasDirty = v.bs.Dirty() || !t.VolumeClean()
+	v.markedDirty = v.wasDirty
+	if v.readOnly {
+		return nil
+	}
+	if err := v.setDirtyState(true); err != nil {
+		if errors.Is(err, iomgr.StatusMediaWriteProtected) {
+			v.readOnly = true
+			v.markedDirty = v.wasDirty
+			return nil
+		}
+		return err
+	}
+	return nil
+}
+
+// bpbLabel is the label in the boot sector ("" for none or "NO NAME").
+func (v *Volume) bpbLabel() string {
+	if v.bs.BootSignature != 0x29 {
+		return ""
+	}
+	l := FormatVolumeLabel(v.bs.VolumeLabel, v.cp)
+	if l == "NO NAME" {
+		return ""
+	}
+	return l
+}
+
+// lock takes the volume lock exclusively for a request of rq, unless the
+// volume was dismounted.
+func (v *Volume) lock(rq string) bool {
+	v.mu.Lock()
+	if v.Dismounted() {
+		v.mu.Unlock()
+		return false
+	}
+	v.rq = rq
+	return true
+}
+
+// rlock takes the volume lock shared, unless the volume was dismounted.
+func (v *Volume) rlock() bool {
+	v.mu.RLock()
+	if v.Dismounted() {
+		v.mu.RUnlock()
+		return false
+	}
+	return true
+}
+
+// Cluster claims: the chains held in memory, to find cross-linked chains.
+
+func (v *Volume) claim(exts []Extent) error {
+	for _, e := range exts {
+		for c := e.Start; c-e.Start < e.Len; c++ {
+			if c < 2 || c > v.fat.MaxCluster() {
+				return v.note(fmt.Errorf("%w: cluster %d outside 2..%d", ErrCorrupt, c, v.fat.MaxCluster()))
+			}
+			if v.claimed[c>>6]&(1<<(c&63)) != 0 {
+				return v.note(fmt.Errorf("%w: cluster %d is cross-linked (in two chains)", ErrCorrupt, c))
+			}
+		}
+	}
+	for _, e := range exts {
+		for c := e.Start; c-e.Start < e.Len; c++ {
+			v.claimed[c>>6] |= 1 << (c & 63)
+		}
+	}
+	return nil
+}
+
+func (v *Volume) unclaim(exts []Extent) {
+	for _, e := range exts {
+		for c := e.Start; c-e.Start < e.Len; c++ {
+			if c <= v.fat.MaxCluster() {
+				v.claimed[c>>6] &^= 1 << (c & 63)
+			}
+		}
+	}
+}
+
+// Writing metadata back.
+
+// commit writes every metadata change made in memory: FAT sectors to each
+// FAT copy, then changed directory sectors. It marks the volume dirty on
+// disk first. Caller holds mu exclusively.
+func (v *Volume) commit() error {
+	if v.readOnly {
+		return nil
+	}
+	fatDirty := false
+	v.fat.DirtySectors(func(uint32, uint32) { fatDirty = true })
+	if !fatDirty && len(v.dirtyDirs) == 0 {
+		return nil
+	}
+	if err := v.ensureDirty(); err != nil {
+		return err
+	}
+	if err := v.writeFAT(); err != nil {
+		return err
+	}
+	for d := range v.dirtyDirs {
+		if err := v.writeDir(d); err != nil {
+			return err
+		}
+		delete(v.dirtyDirs, d)
+	}
+	return nil
+}
+
+// writeFAT writes the changed FAT sectors to every FAT copy (the active one
+// when mirroring is off).
+func (v *Volume) writeFAT() error {
+	g := &v.geo
+	bps := int64(g.BytesPerSector)
+	data := v.fat.Bytes()
+	var runs [][2]int64
+	v.fat.DirtySectors(func(first, count uint32) {
+		runs = append(runs, [2]int64{int64(first) * bps, min(int64(first+count)*bps, int64(len(data)))})
+	})
+	if len(runs) == 0 {
+		return nil
+	}
+	for i := uint32(0); i < g.NumFATs; i++ {
+		if !g.Mirrored && i != g.ActiveFAT {
+			continue
+		}
+		for _, r := range runs {
+			if r[0] >= r[1] {
+				continue
+			}
+			if err := v.meta.transfer(iomgr.MajorWrite, ioReq{rq: v.rq}, data[r[0]:r[1]], g.FATOffset(i)+r[0]); err != nil {
+				return fmt.Errorf("write FAT %d: %w", i, err)
+			}
+		}
+	}
+	v.fat.ClearDirty()
+	return nil
+}
+
+// ensureDirty puts the dirty state on the disk before the first change.
+func (v *Volume) ensureDirty() error {
+	if v.markedDirty {
+		return nil
+	}
+	return v.setDirtyState(true)
+}
+
+// setDirtyState sets or clears the volume dirty state in both places: the
+// NT flags byte of the boot sector and FAT[1]'s clean bit.
+func (v *Volume) setDirtyState(dirty bool) error {
+	b := bytes.Clone(v.boot)
+	if SetBootSectorDirty(b, dirty) {
+		if err := v.meta.transfer(iomgr.MajorWrite, ioReq{rq: v.rq}, b, 0); err != nil {
+			return fmt.Errorf("write the boot sector: %w", err)
+		}
+		v.boot = b
+	}
+	clean := v.fat.VolumeClean()
+	v.fat.SetVolumeClean(!dirty)
+	if err := v.writeFAT(); err != nil {
+		v.fat.SetVolumeClean(clean)
+		v.fat.ClearDirty()
+		return err
+	}
+	v.markedDirty = dirty
+	return nil
+}
+
+// writeFSInfo brings the FSInfo sector up to date with the free count and
+// the next-free hint.
+func (v *Volume) writeFSInfo() error {
+	if v.fsinfo == nil || v.readOnly {
+		return nil
+	}
+	fi := FSInfo{FreeCount: v.fat.FreeCount(), NextFree: v.fat.NextFree()}
+	if fi == v.fsinfoDisk {
+		return nil
+	}
+	if err := v.ensureDirty(); err != nil {
+		return err
+	}
+	b := bytes.Clone(v.fsinfo)
+	_ = fi.Encode(b)
+	off := int64(v.geo.FSInfoSector) * int64(v.geo.BytesPerSector)
+	if err := v.meta.transfer(iomgr.MajorWrite, ioReq{rq: v.rq}, b, off); err != nil {
+		return fmt.Errorf("write the FSInfo sector: %w", err)
+	}
+	v.fsinfo, v.fsinfoDisk = b, fi
+	return nil
+}
+
+// flushAll writes everything and sends a flush down the storage stack.
+// clean also clears the dirty state (dismount, shutdown) unless the volume
+// was dirty when it was mounted. Caller holds mu exclusively.
+func (v *Volume) flushAll(clean bool) error {
+	if v.readOnly {
+		return nil
+	}
+	if err := v.commit(); err != nil {
+		return err
+	}
+	if err := v.writeFSInfo(); err != nil {
+		return err
+	}
+	if clean && !v.wasDirty && v.markedDirty {
+		if err := v.setDirtyState(false); err != nil {
+			return err
+		}
+	}
+	return v.meta.flush(ioReq{rq: v.rq})
+}
+
+// shutdown handles IRP_MJ_SHUTDOWN: flush everything and leave the volume
+// clean; a later change marks it dirty again.
+func (v *Volume) shutdown(rq string) error {
+	if !v.lock(rq) {
+		return nil
+	}
+	defer v.mu.Unlock()
+	v.trimAll()
+	return v.flushAll(true)
+}
+
+// dispatch handles a request to the volume device (other than stream I/O
+// and close, which fsd.go routes itself).
+func (v *Volume) dispatch(irp *iomgr.IRP) (iomgr.Status, uint64) {
+	sl := irp.CurrentStackLocation()
+	if v.Dismounted() && sl.Major != iomgr.MajorCleanup {
+		return iomgr.StatusVolumeDismounted, 0
+	}
+	switch sl.Major {
+	case iomgr.MajorCreate:
+		return v.create(irp)
+	case iomgr.MajorCleanup:
+		return v.cleanup(irp)
+	case iomgr.MajorRead:
+		return v.read(irp)
+	case iomgr.MajorWrite:
+		return v.write(irp)
+	case iomgr.MajorQueryInformation:
+		return v.queryInformation(irp)
+	case iomgr.MajorSetInformation:
+		return v.setInformation(irp)
+	case iomgr.MajorQueryVolumeInformation:
+		return v.queryVolumeInformation(irp)
+	case iomgr.MajorSetVolumeInformation:
+		return v.setVolumeInformation(irp)
+	case iomgr.MajorDirectoryControl:
+		return v.directoryControl(irp)
+	case iomgr.MajorFlushBuffers:
+		return v.flushBuffers(irp)
+	case iomgr.MajorFileSystemControl:
+		return v.fileSystemControl(irp)
+	case iomgr.MajorShutdown:
+		return statusOf(v.shutdown(irp.Requestor)), 0
+	}
+	return iomgr.StatusInvalidDeviceRequest, 0
+}
+
+// flushBuffers handles IRP_MJ_FLUSH_BUFFERS on a file or the volume: every
+// change of the volume is written and the storage is flushed.
+func (v *Volume) flushBuffers(irp *iomgr.IRP) (iomgr.Status, uint64) {
+	if !v.lock(irp.Requestor) {
+		return iomgr.StatusVolumeDismounted, 0
+	}
+	defer v.mu.Unlock()
+	return statusOf(v.flushAll(false)), 0
+}

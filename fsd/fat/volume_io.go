@@ -1,0 +1,175 @@
+package fat
+
+import (
+	"fmt"
+
+	"github.com/vdisk-dev/vdisk/iomgr"
+)
+
+// ioReq says on whose behalf a transfer is made.
+type ioReq struct {
+	rq           string            // the requestor recorded in the IRPs
+	fo           *iomgr.FileObject // the user's file object, for file data
+	writeThrough bool
+}
+
+// blockDevice is the one path between the driver's logic and the storage:
+// whole-sector transfers at volume byte offsets. Metadata goes through one
+// (the volume stream), file data through another (the storage volume's
+// stack); a cache sits between the driver and the device by wrapping them.
+type blockDevice interface {
+	transfer(major iomgr.MajorFunction, req ioReq, p []byte, off int64) error
+	flush(req ioReq) error
+}
+
+// streamDevice sends metadata I/O as NT's FastFAT does through its volume
+// file: paging, non-cached IRPs on the volume stream file object, to the
+// top of the volume device's own stack, so filters above the file system
+// see them; the driver's read/write dispatch passes them to the storage.
+type streamDevice struct{ vol *Volume }
+
+func (s *streamDevice) transfer(major iomgr.MajorFunction, req ioReq, p []byte, off int64) error {
+	v := s.vol
+	top := iomgr.GetAttachedDevice(v.Device)
+	irp := iomgr.BuildSynchronousFSDRequest(major, top, p, off)
+	irp.Flags |= iomgr.IRPPagingIO | iomgr.IRPNoCache
+	irp.FileObject = v.stream
+	irp.Requestor = req.rq
+	sl := irp.NextStackLocation()
+	sl.FileObject = v.stream
+	if req.writeThrough {
+		sl.Flags |= iomgr.SLWriteThrough
+	}
+	ios := iomgr.CallDriverAndWait(top, irp)
+	iomgr.FreeIRP(irp)
+	if !ios.Status.IsSuccess() {
+		return fmt.Errorf("%s %d bytes of metadata at volume offset %d: %w", opName(major), len(p), off, ios.Status)
+	}
+	return nil
+}
+
+func (s *streamDevice) flush(req ioReq) error {
+	b := iomgr.BlockIO{Device: s.vol.Real, Requestor: req.rq}
+	return b.Flush()
+}
+
+// storageDevice sends file data to the top of the storage volume's stack.
+type storageDevice struct{ vol *Volume }
+
+func (s *storageDevice) transfer(major iomgr.MajorFunction, req ioReq, p []byte, off int64) error {
+	top := iomgr.GetAttachedDevice(s.vol.Real)
+	irp := iomgr.BuildSynchronousFSDRequest(major, top, p, off)
+	irp.Flags |= iomgr.IRPNoCache
+	irp.FileObject = req.fo
+	irp.Requestor = req.rq
+	sl := irp.NextStackLocation()
+	sl.FileObject = req.fo
+	if req.writeThrough {
+		sl.Flags |= iomgr.SLWriteThrough
+	}
+	ios := iomgr.CallDriverAndWait(top, irp)
+	iomgr.FreeIRP(irp)
+	if !ios.Status.IsSuccess() {
+		return fmt.Errorf("%s %d bytes at volume offset %d: %w", opName(major), len(p), off, ios.Status)
+	}
+	return nil
+}
+
+func (s *storageDevice) flush(req ioReq) error {
+	b := iomgr.BlockIO{Device: s.vol.Real, Requestor: req.rq}
+	return b.Flush()
+}
+
+func opName(major iomgr.MajorFunction) string {
+	if major == iomgr.MajorWrite {
+		return "write"
+	}
+	return "read"
+}
+
+// forwardToStorage passes a request on to the top of the storage volume's
+// stack unchanged (volume stream I/O, DASD I/O, device controls).
+func (v *Volume) forwardToStorage(irp *iomgr.IRP) iomgr.Status {
+	low := iomgr.GetAttachedDevice(v.Real)
+	if irp.RemainingStackLocations() < low.StackSize {
+		return iomgr.ForwardDeeper(irp, low, nil, nil)
+	}
+	irp.SkipCurrentStackLocation()
+	return iomgr.CallDriver(low, irp)
+}
+
+// dasd handles READ and WRITE on a volume open: sector I/O on the volume
+// itself. Writes need the volume locked by the same handle (as FORMAT
+// does): the file system's view of the metadata would otherwise be wrong.
+func (v *Volume) dasd(irp *iomgr.IRP) iomgr.Status {
+	sl := irp.CurrentStackLocation()
+	if v.Dismounted() {
+		return irp.Complete(iomgr.StatusVolumeDismounted, 0)
+	}
+	if sl.Major == iomgr.MajorWrite {
+		v.mu.RLock()
+		locked := v.lockedBy == sl.FileObject
+		v.mu.RUnlock()
+		switch {
+		case v.readOnly:
+			return irp.Complete(iomgr.StatusMediaWriteProtected, 0)
+		case !locked:
+			return irp.Complete(iomgr.StatusAccessDenied, 0)
+		}
+	}
+	return v.forwardToStorage(irp)
+}
+
+// transferRange reads or writes p at volume offset off, which need not be
+// aligned: the aligned middle goes straight to or from p, the partial first
+// and last sectors through a sector buffer (read-modify-write for a write).
+func transferRange(dev blockDevice, major iomgr.MajorFunction, req ioReq, p []byte, off int64, ss int64) error {
+	if len(p) == 0 {
+		return nil
+	}
+	end := off + int64(len(p))
+	// Partial first sector.
+	if head := off % ss; head != 0 {
+		sec := off - head
+		n := min(ss-head, int64(len(p)))
+		buf := make([]byte, ss)
+		if err := dev.transfer(iomgr.MajorRead, req, buf, sec); err != nil {
+			return err
+		}
+		if major == iomgr.MajorRead {
+			copy(p[:n], buf[head:])
+		} else {
+			copy(buf[head:], p[:n])
+			if err := dev.transfer(iomgr.MajorWrite, req, buf, sec); err != nil {
+				return err
+			}
+		}
+		p, off = p[n:], off+n
+		if len(p) == 0 {
+			return nil
+		}
+	}
+	// Aligned middle.
+	if mid := (end - off) / ss * ss; mid > 0 {
+		if err := dev.transfer(major, req, p[:mid], off); err != nil {
+			return err
+		}
+		p, off = p[mid:], off+mid
+	}
+	// Partial last sector.
+	if len(p) > 0 {
+		buf := make([]byte, ss)
+		if err := dev.transfer(iomgr.MajorRead, req, buf, off); err != nil {
+			return err
+		}
+		if major == iomgr.MajorRead {
+			copy(p, buf)
+		} else {
+			copy(buf, p)
+			if err := dev.transfer(iomgr.MajorWrite, req, buf, off); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
