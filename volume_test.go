@@ -39,7 +39,7 @@ func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 // populate writes a tree with long, Unicode and mixed-case names, deep
 // directories, an empty file and a larger file, and returns name → content.
-func populate(t *testing.T, v *vdisk.Volume) map[string][]byte {
+func populate(t *testing.T, v *vdisk.Volume, bigBytes int) map[string][]byte {
 	t.Helper()
 	files := map[string][]byte{
 		"README.TXT":                          []byte("plain 8.3 name\n"),
@@ -48,7 +48,7 @@ func populate(t *testing.T, v *vdisk.Volume) map[string][]byte {
 		"Ünïcödé ファイル.txt":                    []byte("unicode\n"),
 		"empty.dat":                           nil,
 		"a/b/c/d/e/deep file.bin":             bytes.Repeat([]byte{7}, 3000),
-		"big/random.bin":                      e2eRandom(3<<20+123, 9, false),
+		"big/random.bin":                      e2eRandom(bigBytes, 9, false),
 		"EFI/BOOT/BOOTX64.EFI":                []byte("MZ not really an EFI binary"),
 		"many/small_file_number_0001.dat":     []byte("1"),
 		"many/small_file_number_0002.dat":     []byte("2"),
@@ -87,7 +87,8 @@ func TestVolumePassesFSTestAndFsck(t *testing.T) {
 			e2eNeedTool(t, "fsck.fat")
 			e2eNeedTool(t, "mcopy")
 			dir := t.TempDir()
-			size := int64(64 << 20)
+			// A 100 MiB file among the tree, as the oracle asks.
+			size := int64(192 << 20)
 			if typ == "32" {
 				size = 300 << 20
 			}
@@ -100,7 +101,7 @@ func TestVolumePassesFSTestAndFsck(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			files := populate(t, v)
+			files := populate(t, v, 3<<20+123)
 			var names []string
 			for n := range files {
 				names = append(names, n)
@@ -118,6 +119,12 @@ func TestVolumePassesFSTestAndFsck(t *testing.T) {
 			}
 			if err := v.WriteFile("bad:name.txt", nil); err == nil {
 				t.Fatal("a name FAT cannot hold was accepted")
+			}
+			// A 100 MiB file, added after fstest (which reads every file
+			// many times in small pieces), still checked by fsck and mtools.
+			files["big/hundred.bin"] = e2eRandom(100<<20+123, 11, false)
+			if err := v.WriteFile("big/hundred.bin", files["big/hundred.bin"]); err != nil {
+				t.Fatal(err)
 			}
 			if err := sys.Close(); err != nil {
 				t.Fatal(err)

@@ -18,8 +18,8 @@ import (
 
 var (
 	fxSeed = flag.Uint64("fat.seed", 0, "run the randomised FSD test with this seed only")
-	fxOps  = flag.Int("fat.ops", 0, "operations per randomised FSD run (default 1000; 5000 with -fat.long)")
-	fxLong = flag.Bool("fat.long", false, "run the randomised FSD test with 5000 operations per seed")
+	fxOps  = flag.Int("fat.ops", 0, "operations per randomised FSD run (default 5000; 1000 with -short)")
+	fxLong = flag.Bool("fat.long", false, "run 5000 operations per seed even with -short")
 )
 
 // fxRegressionSeeds are seeds that once failed; they run every time.
@@ -126,9 +126,10 @@ func fxRandomName(r *rand.Rand) string {
 
 func TestRandomOperations(t *testing.T) {
 	fxNeed(t, "mkfs.fat", "fsck.fat", "mcopy")
-	ops := 1000
-	if *fxLong && !testing.Short() {
-		ops = 5000
+	// The issue asks for 5,000 operations per sequence; -short keeps 1,000.
+	ops := 5000
+	if testing.Short() && !*fxLong {
+		ops = 1000
 	}
 	if *fxOps > 0 {
 		ops = *fxOps
