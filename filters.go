@@ -146,6 +146,9 @@ func (s *System) addDiskFilter(lf *LoadedFilter) error {
 		dispatchFor = func(*iomgr.Device) (iomgr.DispatchFunc, error) { return d, nil }
 	case "writeprotect":
 		dispatchFor = func(*iomgr.Device) (iomgr.DispatchFunc, error) { return builtin.WriteProtect, nil }
+	case "passthrough":
+		// Does nothing but pass requests on: the cost of a layer, for benchmarks.
+		dispatchFor = func(*iomgr.Device) (iomgr.DispatchFunc, error) { return filter.PassThrough, nil }
 	case "scan":
 		sigs := builtin.ParseSigs(spec)
 		if len(sigs) == 0 {

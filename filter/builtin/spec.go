@@ -32,6 +32,7 @@ var known = map[string]struct {
 	"scan":         {Minifilter, []string{"sig", "on"}},
 	"readonly":     {Minifilter, nil},
 	"trace":        {DiskLevel, []string{"on"}},
+	"passthrough":  {DiskLevel, []string{"on"}},
 	"writeprotect": {DiskLevel, []string{"on"}},
 	"faults":       {DiskLevel, []string{"on", "read-error", "write-error", "latency", "seed"}},
 	"cow":          {DiskLevel, []string{"on", "overlay"}},
