@@ -80,6 +80,20 @@ func (s *session) open(c *cli.Context, addrs ...vdisk.Address) error {
 	return s.applyFilters(c)
 }
 
+// openPaths parses every argument as VOLUME:/path, then opens their images
+// and loads the filters.
+func (s *session) openPaths(c *cli.Context, cmd string) ([]vdisk.Address, error) {
+	var addrs []vdisk.Address
+	for _, arg := range c.Args().Slice() {
+		a, err := volumePath(cmd, arg)
+		if err != nil {
+			return nil, err
+		}
+		addrs = append(addrs, a)
+	}
+	return addrs, s.open(c, addrs...)
+}
+
 // volume returns the volume an address is on, adding its image on first use.
 func (s *session) volume(a vdisk.Address, requestor string) (*vdisk.Volume, error) {
 	if err := s.add(a); err != nil {
@@ -255,15 +269,8 @@ func catCommand() *cli.Command {
 			}
 			s := newSession("vdisk cat", false)
 			defer func() { err = s.close(err) }()
-			var addrs []vdisk.Address
-			for _, arg := range c.Args().Slice() {
-				a, err := volumePath("cat", arg)
-				if err != nil {
-					return err
-				}
-				addrs = append(addrs, a)
-			}
-			if err := s.open(c, addrs...); err != nil {
+			addrs, err := s.openPaths(c, "cat")
+			if err != nil {
 				return err
 			}
 			for _, a := range addrs {
@@ -300,15 +307,8 @@ func mkdirCommand() *cli.Command {
 			}
 			s := newSession("vdisk mkdir", true)
 			defer func() { err = s.close(err) }()
-			var addrs []vdisk.Address
-			for _, arg := range c.Args().Slice() {
-				a, err := volumePath("mkdir", arg)
-				if err != nil {
-					return err
-				}
-				addrs = append(addrs, a)
-			}
-			if err := s.open(c, addrs...); err != nil {
+			addrs, err := s.openPaths(c, "mkdir")
+			if err != nil {
 				return err
 			}
 			for _, a := range addrs {
@@ -344,15 +344,8 @@ func rmCommand() *cli.Command {
 			}
 			s := newSession("vdisk rm", true)
 			defer func() { err = s.close(err) }()
-			var addrs []vdisk.Address
-			for _, arg := range c.Args().Slice() {
-				a, err := volumePath("rm", arg)
-				if err != nil {
-					return err
-				}
-				addrs = append(addrs, a)
-			}
-			if err := s.open(c, addrs...); err != nil {
+			addrs, err := s.openPaths(c, "rm")
+			if err != nil {
 				return err
 			}
 			for i, a := range addrs {
