@@ -237,6 +237,17 @@ func TestOracleFSDReadsMtoolsTree(t *testing.T) {
 			x := fxOpen(t, img, l.sectorSize, fxOpt{readOnly: true})
 			fxCompareTrees(t, "vdisk", x.walk(`\`), want)
 			x.close()
+			if l.name == "fat32" {
+				// mkfs.fat always puts the FAT32 root in cluster 2; a root
+				// elsewhere (a cluster past mcopy's files) reads the same.
+				odMoveRoot(t, img, 70000)
+				y := fxOpen(t, img, l.sectorSize, fxOpt{readOnly: true})
+				if rc := y.volume().Geometry().RootCluster; rc != 70000 {
+					t.Fatalf("root cluster %d after the move", rc)
+				}
+				fxCompareTrees(t, "vdisk, root in cluster 70000", y.walk(`\`), want)
+				y.close()
+			}
 		})
 	}
 }
