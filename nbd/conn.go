@@ -11,14 +11,16 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
 // conn is one client connection. The handshake runs in the serve
 // goroutine, which then becomes the request reader of the transmission
-// phase; workers (started on demand, at most Config.MaxRequests) execute
-// requests; whichever goroutine finds the socket free writes every queued
-// reply in one batch.
+// phase. The reader runs small requests itself; for the others it passes
+// the reader role on to another goroutine of the connection (see
+// transmit.go). Whichever goroutine finds the socket free writes every
+// queued reply in one batch.
 type conn struct {
 	srv       *Server
 	id        uint64
@@ -44,12 +46,24 @@ type conn struct {
 	readOnly   bool
 	bstatus    bool // base:allocation selected for exp
 
-	// Transmission reader state, owned by the serve goroutine.
-	br      *bufio.Reader
-	rhdr    [requestHeaderLen]byte
-	work    chan *Request
-	workers int
-	wg      sync.WaitGroup // workers
+	// Reader state, owned by the goroutine holding the reader role (the
+	// role passes on through lead, a go statement, or role's
+	// compare-and-swap, which order the accesses).
+	br   *bufio.Reader
+	rhdr [requestHeaderLen]byte
+
+	// Reader role and execution mode.
+	lead      chan struct{}  // passes the reader role to an idle goroutine
+	role      atomic.Uint64  // seq<<1 | 1 while the holder runs a request inline
+	watching  atomic.Bool    // the watchdog is ticking
+	watchdog  *time.Timer    // runs watch
+	watchLast uint64         // role at the previous tick (watch only)
+	watchSame int32          // ticks role has not changed (watch only)
+	epoch     time.Time      // the origin of now()
+	slowUntil atomic.Int64   // now() at which a slow spell ends; 0: not slow
+	wg        sync.WaitGroup // the goroutines started by passRole
+	readEnd   chan struct{}  // closed when reading has stopped for good
+	endOnce   sync.Once
 
 	// mu guards the fields below; cond (on mu) wakes the reader when
 	// in-flight requests drop.
@@ -59,15 +73,19 @@ type conn struct {
 	transmit   bool // negotiation is over
 	inflight   int
 	inflightBy int64
+	spell      time.Duration // length of the last slow spell
+	lastStall  int64         // now() of the last takeover
 
 	// qmu guards the reply queue. The goroutine that finds writing false
-	// sets it and writes batches until the queue is empty; the socket is
-	// written only by that goroutine, without holding qmu.
-	qmu     sync.Mutex
-	pending []*Request
-	spare   []*Request
-	writing bool
-	werr    error // first write error; replies after it are dropped
+	// (and the queue due for writing) sets it and writes batches until the
+	// queue is empty; the socket is written only by that goroutine, without
+	// holding qmu.
+	qmu      sync.Mutex
+	pending  []*Request
+	pendingN int // payload bytes in pending
+	spare    []*Request
+	writing  bool
+	werr     error // first write error; replies after it are dropped
 
 	// Writer state, used only by the goroutine that has writing set.
 	vectored bool
@@ -84,13 +102,7 @@ func (c *conn) serve() {
 		s.forgetConn(c)
 		close(c.done)
 	}()
-	defer func() {
-		// A bug must cost one connection, not the whole server.
-		if p := recover(); p != nil {
-			s.log.Error("nbd: connection panicked", "requestor", c.requestor, "panic", p)
-			c.nc.Close()
-		}
-	}()
+	defer c.recoverPanic()
 	if tc, ok := c.nc.(*net.TCPConn); ok {
 		// Replies are written whole; Nagle would only delay them.
 		tc.SetNoDelay(true)
@@ -100,6 +112,19 @@ func (c *conn) serve() {
 		return
 	}
 	c.serveTransmission()
+}
+
+// recoverPanic, deferred by each goroutine of the connection, turns a
+// panic into the end of the connection: a bug must cost one connection,
+// not the whole server.
+func (c *conn) recoverPanic() {
+	if p := recover(); p != nil {
+		c.srv.log.Error("nbd: connection panicked", "requestor", c.requestor, "panic", p)
+		c.nc.Close()
+		if c.readEnd != nil {
+			c.endReading() // let the connection's other goroutines go
+		}
+	}
 }
 
 // drain asks the connection to stop reading and finish what it has.

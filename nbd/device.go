@@ -180,6 +180,7 @@ type Request struct {
 	hdrLen  int
 	trailer []byte // sent after payload: a second chunk (in aux), or nil
 	charge  int64  // bytes counted against the connection's in-flight limit
+	held    bool   // reply made by the reader: queued, written before it blocks
 }
 
 // Requestor identifies the client: its remote address for TCP ("ip:port"),

@@ -14,13 +14,18 @@
 // there).
 //
 // Each connection has one goroutine that negotiates and then reads
-// requests, and up to Config.MaxRequests worker goroutines, started on
-// demand, that run requests concurrently; replies go out in completion
-// order, not request order, and a read's reply is written straight from
-// the pooled buffer the Device filled. Whichever goroutine finds the socket
-// idle writes every queued reply in one writev. Memory per connection is
-// bounded by Config.MaxRequests and Config.MaxBytesInFlight: the reader
-// stops reading while the limits are reached.
+// requests. It runs small requests itself, back to back, and writes their
+// replies in one writev when it would otherwise block reading the socket, so
+// a pipelining client costs no goroutine hand-off and few system calls. A
+// large transfer, a FLUSH or FUA write, or an inline request that stalls (a
+// watchdog notices) makes it hand the reading to another goroutine of the
+// connection (started on demand), so that requests still run concurrently,
+// up to Config.MaxRequests of them; replies go out in completion order, not
+// request order, and a read's reply is written straight from the pooled
+// buffer the Device filled. Whichever goroutine finds the socket idle writes
+// every queued reply in one writev. Memory per connection is bounded by
+// Config.MaxRequests and Config.MaxBytesInFlight: the reader stops reading
+// while the limits are reached.
 //
 // Protocol decisions, where the NBD specification leaves a choice: only
 // fixed newstyle clients are served (others are disconnected after the

@@ -9,28 +9,91 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"time"
 	"unicode/utf8"
 )
 
 var reqPool = sync.Pool{New: func() any { return new(Request) }}
 
+// Execution model.
+//
+// Handing a request from one goroutine to another costs more than serving
+// a 4 KiB read from the page cache: the wake-up readies a goroutine, which
+// with an idle P also wakes an OS thread to look for work, and replies
+// produced on several goroutines rarely meet in one writev. So the goroutine
+// holding the connection's reader role runs small requests itself
+// ("inline"), one after the other, and queues their replies without writing
+// them; it writes them all, in one writev, just before it would block
+// reading the socket (or once they exceed flushBytes). A client that
+// pipelines requests thus costs one read and one write system call per
+// batch and no hand-off at all.
+//
+// A request that should not hold up reading (a large transfer, a FLUSH or
+// FUA write, or any request while the connection is slow, see below) is run
+// by the goroutine that read it too, but only after that goroutine has
+// passed the reader role on to an idle goroutine of the connection (started
+// if there is none): the request starts at once and reading goes on beside
+// it, as with a thread per request. A goroutine that has run such a request
+// waits until the role comes back to it. Each goroutine but the reader
+// holds a request in flight, so Config.MaxRequests bounds their number.
+//
+// The Device may be slow when nothing says so (a cold cache, a real disk,
+// writeback throttling, a filter that waits). While the reader runs
+// requests inline, a watchdog timer ticks every watchTick; when it finds the
+// same inline request running at two ticks in a row, it takes the reader
+// role from that request and passes it on, and the connection turns slow for
+// a spell: every request then passes the role on before it runs. A stall
+// thus delays the requests queued behind it by one or two ticks (timers are
+// coarse on an idle runtime: up to a millisecond more), once per spell.
+// Spells start at minSpell and double, up to maxSpell, while stalls follow
+// each other closely, so that a Device that is slow for good is rarely tried
+// inline, while one that hiccups (or a thread that the kernel preempted)
+// soon gets inline service back. The watchdog ticks rather than being armed
+// for each request because arming a timer may wake the network poller's
+// thread, which would cost more than the request.
+
+const (
+	// inlineMax is the largest READ or WRITE run inline. Beyond it the
+	// copies dominate and running two transfers at once (one being read
+	// while another is sent) pays for passing the role on.
+	inlineMax = 64 << 10
+	// watchTick is the watchdog's period: far above what the page cache
+	// needs, short enough that a stalled Device does not serialize much.
+	watchTick = 200 * time.Microsecond
+	// watchIdle is how many ticks without inline work stop the watchdog
+	// (the reader restarts it).
+	watchIdle = 16
+	// minSpell and maxSpell bound a slow spell. A stall within
+	// spellMemory spells of the previous one doubles the spell.
+	minSpell    = time.Millisecond
+	maxSpell    = 100 * time.Millisecond
+	spellMemory = 10
+	// flushBytes bounds the payload bytes of replies held back by the
+	// reader, so that large reads still stream.
+	flushBytes = 256 << 10
+)
+
 // serveTransmission reads requests until the client disconnects, breaks
 // the protocol, or the connection is drained; then it waits for the
 // requests in flight to be answered and closes the connection.
 func (c *conn) serveTransmission() {
-	c.br = bufio.NewReaderSize(c.rw, 64<<10)
+	// Replies are flushed before every read of the socket, which is when
+	// the reader could block.
+	c.br = bufio.NewReaderSize(flushingReader{c}, 64<<10)
 	switch c.rw.(type) {
 	case *net.TCPConn, *net.UnixConn:
 		c.vectored = true // batches go out with one writev
 	default:
 		c.bw = bufio.NewWriterSize(c.rw, 64<<10)
 	}
-	c.work = make(chan *Request)
+	c.lead = make(chan struct{})
+	c.readEnd = make(chan struct{})
+	c.epoch = time.Now()
+	c.watchdog = time.AfterFunc(time.Hour, c.watch)
+	c.watchdog.Stop()
 
-	for c.readRequest() {
-	}
-
-	close(c.work)
+	c.serveRole()
+	<-c.readEnd
 	c.mu.Lock()
 	for c.inflight > 0 {
 		c.cond.Wait()
@@ -40,29 +103,188 @@ func (c *conn) serveTransmission() {
 	c.closeConn()
 }
 
-// readRequest reads one request and hands it on. It returns false when the
-// connection must stop reading.
-func (c *conn) readRequest() bool {
+// flushingReader is the socket as the request reader sees it: before each
+// read it writes the replies the reader has held back.
+type flushingReader struct{ c *conn }
+
+func (f flushingReader) Read(p []byte) (int, error) {
+	f.c.flush()
+	return f.c.rw.Read(p)
+}
+
+// serveRole is the life of each goroutine of the connection: it holds the
+// reader role, then (once it passed the role on or lost it) waits for the
+// role to come back, until reading ends.
+func (c *conn) serveRole() {
+	for {
+		c.read()
+		if _, ok := <-c.lead; !ok {
+			return
+		}
+	}
+}
+
+// read holds the reader role: it reads requests and runs them inline,
+// until reading stops or this goroutine gives the role up.
+func (c *conn) read() {
+	for {
+		r, ok := c.readRequest()
+		if !ok {
+			c.endReading()
+			return
+		}
+		if r == nil {
+			continue // answered without the Device
+		}
+		if !c.inline(r) {
+			c.passRole()
+			c.execute(r)
+			return
+		}
+		if !c.runInline(r) {
+			return
+		}
+	}
+}
+
+// passRole gives the reader role to an idle goroutine of the connection,
+// starting one if none is idle. The caller must hold the role and not be
+// running a request inline (or be the watchdog, which took the role from
+// such a request).
+func (c *conn) passRole() {
+	select {
+	case c.lead <- struct{}{}:
+	default:
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			defer c.recoverPanic()
+			c.serveRole()
+		}()
+	}
+}
+
+// endReading stops the connection's reading for good: held-back replies
+// go out, idle goroutines leave, and serveTransmission may wait for the
+// requests still running.
+func (c *conn) endReading() {
+	c.endOnce.Do(func() {
+		close(c.lead)
+		c.flush()
+		close(c.readEnd)
+	})
+}
+
+// inline reports whether the reader should run r itself.
+func (c *conn) inline(r *Request) bool {
+	switch {
+	case r.cmd == CmdFlush || r.flags&FlagFUA != 0:
+		return false // durable writes take milliseconds
+	case (r.cmd == CmdRead || r.cmd == CmdWrite) && r.length > inlineMax:
+		return false
+	}
+	if until := c.slowUntil.Load(); until != 0 {
+		if c.now() < until {
+			return false
+		}
+		c.slowUntil.CompareAndSwap(until, 0)
+	}
+	return true
+}
+
+// now is the monotonic time since the connection entered transmission.
+func (c *conn) now() int64 { return int64(time.Since(c.epoch)) }
+
+// runInline runs r in the reader. It reports whether this goroutine still
+// holds the reader role afterwards; if the watchdog took it, r's reply is
+// written at once and the caller must stop reading.
+//
+// The role word is seq<<1 | running: the holder sets running with a new
+// sequence number for each request and clears it when the request is done;
+// the watchdog takes the role by moving to a new sequence number without
+// running, so the holder's clearing compare-and-swap fails.
+func (c *conn) runInline(r *Request) bool {
+	v := (c.role.Load()>>1+1)<<1 | 1
+	c.role.Store(v)
+	if !c.watching.Load() && c.watching.CompareAndSwap(false, true) {
+		c.watchdog.Reset(watchTick)
+	}
+	ext, err := c.invoke(r)
+	kept := c.role.CompareAndSwap(v, v-1)
+	r.held = kept
+	c.complete(r, ext, err)
+	return kept
+}
+
+// watch is the watchdog tick (in the timer's goroutine; ticks do not
+// overlap, since each is armed by the previous one or, once they stopped,
+// by the reader). It takes the reader role from an inline request that has
+// been running for a whole tick, and stops ticking after watchIdle ticks
+// without inline work.
+func (c *conn) watch() {
+	v := c.role.Load()
+	if v == c.watchLast {
+		c.watchSame++
+	} else {
+		c.watchLast, c.watchSame = v, 0
+	}
+	switch {
+	case v&1 != 0 && c.watchSame > 0:
+		if c.role.CompareAndSwap(v, v+1) {
+			c.slowSpell()
+			c.passRole()
+		}
+	case v&1 == 0 && c.watchSame >= watchIdle:
+		// Idle: stop, unless the reader started a request meanwhile
+		// and saw the watchdog still running.
+		c.watching.Store(false)
+		if c.role.Load() == v || !c.watching.CompareAndSwap(false, true) {
+			return
+		}
+	}
+	c.watchdog.Reset(watchTick)
+}
+
+// slowSpell turns the connection slow after a stall.
+func (c *conn) slowSpell() {
+	now := c.now()
+	c.mu.Lock()
+	if c.spell == 0 || now-c.lastStall > spellMemory*int64(c.spell) {
+		c.spell = minSpell
+	} else {
+		c.spell = min(2*c.spell, maxSpell)
+	}
+	c.lastStall = now
+	c.slowUntil.Store(now + int64(c.spell))
+	c.mu.Unlock()
+}
+
+// readRequest reads one request. It returns the request if the Device must
+// run it; requests answered on the spot (protocol errors, zero-length
+// no-ops) give nil. ok is false when the connection must stop reading.
+func (c *conn) readRequest() (r *Request, ok bool) {
 	if _, err := io.ReadFull(c.br, c.rhdr[:]); err != nil {
 		c.readFailed(err, "request header")
-		return false
+		return nil, false
 	}
 	h := c.rhdr[:]
 	if binary.BigEndian.Uint32(h[0:]) != magicRequest {
 		c.logWarn("nbd: bad request magic; closing", "magic", binary.BigEndian.Uint32(h[0:]))
-		return false
+		return nil, false
 	}
 	cmd := Command(binary.BigEndian.Uint16(h[6:]))
 	if cmd == CmdDisc {
-		return false // answer what is in flight, then close
+		return nil, false // answer what is in flight, then close
 	}
-	r := reqPool.Get().(*Request)
+	r = reqPool.Get().(*Request)
 	r.c = c
 	r.flags = CommandFlags(binary.BigEndian.Uint16(h[4:]))
 	r.cmd = cmd
 	r.cookie = binary.BigEndian.Uint64(h[8:])
 	r.offset = binary.BigEndian.Uint64(h[16:])
 	r.length = binary.BigEndian.Uint32(h[24:])
+	// Replies made by the reader are held back until it would block.
+	r.held = true
 
 	if cmd == CmdWrite {
 		return c.readWrite(r)
@@ -79,24 +301,24 @@ func (c *conn) readRequest() bool {
 	case noop:
 		c.replyOK(r)
 	default:
-		c.dispatch(r)
+		return r, true
 	}
-	return true
+	return nil, true
 }
 
 // readWrite reads a WRITE's payload. Whatever the request's fate, the
 // payload is consumed so that the next header is found where the client
 // put it: an oversized one is skipped in constant memory and refused.
-func (c *conn) readWrite(r *Request) bool {
+func (c *conn) readWrite(r *Request) (*Request, bool) {
 	if r.length > c.maxPayload {
 		c.acquire(r, 0)
 		if _, err := io.CopyN(discard, c.br, int64(r.length)); err != nil {
 			c.readFailed(err, "oversized write payload")
 			c.finish(r)
-			return false
+			return nil, false
 		}
 		c.replyError(r, EINVAL, "write larger than the maximum payload")
-		return true
+		return nil, true
 	}
 	c.acquire(r, int64(r.length))
 	if r.length > 0 {
@@ -105,7 +327,7 @@ func (c *conn) readWrite(r *Request) bool {
 		if _, err := io.ReadFull(c.br, r.data); err != nil {
 			c.readFailed(err, "write payload")
 			c.finish(r)
-			return false
+			return nil, false
 		}
 	}
 	errno, msg, noop := c.check(r)
@@ -115,9 +337,9 @@ func (c *conn) readWrite(r *Request) bool {
 	case noop:
 		c.replyOK(r)
 	default:
-		c.dispatch(r)
+		return r, true
 	}
-	return true
+	return nil, true
 }
 
 func (c *conn) readFailed(err error, what string) {
@@ -196,11 +418,20 @@ func (c *conn) check(r *Request) (errno Errno, msg string, noop bool) {
 
 // acquire counts a request against the connection's in-flight limits,
 // waiting while they are exceeded. A lone request always gets through, so
-// the reader cannot wait forever.
+// the reader cannot wait forever; and before waiting it writes the replies
+// it has held back, which may be what holds the limits.
 func (c *conn) acquire(r *Request, n int64) {
 	cfg := &c.srv.cfg
+	flushed := false
 	c.mu.Lock()
 	for c.inflight > 0 && (c.inflight >= cfg.MaxRequests || c.inflightBy+n > cfg.MaxBytesInFlight) {
+		if !flushed {
+			c.mu.Unlock()
+			c.flush()
+			c.mu.Lock()
+			flushed = true
+			continue
+		}
 		c.cond.Wait()
 	}
 	c.inflight++
@@ -209,37 +440,15 @@ func (c *conn) acquire(r *Request, n int64) {
 	r.charge = n
 }
 
-// dispatch hands a request to an idle worker, starting one if none is idle
-// and the limit allows.
-func (c *conn) dispatch(r *Request) {
-	select {
-	case c.work <- r:
-		return
-	default:
-	}
-	if c.workers < c.srv.cfg.MaxRequests {
-		c.workers++
-		c.wg.Add(1)
-		go c.worker(r)
-		return
-	}
-	c.work <- r
-}
-
-func (c *conn) worker(r *Request) {
-	defer c.wg.Done()
-	for {
-		c.execute(r)
-		var ok bool
-		if r, ok = <-c.work; !ok {
-			return
-		}
-	}
-}
-
-// execute runs one request on the Device and queues its reply.
+// execute runs a request on the Device and queues its reply.
 func (c *conn) execute(r *Request) {
+	r.held = false
 	ext, err := c.invoke(r)
+	c.complete(r, ext, err)
+}
+
+// complete queues the reply to a request the Device has run.
+func (c *conn) complete(r *Request, ext []Extent, err error) {
 	switch {
 	case err != nil:
 		c.replyDeviceError(r, err)
@@ -465,22 +674,42 @@ func (c *conn) replyBlockStatus(r *Request, ext []Extent) {
 	c.send(r)
 }
 
-// send queues a reply. If no other goroutine is writing, this one becomes
-// the writer and sends everything queued, in batches, until the queue is
-// empty; the others return at once to run more requests. Replies thus go
-// out in completion order, with one system call for all replies that
-// completed while the previous batch was being written.
+// send queues a reply. Unless the reply is held back (see Request.held),
+// or another goroutine is writing, this goroutine becomes the writer and
+// sends everything queued, in batches, until the queue is empty; the others
+// return at once to run more requests. Replies thus go out in completion
+// order, with one system call for all replies that completed while the
+// previous batch was being written.
 func (c *conn) send(r *Request) {
 	c.qmu.Lock()
 	c.pending = append(c.pending, r)
-	if c.writing {
+	c.pendingN += len(r.payload)
+	if c.writing || (r.held && c.pendingN < flushBytes) {
 		c.qmu.Unlock()
 		return
 	}
+	c.write()
+}
+
+// flush writes the queued replies unless another goroutine is writing
+// them already.
+func (c *conn) flush() {
+	c.qmu.Lock()
+	if c.writing || len(c.pending) == 0 {
+		c.qmu.Unlock()
+		return
+	}
+	c.write()
+}
+
+// write is the writer's loop. It is entered with qmu held and writing
+// false, and returns with qmu released.
+func (c *conn) write() {
 	c.writing = true
 	for len(c.pending) > 0 {
 		batch := c.pending
 		c.pending = c.spare[:0]
+		c.pendingN = 0
 		failed := c.werr != nil
 		c.qmu.Unlock()
 
