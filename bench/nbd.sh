@@ -21,6 +21,10 @@
 #   IMAGE_SIZE [4GiB]     size of the sparse image (one GPT partition fills it)
 #   FILL [1GiB]           bytes of the partition filled with data; fio's --size (the region tested)
 #   VDISK_FLAGS []        extra flags for "vdisk serve", e.g. "--workers 16"
+#   FILTERED_FLAGS []     when set, a third server joins the rotation: vdisk with
+#                         VDISK_FLAGS plus these (e.g. "--filter passthrough
+#                         --filter passthrough"), reported as "filtered" with its
+#                         ratio to plain vdisk (issue 6's filter-cost target)
 #   VDISK_BIN []          use this vdisk binary instead of building one
 #   NBDKIT_THREADS [16]   nbdkit --threads (its default: 16 per connection, parallel thread model)
 #   NBDKIT_FLAGS []       extra nbdkit flags/plugin parameters
@@ -39,6 +43,7 @@ WORKLOADS=${WORKLOADS:-"randread4k randwrite4k seqread1m randread4k-4conn"}
 IMAGE_SIZE=${IMAGE_SIZE:-4GiB}
 FILL=${FILL:-1GiB}
 VDISK_FLAGS=${VDISK_FLAGS:-}
+FILTERED_FLAGS=${FILTERED_FLAGS:-}
 VDISK_BIN=${VDISK_BIN:-}
 NBDKIT_THREADS=${NBDKIT_THREADS:-16}
 NBDKIT_FLAGS=${NBDKIT_FLAGS:-}
@@ -56,7 +61,7 @@ done
 [ -z "$PERF_OUT" ] || command -v perf >/dev/null || { echo "nbd.sh: PERF_OUT set but perf not found" >&2; exit 2; }
 
 work=$(mktemp -d "${BENCH_DIR:-${TMPDIR:-/tmp}}/vdisk-bench.XXXXXX")
-vdisk_pid="" nbdkit_pid="" sampler_pid=""
+vdisk_pid="" nbdkit_pid="" filtered_pid="" sampler_pid=""
 
 stop() { # stop PID: SIGTERM, then SIGKILL after 5 s
 	local pid=$1 i
@@ -75,6 +80,7 @@ cleanup() {
 	stop "$sampler_pid"
 	stop "$vdisk_pid"
 	stop "$nbdkit_pid"
+	stop "$filtered_pid"
 	if [ "$KEEP" = 1 ]; then
 		echo "kept $work" >&2
 	else
@@ -88,7 +94,7 @@ trap 'exit 143' TERM
 
 die() {
 	echo "nbd.sh: $*" >&2
-	for f in "$work"/vdisk.log "$work"/nbdkit.log; do
+	for f in "$work"/vdisk.log "$work"/nbdkit.log "$work"/filtered.log; do
 		[ -s "$f" ] && { echo "--- $f (tail)" >&2; tail -n 20 "$f" >&2; }
 	done
 	exit 1
@@ -106,6 +112,9 @@ pick_port() {
 VDISK_PORT=${VDISK_PORT:-$(pick_port)}
 NBDKIT_PORT=${NBDKIT_PORT:-$(pick_port)}
 [ "$VDISK_PORT" != "$NBDKIT_PORT" ] || NBDKIT_PORT=$(pick_port)
+FILTERED_PORT=${FILTERED_PORT:-$(pick_port)}
+servers="vdisk nbdkit"
+[ -z "$FILTERED_FLAGS" ] || servers="vdisk nbdkit filtered"
 
 # --- build, image, fill, warm ---------------------------------------------
 if [ -z "$VDISK_BIN" ]; then
@@ -138,9 +147,15 @@ start_servers() {
 	nbdkit_pid=$!
 	wait_export "$vuri" "$vdisk_pid" "vdisk"
 	wait_export "$kuri" "$nbdkit_pid" "nbdkit"
+	if [ -n "$FILTERED_FLAGS" ]; then
+		"$VDISK_BIN" serve "$img" --listen "127.0.0.1:$FILTERED_PORT" $VDISK_FLAGS $FILTERED_FLAGS >"$work/filtered.log" 2>&1 &
+		filtered_pid=$!
+		wait_export "$furi" "$filtered_pid" "filtered vdisk"
+	fi
 }
 vuri=nbd://127.0.0.1:$VDISK_PORT/$export_name
 kuri=nbd://127.0.0.1:$NBDKIT_PORT/
+furi=nbd://127.0.0.1:$FILTERED_PORT/$export_name
 start_servers
 
 vsize=$(nbdinfo --size "$vuri") ksize=$(nbdinfo --size "$kuri")
@@ -192,7 +207,11 @@ for w in $WORKLOADS; do fio_args "$w" >/dev/null; done
 
 run_fio() { # SERVER WORKLOAD ROUND -> appends "value cpu_us_per_io" to $work/res.SERVER.WORKLOAD
 	local server=$1 w=$2 round=$3 uri pid out rc t0 t1 errs ios value
-	if [ "$server" = vdisk ]; then uri=$vuri pid=$vdisk_pid; else uri=$kuri pid=$nbdkit_pid; fi
+	case $server in
+	vdisk) uri=$vuri pid=$vdisk_pid ;;
+	filtered) uri=$furi pid=$filtered_pid ;;
+	*) uri=$kuri pid=$nbdkit_pid ;;
+	esac
 	out=$work/$w.$server.$round.json
 	t0=$(cpu_ticks "$pid")
 	# shellcheck disable=SC2046
@@ -217,13 +236,15 @@ run_fio() { # SERVER WORKLOAD ROUND -> appends "value cpu_us_per_io" to $work/re
 }
 
 nw=$(wc -w <<<"$WORKLOADS")
+ns=$(wc -w <<<"$servers")
 echo "== vdisk $VDISK_FLAGS on :$VDISK_PORT ($export_name), nbdkit file+partition --threads $NBDKIT_THREADS on :$NBDKIT_PORT"
-echo "== $ROUNDS round(s) x $nw workload(s) x 2 servers x ${SECS}s: about $((ROUNDS * nw * 2 * (SECS + 1)))s; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+[ -z "$FILTERED_FLAGS" ] || echo "== filtered: vdisk $VDISK_FLAGS $FILTERED_FLAGS on :$FILTERED_PORT"
+echo "== $ROUNDS round(s) x $nw workload(s) x $ns servers x ${SECS}s: about $((ROUNDS * nw * ns * (SECS + 1)))s; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 bench_start=$(date +%s)
 for ((round = 1; round <= ROUNDS; round++)); do
 	for w in $WORKLOADS; do
 		# Alternate which server goes first so that neither always follows the other.
-		if ((round % 2)); then order="vdisk nbdkit"; else order="nbdkit vdisk"; fi
+		if ((round % 2)); then order=$servers; else order=$(tr ' ' '\n' <<<"$servers" | tac | xargs); fi
 		for s in $order; do run_fio "$s" "$w" "$round"; done
 	done
 done
@@ -251,6 +272,18 @@ for w in $WORKLOADS; do
 	awk -v w="$w" -v u="$(unit "$w")" -v v="$v" -v k="$k" -v vc="$vc" -v kc="$kc" 'BEGIN {
 		printf "%-17s %6s %12.1f %12.1f %7.2f  %8.1fus %8.1fus\n", w, u, v, k, (k > 0 ? v / k : 0), vc, kc }'
 done
+if [ -n "$FILTERED_FLAGS" ]; then
+	echo
+	echo "filtered ($FILTERED_FLAGS) vs plain vdisk, same rounds (target: >= 0.90)"
+	printf '%-17s %6s %12s %12s %7s  %10s\n' workload unit filtered vdisk ratio "filt. CPU"
+	for w in $WORKLOADS; do
+		f=$(cut -d' ' -f1 "$work/res.filtered.$w" | median)
+		v=$(cut -d' ' -f1 "$work/res.vdisk.$w" | median)
+		fc=$(cut -d' ' -f2 "$work/res.filtered.$w" | median)
+		awk -v w="$w" -v u="$(unit "$w")" -v f="$f" -v v="$v" -v fc="$fc" 'BEGIN {
+			printf "%-17s %6s %12.1f %12.1f %7.2f  %8.1fus\n", w, u, f, v, (v > 0 ? f / v : 0), fc }'
+	done
+fi
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
 echo
 echo "vdisk RSS: peak $(mib "$rss_peak") sampled, VmHWM $(mib "$hwm"); idle $(mib "$rss_idle_before") before, $(mib "$rss_idle_after") after the load (target: < 100 MiB)"

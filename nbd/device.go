@@ -185,11 +185,23 @@ type Request struct {
 
 // Requestor identifies the client: its remote address for TCP ("ip:port"),
 // or for a unix socket "unix:@PID#N" (the peer's process id, when the kernel
-// tells it, and the server's connection number) or "unix:PATH#N".
-func (r *Request) Requestor() string { return r.c.requestor }
+// tells it, and the server's connection number) or "unix:PATH#N". A nil
+// Request (a Device called directly, outside any connection) has none.
+func (r *Request) Requestor() string {
+	if r == nil || r.c == nil {
+		return ""
+	}
+	return r.c.requestor
+}
 
-// Export is the name of the export the request addresses.
-func (r *Request) Export() string { return r.c.exp.Name }
+// Export is the name of the export the request addresses ("" for a nil
+// Request).
+func (r *Request) Export() string {
+	if r == nil || r.c == nil || r.c.exp == nil {
+		return ""
+	}
+	return r.c.exp.Name
+}
 
 // Command is the request type.
 func (r *Request) Command() Command { return r.cmd }
