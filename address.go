@@ -1,10 +1,14 @@
 package vdisk
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/vdisk-dev/vdisk/partition"
 )
 
 // Address is a parsed CLI operand: a host path, or a place on a volume of an
@@ -100,9 +104,12 @@ func ParseAddress(s string, volumeOnly bool) (Address, error) {
 			s = s[:i]
 		}
 		if _, err := os.Stat(s); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return Address{}, fmt.Errorf("%s: no such image file", s)
+			}
 			return Address{}, fmt.Errorf("image %s: %w", s, err)
 		}
-		return Address{}, fmt.Errorf("%s is not a disk image file", s)
+		return Address{}, fmt.Errorf("%s is a directory, not a disk image file", s)
 	}
 	return Address{Path: s}, nil
 }
@@ -114,4 +121,68 @@ func (a Address) VolumeName() string {
 		return ImageName(a.Image) + "@" + strconv.Itoa(a.Partition)
 	}
 	return ImageName(a.Image)
+}
+
+// plural is "1 partition" or "n partitions".
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return strconv.Itoa(n) + " " + what + "s"
+}
+
+// VolumeAt opens the volume an image address names, once its image was
+// added. Unlike OpenVolume, which speaks in export names, its errors speak
+// in the operand the user typed and say what the image does hold:
+// `disk.img@3: no partition 3 (disk.img has 2 partitions)`.
+func (s *System) VolumeAt(a Address, requestor string) (*Volume, error) {
+	if a.IsHost() {
+		return nil, fmt.Errorf("%s is a host path, not IMAGE[@N]", a.Path)
+	}
+	img := s.Image(ImageName(a.Image))
+	if img == nil || img.Path != a.Image {
+		return nil, fmt.Errorf("%s: image not opened", a.Image)
+	}
+	vol := Address{Image: a.Image, Partition: a.Partition}
+	n := len(img.Partitions)
+	switch {
+	case a.Partition > 0 && n == 0:
+		what := "has no partition table"
+		if img.Table.Kind != partition.None {
+			what = "has an empty " + img.Table.Kind.String() + " partition table"
+		}
+		return nil, fmt.Errorf("%s: no partition %d (%s %s: name the whole disk, %s)",
+			vol, a.Partition, a.Image, what, Address{Image: a.Image, Path: a.Path, HasPath: a.HasPath})
+	case a.Partition > n:
+		return nil, fmt.Errorf("%s: no partition %d (%s has %s)", vol, a.Partition, a.Image, plural(n, "partition"))
+	case a.Partition == 0 && len(img.Volumes) == 0:
+		return nil, fmt.Errorf("%s: no volume (its %s partition table is empty)", a.Image, img.Table.Kind)
+	case a.Partition == 0 && len(img.Volumes) > 1:
+		return nil, fmt.Errorf("%s has %s: name one, e.g. %s", a.Image, plural(n, "partition"),
+			Address{Image: a.Image, Partition: 1, Path: a.Path, HasPath: a.HasPath})
+	}
+	return s.OpenVolume(a.VolumeName(), requestor)
+}
+
+// NotVolumeReason says why ParseAddress took s for a host path rather than
+// IMAGE[@N]:/path, for a command that wants the latter.
+func NotVolumeReason(s string) string {
+	i := strings.Index(s, ":/")
+	if i <= 0 {
+		if _, _, ok := splitImage(s); ok {
+			return "there is no :/path after the image (its root directory is " + s + ":/)"
+		}
+		return "there is no :/ after an image file name"
+	}
+	img := s[:i]
+	if fi, err := os.Stat(img); err == nil && fi.IsDir() {
+		return img + " is a directory, not an image file"
+	}
+	if j := strings.LastIndexByte(img, '@'); j > 0 {
+		if fi, err := os.Stat(img[:j]); err == nil && !fi.IsDir() {
+			return fmt.Sprintf("%q is not a partition number (1, 2, ...)", img[j+1:])
+		}
+		img = img[:j]
+	}
+	return "no image file " + img
 }

@@ -1,6 +1,7 @@
 package vdisk
 
 import (
+	"encoding/json"
 	"fmt"
 	"strconv"
 
@@ -43,6 +44,30 @@ type FileSystemInfo struct {
 	Used        int64  `json:"used,omitempty"`
 	Free        int64  `json:"free,omitempty"`
 	Error       string `json:"error,omitempty"`
+}
+
+// mountedFS is FileSystemInfo as JSON when a file system answered: every
+// field is present, so a script reads "used": 0 or "label": "" rather
+// than a missing key.
+type mountedFS struct {
+	Type        string `json:"type"`
+	Label       string `json:"label"`
+	Serial      string `json:"serial"`
+	ClusterSize int64  `json:"cluster_size"`
+	Size        int64  `json:"size"`
+	Used        int64  `json:"used"`
+	Free        int64  `json:"free"`
+}
+
+// MarshalJSON writes every field for a mounted file system, and only
+// type (RAW) or error otherwise, where the sizes would mean nothing.
+func (f FileSystemInfo) MarshalJSON() ([]byte, error) {
+	if f.Error != "" || f.Type == "" || f.Type == "RAW" {
+		type plain FileSystemInfo // without the method, to not recurse
+		return json.Marshal(plain(f))
+	}
+	return json.Marshal(mountedFS{Type: f.Type, Label: f.Label, Serial: f.Serial, ClusterSize: f.ClusterSize,
+		Size: f.Size, Used: f.Used, Free: f.Free})
 }
 
 // Describe summarises an image's disk, partitions and the file systems on

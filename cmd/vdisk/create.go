@@ -1,11 +1,16 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
 
 	"github.com/dustin/go-humanize"
 	"github.com/urfave/cli/v2"
 	"github.com/vdisk-dev/vdisk"
+	"github.com/vdisk-dev/vdisk/fsd/fat"
 	"github.com/vdisk-dev/vdisk/partition"
 )
 
@@ -18,8 +23,12 @@ func createCommand() *cli.Command {
 TYPE is fat12, fat16, fat32, esp, linux or raw; LABEL is the GPT partition name and, for
 FAT-typed partitions (esp is FAT32), the volume label: they are formatted.
 
-Example:
-   vdisk create disk.img --size 256MiB --table gpt --part 64MiB:esp:EFI --part rest:fat32:DATA`,
+With --table none the whole disk is one volume (a "superfloppy"); --part rest:TYPE[:LABEL]
+formats it.
+
+Examples:
+   vdisk create disk.img --size 256MiB --table gpt --part 64MiB:esp:EFI --part rest:fat32:DATA
+   vdisk create floppy.img --size 1440KiB --table none --part rest:fat12:BOOT`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "size", Usage: "image size (64MiB, 1.5GB, 4096); required"},
 			&cli.StringFlag{Name: "table", Usage: "partition table: gpt, mbr or none", Value: "gpt"},
@@ -56,15 +65,57 @@ Example:
 				if err != nil {
 					return usagef("create: %v", err)
 				}
+				if isFATType(spec.Type) && spec.Label != "" && !c.Bool("no-format") {
+					// Refuse before the image exists rather than
+					// when formatting it.
+					if _, err := fat.EncodeVolumeLabel(spec.Label, nil); err != nil {
+						return usagef("create: --part %q: %s", s, fatReason(err))
+					}
+				}
 				specs = append(specs, spec)
 			}
-			t, err := vdisk.CreateImage(path, vdisk.CreateOptions{Size: int64(size), Table: kind,
-				SectorSize: c.Int("sector-size"), Parts: specs, Overwrite: c.Bool("force"), NoFormat: c.Bool("no-format")})
-			if err != nil {
-				return err
+			opts := vdisk.CreateOptions{Size: int64(size), Table: kind,
+				SectorSize: c.Int("sector-size"), Parts: specs, Overwrite: c.Bool("force"), NoFormat: c.Bool("no-format")}
+			if kind == partition.None && len(specs) > 0 {
+				// A disk without a table holds one file system over
+				// all of it (a "superfloppy"): --part rest:fat12:LABEL.
+				if len(specs) > 1 || specs[0].Size != partition.Rest || !isFATType(specs[0].Type) {
+					return usagef("create: --table none holds one file system on the whole disk: --part rest:TYPE[:LABEL] with TYPE fat12, fat16, fat32 or esp")
+				}
+				opts.Parts = nil
+				if !opts.NoFormat {
+					opts.FormatNone, opts.Label = specs[0].Type, specs[0].Label
+					if opts.FormatNone == "esp" {
+						opts.FormatNone = "fat32"
+					}
+				}
 			}
-			fmt.Printf("%s: %s, %s table, %d partition(s)\n", path, humanize.IBytes(size), t.Kind, len(t.Partitions))
+			if dir := filepath.Dir(path); dir != "" {
+				if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+					return fmt.Errorf("create %s: directory %s does not exist", path, dir)
+				}
+			}
+			t, err := vdisk.CreateImage(path, opts)
+			if err != nil {
+				// "format disk@2: fat: format:" repeats what the
+				// message already says, in the library's names.
+				return errors.New(libraryPrefix.ReplaceAllString(err.Error(), ""))
+			}
+			fmt.Printf("%s: %s, %s\n", path, humanize.IBytes(size), tableText(t.Kind.String(), len(t.Partitions)))
 			return nil
 		},
 	})
+}
+
+// libraryPrefix matches the layers of names the library puts in front of
+// a format error ("format disk@2: fat: format: ").
+var libraryPrefix = regexp.MustCompile(`format [^ :]+: fat: format: `)
+
+// isFATType reports whether a --part TYPE is formatted with FAT.
+func isFATType(t string) bool {
+	switch t {
+	case "fat12", "fat16", "fat32", "esp":
+		return true
+	}
+	return false
 }

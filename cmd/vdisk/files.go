@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,8 +10,8 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/dustin/go-humanize"
@@ -27,6 +28,9 @@ type session struct {
 	images   map[string]bool
 	filtered bool
 	trace    *tracePrinter
+	// progress is set when progress bars may draw on stderr: it is a
+	// terminal and no --trace writes there.
+	progress bool
 }
 
 func newSession(requestor string, writable bool) *session {
@@ -39,7 +43,7 @@ func (s *session) add(addrs ...vdisk.Address) error {
 		if a.IsHost() || s.images[a.Image] {
 			continue
 		}
-		img, err := s.sys.AddImage(a.Image, !s.writable)
+		img, err := addImage(s.sys, a.Image, !s.writable)
 		if err != nil {
 			return err
 		}
@@ -59,6 +63,7 @@ func (s *session) applyFilters(c *cli.Context) error {
 		return nil
 	}
 	s.filtered = true
+	s.progress = stderrIsTerminal() && !c.Bool("trace")
 	specs := c.StringSlice("filter")
 	if c.Bool("trace") {
 		specs = append(specs, "monitor", "trace")
@@ -99,11 +104,7 @@ func (s *session) volume(a vdisk.Address, requestor string) (*vdisk.Volume, erro
 	if err := s.add(a); err != nil {
 		return nil, err
 	}
-	v, err := s.sys.OpenVolume(a.VolumeName(), requestor)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", a.Image, err)
-	}
-	return v, nil
+	return s.sys.VolumeAt(a, requestor)
 }
 
 // close dismounts cleanly (flushing everything) and reports the first error.
@@ -121,6 +122,21 @@ func (s *session) close(err error) error {
 	return nil
 }
 
+// volumeOnly parses an operand that must name a volume (IMAGE or IMAGE@N)
+// and no path in it: label and format act on the whole volume, and a path
+// would suggest otherwise.
+func volumeOnly(cmd, s string) (vdisk.Address, error) {
+	a, err := vdisk.ParseAddress(s, true)
+	if err != nil {
+		return a, err
+	}
+	if a.HasPath {
+		vol := vdisk.Address{Image: a.Image, Partition: a.Partition}
+		return a, usagef("%s: %s names a path; %s acts on the whole volume, %s", cmd, s, cmd, vol)
+	}
+	return a, nil
+}
+
 // volumePath parses an operand that must be VOLUME:/path.
 func volumePath(cmd, s string) (vdisk.Address, error) {
 	a, err := vdisk.ParseAddress(s, false)
@@ -128,7 +144,7 @@ func volumePath(cmd, s string) (vdisk.Address, error) {
 		return a, err
 	}
 	if a.IsHost() {
-		return a, usagef("%s: %q is not IMAGE[@N]:/path (does the image exist?)", cmd, s)
+		return a, usagef("%s: %s is not IMAGE[@N]:/path: %s", cmd, s, vdisk.NotVolumeReason(s))
 	}
 	return a, nil
 }
@@ -163,8 +179,22 @@ func lsCommand() *cli.Command {
 		Name:      "ls",
 		Usage:     "list a directory of a volume",
 		ArgsUsage: "VOLUME:/path",
-		Description: `Example:
-   vdisk ls -l disk.img@1:/EFI/BOOT`,
+		Description: `Lists a directory (or names one file). Hidden and system entries show with -a.
+-l adds attributes (d directory, r read-only, h hidden, s system, a archive), size and
+modification time.
+
+--json prints an array of objects with these fields (stable names):
+   path         absolute path in the volume, "/EFI/BOOT/BOOTX64.EFI"
+   name         long name
+   short_name   8.3 name, when it differs from name (omitted otherwise)
+   dir          true for a directory
+   size         bytes
+   modified     last write time, RFC 3339
+   attributes   five letters as with -l, "-" for a clear bit
+
+Examples:
+   vdisk ls -l disk.img@1:/EFI/BOOT
+   vdisk ls -R --json disk.img@1:/ | jq -r '.[] | select(.dir | not) | .path'`,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "l", Usage: "long format: attributes, size, time"},
 			&cli.BoolFlag{Name: "a", Usage: "include hidden and system entries"},
@@ -190,7 +220,7 @@ func lsCommand() *cli.Command {
 			}
 			info, err := v.Stat(a.Path)
 			if err != nil {
-				return err
+				return explain("ls", a, v, err)
 			}
 			var out []lsEntry
 			add := func(dir string, e fs.DirEntry) {
@@ -225,7 +255,7 @@ func lsCommand() *cli.Command {
 					return nil
 				}
 				if err := walk(a.Path); err != nil {
-					return err
+					return explain("ls", a, v, err)
 				}
 			}
 			if c.Bool("json") {
@@ -236,7 +266,12 @@ func lsCommand() *cli.Command {
 				enc.SetIndent("", "  ")
 				return enc.Encode(out)
 			}
-			tw := tabwriter.NewWriter(os.Stdout, 1, 8, 1, ' ', tabwriter.AlignRight)
+			// Sizes right-aligned in a column as wide as the largest.
+			width := 1
+			for _, e := range out {
+				width = max(width, len(strconv.FormatInt(e.Size, 10)))
+			}
+			w := bufio.NewWriter(os.Stdout)
 			for _, e := range out {
 				name := e.Name
 				if c.Bool("R") {
@@ -246,12 +281,12 @@ func lsCommand() *cli.Command {
 					name += "/"
 				}
 				if c.Bool("l") {
-					fmt.Fprintf(tw, "%s\t%d\t %s\t %s\n", e.Attributes, e.Size, e.Modified.Format("2006-01-02 15:04:05"), name)
+					fmt.Fprintf(w, "%s %*d %s %s\n", e.Attributes, width, e.Size, e.Modified.Format("2006-01-02 15:04:05"), name)
 				} else {
-					fmt.Fprintln(tw, name)
+					fmt.Fprintln(w, name)
 				}
 			}
-			return tw.Flush()
+			return w.Flush()
 		},
 	})
 }
@@ -261,7 +296,9 @@ func catCommand() *cli.Command {
 		Name:      "cat",
 		Usage:     "write a file of a volume to standard output",
 		ArgsUsage: "VOLUME:/path",
-		Description: `Example:
+		Description: `Several files are written one after another, as cat(1) does.
+
+Example:
    vdisk cat disk.img@1:/EFI/BOOT/grub.cfg`,
 		Action: func(c *cli.Context) (err error) {
 			if c.NArg() < 1 {
@@ -278,14 +315,21 @@ func catCommand() *cli.Command {
 				if err != nil {
 					return err
 				}
+				// A directory opens fine and fails only on the first
+				// read, with a status that would not say why.
+				if fi, err := v.Stat(a.Path); err != nil {
+					return explain("cat", a, v, err)
+				} else if fi.IsDir() {
+					return fmt.Errorf("cat %s: is a directory (vdisk ls lists it)", a)
+				}
 				f, err := v.Open(a.Path)
 				if err != nil {
-					return err
+					return explain("cat", a, v, err)
 				}
 				_, err = io.Copy(os.Stdout, f)
 				f.Close()
 				if err != nil {
-					return err
+					return explain("cat", a, v, err)
 				}
 			}
 			return nil
@@ -321,8 +365,14 @@ func mkdirCommand() *cli.Command {
 				} else {
 					err = v.Mkdir(a.Path)
 				}
+				if errors.Is(err, iomgr.StatusNotADirectory) {
+					// MkdirAll met a file where a directory should be.
+					var pe *fs.PathError
+					errors.As(err, &pe)
+					return fmt.Errorf("mkdir %s: %s is a file, not a directory", a, vdisk.Address{Image: a.Image, Partition: a.Partition, Path: pe.Path, HasPath: true})
+				}
 				if err != nil {
-					return err
+					return explain("mkdir", a, v, err)
 				}
 			}
 			return nil
@@ -359,7 +409,7 @@ func rmCommand() *cli.Command {
 				}
 				info, err := v.Stat(a.Path)
 				if err != nil {
-					return err
+					return explain("rm", a, v, err)
 				}
 				if info.IsDir() && !c.Bool("r") {
 					return fmt.Errorf("rm %s: is a directory (use -r)", arg)
@@ -370,7 +420,7 @@ func rmCommand() *cli.Command {
 					err = v.Remove(a.Path)
 				}
 				if err != nil {
-					return err
+					return explain("rm", a, v, err)
 				}
 			}
 			return nil
@@ -409,11 +459,38 @@ func mvCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			if src.Path == "." {
+				return fmt.Errorf("mv %s: cannot move the root directory", src)
+			}
+			if _, err := v.Stat(src.Path); err != nil {
+				return explain("mv", src, v, err)
+			}
 			target := dst.Path
-			if info, err := v.Stat(target); err == nil && info.IsDir() {
+			// Into an existing directory, unless that "directory" is
+			// the source itself under another case: FAT names are
+			// case-insensitive, and `mv a A` changes the case.
+			if info, err := v.Stat(target); err == nil && info.IsDir() && !strings.EqualFold(target, src.Path) {
 				target = path.Join(target, path.Base(src.Path))
 			}
-			return v.Rename(src.Path, target, true)
+			to := vdisk.Address{Image: dst.Image, Partition: dst.Partition, Path: target, HasPath: true}
+			if strings.HasPrefix(strings.ToUpper(target), strings.ToUpper(src.Path)+"/") {
+				// The FSD answers only "invalid parameter".
+				return fmt.Errorf("mv %s %s: cannot move a directory into itself", src, to)
+			}
+			err = v.Rename(src.Path, target, true)
+			switch {
+			case err == nil:
+				return nil
+			case errors.Is(err, iomgr.StatusObjectNameInvalid):
+				// The status comes back on the source's name, but
+				// it is the new name that FAT cannot hold.
+				return fmt.Errorf("mv %s %s: %s (%s)", src, to, nameReason(target), iomgr.StatusObjectNameInvalid.Name())
+			case errors.Is(err, iomgr.StatusObjectPathNotFound):
+				return fmt.Errorf("mv %s %s: %s (%s)", src, to, missingParent(v, target), iomgr.StatusObjectPathNotFound.Name())
+			case errors.Is(err, iomgr.StatusObjectNameCollision), errors.Is(err, iomgr.StatusAccessDenied):
+				return fmt.Errorf("mv %s %s: %s exists and cannot be replaced (%s)", src, to, to, iomgr.StatusOf(err).Name())
+			}
+			return explain("mv", src, v, err)
 		},
 	})
 }
@@ -423,13 +500,17 @@ func labelCommand() *cli.Command {
 		Name:      "label",
 		Usage:     "show or set a volume's label",
 		ArgsUsage: "VOLUME [LABEL]",
-		Description: `Example:
+		Description: `A FAT label is at most 11 characters of the code page, without control characters
+or any of *?/\|.,;:+=[]<>"; it is stored upper-cased. "" removes the label.
+
+Examples:
+   vdisk label disk.img@1          # prints the label
    vdisk label disk.img@1 EFI`,
 		Action: func(c *cli.Context) (err error) {
 			if c.NArg() < 1 || c.NArg() > 2 {
 				return usagef("label: want VOLUME [LABEL]")
 			}
-			a, err := vdisk.ParseAddress(c.Args().First(), true)
+			a, err := volumeOnly("label", c.Args().First())
 			if err != nil {
 				return err
 			}
@@ -443,11 +524,18 @@ func labelCommand() *cli.Command {
 				return err
 			}
 			if c.NArg() == 2 {
-				return v.SetLabel(c.Args().Get(1))
+				label := c.Args().Get(1)
+				if err := v.SetLabel(label); err != nil {
+					if why := labelReason(label); why != "" {
+						return fmt.Errorf("label %s: %s", a, why)
+					}
+					return explain("label", a, v, err)
+				}
+				return nil
 			}
 			info, err := v.Info()
 			if err != nil {
-				return err
+				return explain("label", a, v, err)
 			}
 			fmt.Println(info.Label)
 			return nil
@@ -461,6 +549,10 @@ func cpCommand() *cli.Command {
 		Usage:     "copy files between the host and volumes",
 		ArgsUsage: "SRC... DST",
 		Description: `Either side may be VOLUME:/path or a host path; - is standard input or output.
+With several SRCs, or a SRC directory, DST is a directory; a SRC directory is copied
+into it under its own name (with -r). Modification times are kept. A copy that finds
+the volume full is removed, and the error says how much room there was.
+When standard error is a terminal, a progress bar counts the bytes.
 
 Examples:
    vdisk cp -r ./boot/ disk.img@1:/
@@ -496,13 +588,33 @@ Examples:
 			}
 			dstIsDir := dstNode.isDir()
 			if len(srcs) > 1 && !dstIsDir {
-				return fmt.Errorf("cp: target %s is not a directory", dst)
+				return fmt.Errorf("cp: target %s is not a directory (copying %d sources)", dstNode, len(srcs))
 			}
+			var srcNodes []node
 			for _, src := range srcs {
-				srcNode, err := cp.node(src)
+				n, err := cp.node(src)
 				if err != nil {
 					return err
 				}
+				if err := n.check(); err != nil {
+					return err
+				}
+				srcNodes = append(srcNodes, n)
+			}
+			if s.progress {
+				total := int64(0)
+				for _, n := range srcNodes {
+					size := cp.size(n)
+					if size < 0 {
+						total = -1
+						break
+					}
+					total += size
+				}
+				cp.bar = newProgress(os.Stderr, true, total, "copying")
+				defer func() { cp.bar.finish(err) }()
+			}
+			for _, srcNode := range srcNodes {
 				target := dstNode
 				if dstIsDir {
 					target = dstNode.child(srcNode.base())
@@ -520,14 +632,40 @@ Examples:
 type node struct {
 	vol  *vdisk.Volume // nil for the host
 	path string        // host path, or volume path ("." is the root)
-	addr vdisk.Address
+	addr vdisk.Address // the volume's address, for messages
 }
 
+// String is the node as the user would type it.
 func (n node) String() string {
 	if n.vol == nil {
 		return n.path
 	}
-	return n.addr.Image + ":/" + strings.TrimPrefix(n.path, ".")
+	return vdisk.Address{Image: n.addr.Image, Partition: n.addr.Partition, Path: n.path, HasPath: true}.String()
+}
+
+// check reports a source that does not exist, naming it.
+func (n node) check() error {
+	if n.vol == nil {
+		if n.path == "-" {
+			return nil
+		}
+		if _, err := os.Stat(n.path); err != nil {
+			return hostError(n.path, err)
+		}
+		return nil
+	}
+	_, err := n.vol.Stat(n.path)
+	return explain("cp", n.addr, n.vol, err)
+}
+
+// hostError says what went wrong with a host path in the words of the
+// other file errors ("cp PATH: no such file or directory").
+func hostError(p string, err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return &explained{msg: fmt.Sprintf("cp %s: %v", p, pe.Err), err: err}
+	}
+	return fmt.Errorf("cp %s: %w", p, err)
 }
 
 func (n node) isDir() bool {
@@ -556,10 +694,12 @@ func (n node) child(name string) node {
 	return node{vol: n.vol, path: path.Join(n.path, name), addr: n.addr}
 }
 
+// copier copies nodes, sharing one buffer and one progress bar.
 type copier struct {
 	s         *session
 	recursive bool
 	buf       []byte
+	bar       *progress // nil: no bar
 }
 
 func (cp *copier) node(a vdisk.Address) (node, error) {
@@ -573,10 +713,53 @@ func (cp *copier) node(a vdisk.Address) (node, error) {
 	return node{vol: v, path: a.Path, addr: a}, nil
 }
 
+// size is the number of bytes copying n will move (what -r would copy of
+// a directory), or -1 when it cannot be known up front (standard input).
+func (cp *copier) size(n node) int64 {
+	switch {
+	case n.vol == nil && n.path == "-":
+		return -1
+	case n.vol == nil:
+		var total int64
+		_ = filepath.WalkDir(n.path, func(_ string, d fs.DirEntry, err error) error {
+			if err != nil || !cp.recursive && d.IsDir() && total > 0 {
+				return nil
+			}
+			if d.Type().IsRegular() {
+				if fi, err := d.Info(); err == nil {
+					total += fi.Size()
+				}
+			}
+			return nil
+		})
+		return total
+	}
+	fi, err := n.vol.Stat(n.path)
+	if err != nil {
+		return 0
+	}
+	if !fi.IsDir() {
+		return fi.Size()
+	}
+	if !cp.recursive {
+		return 0
+	}
+	var total int64
+	_ = fs.WalkDir(n.vol, n.path, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if fi, err := d.Info(); err == nil {
+				total += fi.Size()
+			}
+		}
+		return nil
+	})
+	return total
+}
+
 func (cp *copier) copy(src, dst node) error {
 	if src.isDir() {
 		if !cp.recursive {
-			return fmt.Errorf("cp: %s is a directory (use -r)", src)
+			return fmt.Errorf("cp %s: is a directory (use -r)", src)
 		}
 		return cp.copyDir(src, dst)
 	}
@@ -586,16 +769,16 @@ func (cp *copier) copy(src, dst node) error {
 func (cp *copier) copyDir(src, dst node) error {
 	if dst.vol == nil {
 		if err := os.MkdirAll(dst.path, 0o755); err != nil {
-			return err
+			return hostError(dst.path, err)
 		}
 	} else if err := dst.vol.MkdirAll(dst.path); err != nil {
-		return err
+		return explain("cp", dst.addr, dst.vol, err)
 	}
 	var names []string
 	if src.vol == nil {
 		entries, err := os.ReadDir(src.path)
 		if err != nil {
-			return err
+			return hostError(src.path, err)
 		}
 		for _, e := range entries {
 			names = append(names, e.Name())
@@ -603,7 +786,7 @@ func (cp *copier) copyDir(src, dst node) error {
 	} else {
 		entries, err := src.vol.ReadDir(src.path)
 		if err != nil {
-			return err
+			return explain("cp", src.addr, src.vol, err)
 		}
 		for _, e := range entries {
 			names = append(names, e.Name())
@@ -620,35 +803,47 @@ func (cp *copier) copyDir(src, dst node) error {
 func (cp *copier) copyFile(src, dst node) error {
 	var r io.Reader
 	var mtime time.Time
+	size := int64(-1)
 	switch {
 	case src.vol == nil && src.path == "-":
 		r = os.Stdin
 	case src.vol == nil:
 		f, err := os.Open(src.path)
 		if err != nil {
-			return err
+			return hostError(src.path, err)
 		}
 		defer f.Close()
 		if fi, err := f.Stat(); err == nil {
 			if !fi.Mode().IsRegular() {
-				return fmt.Errorf("cp: %s is not a regular file", src)
+				return fmt.Errorf("cp %s: not a regular file", src)
 			}
-			mtime = fi.ModTime()
+			mtime, size = fi.ModTime(), fi.Size()
 		}
 		r = f
 	default:
 		f, err := src.vol.Open(src.path)
 		if err != nil {
-			return err
+			return explain("cp", src.addr, src.vol, err)
 		}
 		defer f.Close()
 		if fi, err := f.Stat(); err == nil {
-			mtime = fi.ModTime()
+			mtime, size = fi.ModTime(), fi.Size()
 		}
 		r = f
 	}
+	if cp.bar != nil {
+		r = &countingReader{r: r, p: cp.bar}
+	}
 	if cp.buf == nil {
 		cp.buf = make([]byte, 1<<20)
+	}
+	// Read errors come from the source and write errors from the
+	// destination; each is explained in the terms of its own side.
+	readErr := func(err error) error {
+		if src.vol != nil {
+			return explain("cp", src.addr, src.vol, err)
+		}
+		return hostError(src.path, err)
 	}
 	switch {
 	case dst.vol == nil && dst.path == "-":
@@ -657,14 +852,18 @@ func (cp *copier) copyFile(src, dst node) error {
 	case dst.vol == nil:
 		f, err := os.Create(dst.path)
 		if err != nil {
-			return err
+			return hostError(dst.path, err)
 		}
-		if _, err := io.CopyBuffer(f, r, cp.buf); err != nil {
+		w := &sideWriter{w: f}
+		if _, err := io.CopyBuffer(w, r, cp.buf); err != nil {
 			f.Close()
-			return err
+			if w.err != nil {
+				return hostError(dst.path, err)
+			}
+			return readErr(err)
 		}
 		if err := f.Close(); err != nil {
-			return err
+			return hostError(dst.path, err)
 		}
 		if !mtime.IsZero() {
 			_ = os.Chtimes(dst.path, mtime, mtime)
@@ -673,23 +872,52 @@ func (cp *copier) copyFile(src, dst node) error {
 	default:
 		f, err := dst.vol.Create(dst.path)
 		if err != nil {
-			return err
+			return explain("cp", dst.addr, dst.vol, err)
 		}
-		if _, err := io.CopyBuffer(struct{ io.Writer }{f}, r, cp.buf); err != nil {
+		w := &sideWriter{w: f}
+		if _, err := io.CopyBuffer(w, r, cp.buf); err != nil {
 			f.Close()
-			if errors.Is(err, iomgr.StatusDiskFull) {
-				if info, ierr := dst.vol.Info(); ierr == nil {
-					return fmt.Errorf("%w (%s free on %s)", err, humanize.IBytes(uint64(info.FreeBytes)), dst.addr.Image)
-				}
+			if w.err == nil {
+				return readErr(err)
 			}
-			return err
+			if errors.Is(err, iomgr.StatusDiskFull) {
+				return cp.full(src, dst, size, err)
+			}
+			return explain("cp", dst.addr, dst.vol, err)
 		}
 		if err := f.Close(); err != nil {
-			return err
+			return explain("cp", dst.addr, dst.vol, err)
 		}
 		if !mtime.IsZero() {
-			return dst.vol.Chtimes(dst.path, time.Time{}, mtime)
+			return explain("cp", dst.addr, dst.vol, dst.vol.Chtimes(dst.path, time.Time{}, mtime))
 		}
 		return nil
 	}
+}
+
+// full reports a copy that ran out of room. The partial file is removed,
+// so the volume is left as it was and the free space reported is what
+// there was for the file.
+func (cp *copier) full(src, dst node, size int64, err error) error {
+	_ = dst.vol.Remove(dst.path)
+	need := ""
+	if size >= 0 {
+		need = fmt.Sprintf("; %s is %s", src, humanize.IBytes(uint64(size)))
+	}
+	return &explained{msg: fmt.Sprintf("cp %s: %s%s (%s)", dst, fullReason(dst.vol), need, iomgr.StatusDiskFull.Name()), err: err}
+}
+
+// sideWriter remembers whether a failed copy failed on the write side:
+// io.Copy returns read and write errors alike.
+type sideWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (s *sideWriter) Write(p []byte) (int, error) {
+	n, err := s.w.Write(p)
+	if err != nil {
+		s.err = err
+	}
+	return n, err
 }

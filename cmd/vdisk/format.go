@@ -2,11 +2,12 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"strconv"
+	"strings"
 
 	"github.com/dustin/go-humanize"
 	"github.com/urfave/cli/v2"
-	"github.com/vdisk-dev/vdisk"
 	"github.com/vdisk-dev/vdisk/fsd/fat"
 )
 
@@ -17,6 +18,9 @@ func formatCommand() *cli.Command {
 		ArgsUsage: "VOLUME",
 		Description: `Options left out are chosen like mkfs.fat. The volume is dismounted and opened
 directly through the raw file system.
+
+Formatting erases what the volume held. When standard error is a terminal, a progress
+bar counts the bytes written.
 
 Examples:
    vdisk format disk.img@1 --fat 32 --label EFI
@@ -35,7 +39,7 @@ Examples:
 			if c.NArg() != 1 {
 				return usagef("format: want one VOLUME (IMAGE or IMAGE@N)")
 			}
-			a, err := vdisk.ParseAddress(c.Args().First(), true)
+			a, err := volumeOnly("format", c.Args().First())
 			if err != nil {
 				return err
 			}
@@ -65,9 +69,33 @@ Examples:
 			if err := s.open(c, a); err != nil {
 				return err
 			}
-			res, err := s.sys.Format(a.VolumeName(), opts, "vdisk format")
-			if err != nil {
+			if _, err := s.volume(a, "vdisk format"); err != nil {
 				return err
+			}
+			if opts.Label != "" {
+				if _, err := fat.EncodeVolumeLabel(opts.Label, nil); err != nil {
+					return usagef("format: --label: %s", fatReason(err))
+				}
+			}
+			// The total is known only once Format has chosen the
+			// layout, so the bar starts at its first report.
+			var bar *progress
+			if s.progress {
+				opts.Progress = func(done, total int64) {
+					if bar == nil {
+						bar = newProgress(os.Stderr, true, total, "formatting")
+					}
+					bar.set(done, total)
+				}
+			}
+			res, err := s.sys.Format(a.VolumeName(), opts, "vdisk format")
+			bar.finish(err)
+			if err != nil {
+				// The library names the export (disk@1) and the
+				// package (fat: format:); the user typed disk.img@1.
+				msg := strings.TrimPrefix(err.Error(), "format "+a.VolumeName()+": ")
+				msg = strings.TrimPrefix(msg, "fat: format: ")
+				return &explained{msg: fmt.Sprintf("format %s: %s", a, msg), err: err}
 			}
 			g := res.Geometry
 			fmt.Printf("%s: FAT%d, %s, %d-byte clusters, serial %04X-%04X, label %q, %s free\n", a, g.Type,

@@ -2,7 +2,9 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"text/tabwriter"
 
@@ -16,8 +18,23 @@ func infoCommand() *cli.Command {
 		Name:      "info",
 		Usage:     "show an image's partition table",
 		ArgsUsage: "IMAGE",
-		Description: `Example:
-   vdisk info disk.img --json`,
+		Description: `Shows the partition table, each partition and the file system on it (or on the
+whole disk when it has no table).
+
+--json prints one object with these fields (stable names; sizes in bytes):
+   path, size, sector_size, table ("gpt", "mbr" or "none")
+   partitions     array of: number, start, size, type (GUID or MBR type byte),
+                  type_name, name (GPT name, omitted when empty), export (NBD export
+                  name, "disk@1"), file_system
+   file_system    on a disk without a table; in each partition: type ("FAT12",
+                  "FAT16", "FAT32", or "RAW" when nothing recognises it), label,
+                  serial ("1234-ABCD"), cluster_size, size, used, free, and error
+                  when the volume could not be read (empty fields are omitted)
+   warnings       what reading the table worked around (omitted when none)
+
+Examples:
+   vdisk info disk.img
+   vdisk info disk.img --json | jq '.partitions[] | {number, free: .file_system.free}'`,
 		Flags: []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON"}},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
@@ -25,7 +42,7 @@ func infoCommand() *cli.Command {
 			}
 			sys := vdisk.New(vdisk.Options{Requestor: "vdisk info"})
 			defer sys.Close()
-			img, err := sys.AddImage(c.Args().First(), true)
+			img, err := addImage(sys, c.Args().First(), true)
 			if err != nil {
 				return err
 			}
@@ -38,10 +55,10 @@ func infoCommand() *cli.Command {
 				enc.SetIndent("", "  ")
 				return enc.Encode(info)
 			}
-			fmt.Printf("%s: %s, %s table, %d-byte sectors\n", img.Path, humanize.IBytes(uint64(info.Size)), info.Table, info.SectorSize)
+			fmt.Printf("%s: %s, %s, %d-byte sectors\n", img.Path, humanize.IBytes(uint64(info.Size)), tableText(info.Table, len(info.Partitions)), info.SectorSize)
 			if len(info.Partitions) == 0 {
 				if fs := info.FileSystem; fs != nil {
-					fmt.Println(fsSummary(fs))
+					fmt.Println("file system:", fsSummary(fs))
 				}
 				return nil
 			}
@@ -63,8 +80,35 @@ func fsSummary(fs *vdisk.FileSystemInfo) string {
 	case fs.Error != "":
 		return "? (" + fs.Error + ")"
 	case fs.Type == "RAW":
-		return "none recognised"
+		return "none recognised (vdisk format makes one)"
 	}
 	return fmt.Sprintf("%s %q %s, %s used, %s free", fs.Type, fs.Label, fs.Serial,
 		humanize.IBytes(uint64(fs.Used)), humanize.IBytes(uint64(fs.Free)))
+}
+
+// addImage adds an image file to sys, saying plainly when it is missing
+// (the library's error would repeat the path through two layers of open).
+func addImage(sys *vdisk.System, path string, readOnly bool) (*vdisk.Image, error) {
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("%s: no such image file", path)
+	case err == nil && fi.IsDir():
+		return nil, fmt.Errorf("%s is a directory, not a disk image file", path)
+	case err == nil && fi.Size() < 512:
+		return nil, fmt.Errorf("%s is not a disk image: %d bytes is less than one sector", path, fi.Size())
+	}
+	return sys.AddImage(path, readOnly)
+}
+
+// tableText describes a partition table in words: "gpt table, 2
+// partitions", "no partition table".
+func tableText(kind string, n int) string {
+	if kind == "none" {
+		return "no partition table"
+	}
+	if n == 1 {
+		return kind + " table, 1 partition"
+	}
+	return fmt.Sprintf("%s table, %d partitions", kind, n)
 }

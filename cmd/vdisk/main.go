@@ -23,6 +23,12 @@ func main() {
 
 func run(args []string) int {
 	app := newApp()
+	if len(args) > 1 && args[len(args)-1] == "--generate-bash-completion" {
+		// The shell asks for completions of a partial command line:
+		// urfave/cli answers only when the flag stays last, so it must
+		// not be reordered, and a half-typed command is no error.
+		return runCompletion(app, args)
+	}
 	if len(args) > 1 && !strings.HasPrefix(args[1], "-") && app.Command(args[1]) == nil {
 		fmt.Fprintf(os.Stderr, "vdisk: unknown command %q (see vdisk --help)\n", args[1])
 		return 2
@@ -41,10 +47,22 @@ func run(args []string) int {
 
 func newApp() *cli.App {
 	return &cli.App{
-		Name:            "vdisk",
-		Usage:           "disk images through a user-space Windows NT storage stack: create, inspect, serve over NBD",
+		Name:  "vdisk",
+		Usage: "disk images through a user-space Windows NT storage stack: create, inspect, serve over NBD",
+		Description: `Operands: IMAGE is a disk image file; IMAGE@N its partition N; VOLUME:/path a path
+in a volume (disk.img@1:/EFI/BOOT). vdisk COMMAND --help shows a command's options
+and examples; vdisk completion bash|zsh|fish prints a shell completion script.
+
+Examples:
+   vdisk create disk.img --size 256MiB --part 64MiB:esp:EFI --part rest:fat32:DATA
+   vdisk cp -r ./boot/EFI disk.img@1:/
+   vdisk ls -l disk.img@1:/EFI/BOOT
+   vdisk serve disk.img`,
 		HideHelpCommand: true,
-		ExitErrHandler:  func(*cli.Context, error) {}, // run() prints and chooses the status
+		// `vdisk ... --generate-bash-completion` lists the words that
+		// fit; the scripts of `vdisk completion` call it.
+		EnableBashCompletion: true,
+		ExitErrHandler:       func(*cli.Context, error) {}, // run() prints and chooses the status
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
 			return usageError{err}
 		},
@@ -53,7 +71,7 @@ func newApp() *cli.App {
 			&cli.StringSliceFlag{Name: "filter", Usage: "load a filter NAME[:key=value,...] (repeatable): monitor, scan, readonly, trace, writeprotect, faults, cow, crypt"},
 		},
 		Commands: []*cli.Command{createCommand(), infoCommand(), lsCommand(), catCommand(), cpCommand(),
-			mkdirCommand(), rmCommand(), mvCommand(), labelCommand(), formatCommand(), stackCommand(), serveCommand()},
+			mkdirCommand(), rmCommand(), mvCommand(), labelCommand(), formatCommand(), completionCommand(), stackCommand(), serveCommand()},
 	}
 }
 
@@ -127,8 +145,32 @@ func interspersed(app *cli.App, args []string) []string {
 	return out
 }
 
-// withUsage makes every command report flag errors as usage errors.
+// withUsage makes every command report flag errors as usage errors, and
+// complete only its flags: urfave/cli's default would offer the implicit
+// `help` subcommand where an operand belongs, and the shell then would not
+// fall back to file names.
 func withUsage(c *cli.Command) *cli.Command {
 	c.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return usageError{err} }
+	if c.BashComplete == nil && len(c.Subcommands) == 0 {
+		c.BashComplete = func(ctx *cli.Context) {
+			// The completion scripts pass the word being completed
+			// only when it starts with "-", just before the flag.
+			if n := len(os.Args); n > 2 && strings.HasPrefix(os.Args[n-2], "-") {
+				cli.DefaultCompleteWithFlags(c)(ctx)
+			}
+		}
+	}
 	return c
+}
+
+// runCompletion answers a shell's completion request: the command names
+// and flags that fit, on stdout, and never an error the shell would show.
+func runCompletion(app *cli.App, args []string) int {
+	if app.Command(args[1]) == nil && !strings.HasPrefix(args[1], "-") {
+		// A half-typed command: offer every command; the shell
+		// filters by the prefix.
+		args = []string{args[0], "--generate-bash-completion"}
+	}
+	_ = app.Run(args)
+	return 0
 }
