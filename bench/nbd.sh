@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# NBD benchmark: vdisk against nbdkit's file plugin, side by side, in one run.
+# NBD benchmark: vdisk against nbdkit's file plugin and qemu-nbd, side by side,
+# in one run.
 #
 # Builds vdisk, creates a sparse GPT image with one partition, fills part of
 # the partition once, warms the page cache, then serves the same partition
 # with "vdisk serve" (export NAME@1) and with "nbdkit file --filter=partition
-# partition=1", and runs fio's nbd engine against both, alternating servers
-# (and their order) round by round. Prints the median of each workload per
-# server, the ratio vdisk/nbdkit, the CPU each server spent per I/O, and
+# partition=1" and with qemu-nbd (a raw image with the partition's offset and
+# size), and runs fio's nbd engine against each, alternating servers (and
+# their order) round by round. Prints the median of each workload per
+# server, the ratios vdisk/nbdkit and vdisk/qemu-nbd, the CPU each server
+# spent per I/O, and
 # vdisk's peak RSS. The ratios are a report: the script exits 0 whatever they
 # are, and non-zero only if a server dies, fio fails or fio reports errors.
 #
-# Usage: bench/nbd.sh                       # 3 rounds x 4 workloads x 2 servers x 10 s
+# Usage: bench/nbd.sh                       # 3 rounds x 4 workloads x 3 servers x 10 s
 #        SECS=3 ROUNDS=1 bench/nbd.sh       # quick check of the script
 #        VDISK_FLAGS="--workers 16" bench/nbd.sh
 #
@@ -28,6 +31,8 @@
 #   VDISK_BIN []          use this vdisk binary instead of building one
 #   NBDKIT_THREADS [16]   nbdkit --threads (its default: 16 per connection, parallel thread model)
 #   NBDKIT_FLAGS []       extra nbdkit flags/plugin parameters
+#   QEMU_NBD [1]          0: leave qemu-nbd out (it runs with --shared=8,
+#                         --cache=writeback --aio=threads, its defaults otherwise)
 #   VDISK_PORT, NBDKIT_PORT [free ports]
 #   BENCH_DIR [$TMPDIR]   where the temporary directory (image, fio output) goes
 #   KEEP [0]              1: keep the temporary directory (fio JSON, server logs)
@@ -47,6 +52,7 @@ FILTERED_FLAGS=${FILTERED_FLAGS:-}
 VDISK_BIN=${VDISK_BIN:-}
 NBDKIT_THREADS=${NBDKIT_THREADS:-16}
 NBDKIT_FLAGS=${NBDKIT_FLAGS:-}
+QEMU_NBD=${QEMU_NBD:-1}
 KEEP=${KEEP:-0}
 PERF_OUT=${PERF_OUT:-}
 PERF_WORKLOAD=${PERF_WORKLOAD:-randread4k}
@@ -58,10 +64,11 @@ for tool in fio nbdkit nbdinfo jq; do
 	command -v "$tool" >/dev/null || { echo "nbd.sh: $tool not found" >&2; exit 2; }
 done
 [ -n "$VDISK_BIN" ] || command -v go >/dev/null || { echo "nbd.sh: go not found" >&2; exit 2; }
+[ "$QEMU_NBD" = 0 ] || command -v qemu-nbd >/dev/null || { echo "nbd.sh: qemu-nbd not found (QEMU_NBD=0 leaves it out)" >&2; exit 2; }
 [ -z "$PERF_OUT" ] || command -v perf >/dev/null || { echo "nbd.sh: PERF_OUT set but perf not found" >&2; exit 2; }
 
 work=$(mktemp -d "${BENCH_DIR:-${TMPDIR:-/tmp}}/vdisk-bench.XXXXXX")
-vdisk_pid="" nbdkit_pid="" filtered_pid="" sampler_pid=""
+vdisk_pid="" nbdkit_pid="" qemu_pid="" filtered_pid="" sampler_pid=""
 
 stop() { # stop PID: SIGTERM, then SIGKILL after 5 s
 	local pid=$1 i
@@ -81,6 +88,7 @@ cleanup() {
 	stop "$vdisk_pid"
 	stop "$nbdkit_pid"
 	stop "$filtered_pid"
+	stop "$qemu_pid"
 	if [ "$KEEP" = 1 ]; then
 		echo "kept $work" >&2
 	else
@@ -94,7 +102,7 @@ trap 'exit 143' TERM
 
 die() {
 	echo "nbd.sh: $*" >&2
-	for f in "$work"/vdisk.log "$work"/nbdkit.log "$work"/filtered.log; do
+	for f in "$work"/vdisk.log "$work"/nbdkit.log "$work"/filtered.log "$work"/qemu.log; do
 		[ -s "$f" ] && { echo "--- $f (tail)" >&2; tail -n 20 "$f" >&2; }
 	done
 	exit 1
@@ -113,8 +121,10 @@ VDISK_PORT=${VDISK_PORT:-$(pick_port)}
 NBDKIT_PORT=${NBDKIT_PORT:-$(pick_port)}
 [ "$VDISK_PORT" != "$NBDKIT_PORT" ] || NBDKIT_PORT=$(pick_port)
 FILTERED_PORT=${FILTERED_PORT:-$(pick_port)}
+QEMU_PORT=${QEMU_PORT:-$(pick_port)}
 servers="vdisk nbdkit"
-[ -z "$FILTERED_FLAGS" ] || servers="vdisk nbdkit filtered"
+[ "$QEMU_NBD" = 0 ] || servers="$servers qemu"
+[ -z "$FILTERED_FLAGS" ] || servers="$servers filtered"
 
 # --- build, image, fill, warm ---------------------------------------------
 if [ -z "$VDISK_BIN" ]; then
@@ -147,6 +157,15 @@ start_servers() {
 	nbdkit_pid=$!
 	wait_export "$vuri" "$vdisk_pid" "vdisk"
 	wait_export "$kuri" "$nbdkit_pid" "nbdkit"
+	if [ "$QEMU_NBD" != 0 ]; then
+		# The partition's bytes, as vdisk and nbdkit export them.
+		local start size
+		read -r start size < <(sfdisk -J "$img" | jq -r '.partitiontable | (.sectorsize // 512) as $ss | .partitions[0] | "\(.start * $ss) \(.size * $ss)"')
+		qemu-nbd -t -e 8 -b 127.0.0.1 -p "$QEMU_PORT" --cache=writeback --aio=threads --image-opts \
+			"driver=raw,offset=$start,size=$size,file.driver=file,file.filename=$img,file.locking=off" >"$work/qemu.log" 2>&1 &
+		qemu_pid=$!
+		wait_export "$quri" "$qemu_pid" "qemu-nbd"
+	fi
 	if [ -n "$FILTERED_FLAGS" ]; then
 		"$VDISK_BIN" serve "$img" --listen "127.0.0.1:$FILTERED_PORT" $VDISK_FLAGS $FILTERED_FLAGS >"$work/filtered.log" 2>&1 &
 		filtered_pid=$!
@@ -156,10 +175,12 @@ start_servers() {
 vuri=nbd://127.0.0.1:$VDISK_PORT/$export_name
 kuri=nbd://127.0.0.1:$NBDKIT_PORT/
 furi=nbd://127.0.0.1:$FILTERED_PORT/$export_name
+quri=nbd://127.0.0.1:$QEMU_PORT/
 start_servers
 
 vsize=$(nbdinfo --size "$vuri") ksize=$(nbdinfo --size "$kuri")
 [ "$vsize" = "$ksize" ] || die "export sizes differ: vdisk $vsize, nbdkit $ksize"
+[ "$QEMU_NBD" = 0 ] || [ "$(nbdinfo --size "$quri")" = "$vsize" ] || die "export sizes differ: vdisk $vsize, qemu-nbd $(nbdinfo --size "$quri")"
 
 echo "== filling the first $FILL of the $(numfmt --to=iec "$vsize") partition through nbdkit"
 timeout 600 fio --name=fill --ioengine=nbd --uri="$kuri" --rw=write --bs=1m --iodepth=8 \
@@ -210,6 +231,7 @@ run_fio() { # SERVER WORKLOAD ROUND -> appends "value cpu_us_per_io" to $work/re
 	case $server in
 	vdisk) uri=$vuri pid=$vdisk_pid ;;
 	filtered) uri=$furi pid=$filtered_pid ;;
+	qemu) uri=$quri pid=$qemu_pid ;;
 	*) uri=$kuri pid=$nbdkit_pid ;;
 	esac
 	out=$work/$w.$server.$round.json
@@ -238,6 +260,7 @@ run_fio() { # SERVER WORKLOAD ROUND -> appends "value cpu_us_per_io" to $work/re
 nw=$(wc -w <<<"$WORKLOADS")
 ns=$(wc -w <<<"$servers")
 echo "== vdisk $VDISK_FLAGS on :$VDISK_PORT ($export_name), nbdkit file+partition --threads $NBDKIT_THREADS on :$NBDKIT_PORT"
+[ "$QEMU_NBD" = 0 ] || echo "== qemu-nbd raw offset+size on :$QEMU_PORT"
 [ -z "$FILTERED_FLAGS" ] || echo "== filtered: vdisk $VDISK_FLAGS $FILTERED_FLAGS on :$FILTERED_PORT"
 echo "== $ROUNDS round(s) x $nw workload(s) x $ns servers x ${SECS}s: about $((ROUNDS * nw * ns * (SECS + 1)))s; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 bench_start=$(date +%s)
@@ -272,6 +295,19 @@ for w in $WORKLOADS; do
 	awk -v w="$w" -v u="$(unit "$w")" -v v="$v" -v k="$k" -v vc="$vc" -v kc="$kc" 'BEGIN {
 		printf "%-17s %6s %12.1f %12.1f %7.2f  %8.1fus %8.1fus\n", w, u, v, k, (k > 0 ? v / k : 0), vc, kc }'
 done
+if [ "$QEMU_NBD" != 0 ]; then
+	echo
+	echo "vdisk vs qemu-nbd, same rounds"
+	printf '%-17s %6s %12s %12s %7s  %10s %10s\n' workload unit vdisk qemu-nbd ratio "vdisk CPU" "qemu CPU"
+	for w in $WORKLOADS; do
+		v=$(cut -d' ' -f1 "$work/res.vdisk.$w" | median)
+		q=$(cut -d' ' -f1 "$work/res.qemu.$w" | median)
+		vc=$(cut -d' ' -f2 "$work/res.vdisk.$w" | median)
+		qc=$(cut -d' ' -f2 "$work/res.qemu.$w" | median)
+		awk -v w="$w" -v u="$(unit "$w")" -v v="$v" -v q="$q" -v vc="$vc" -v qc="$qc" 'BEGIN {
+			printf "%-17s %6s %12.1f %12.1f %7.2f  %8.1fus %8.1fus\n", w, u, v, q, (q > 0 ? v / q : 0), vc, qc }'
+	done
+fi
 if [ -n "$FILTERED_FLAGS" ]; then
 	echo
 	echo "filtered ($FILTERED_FLAGS) vs plain vdisk, same rounds (target: >= 0.90)"
