@@ -73,12 +73,11 @@ func (f *DiskFilter) Attach(target *iomgr.Device, context any) (*iomgr.Device, e
 	}
 	ext := &Extension{Role: DiskRole, Real: target, Context: context}
 	dev.Extension = ext
-	lower, err := f.io.AttachDeviceToDeviceStack(dev, target)
-	if err != nil {
+	if err := f.io.AttachDeviceToDeviceStackSafe(dev, target, &ext.Lower); err != nil {
 		f.io.DeleteDevice(dev)
 		return nil, fmt.Errorf("disk filter %s: attach to %v: %w", f.Name, target, err)
 	}
-	ext.Lower = lower
+	lower := ext.Lower
 	dev.SetFlags(lower.Flags() & (iomgr.DeviceBufferedIO | iomgr.DeviceDirectIO))
 	dev.ClearFlags(iomgr.DeviceInitializing)
 	f.mu.Lock()

@@ -157,11 +157,11 @@ func (f *Legacy) forget(dev *iomgr.Device) {
 
 // attach puts dev on top of target's stack and makes it ready.
 func (f *Legacy) attach(dev, target *iomgr.Device) error {
-	lower, err := f.io.AttachDeviceToDeviceStack(dev, target)
-	if err != nil {
+	ext := dev.Extension.(*Extension)
+	if err := f.io.AttachDeviceToDeviceStackSafe(dev, target, &ext.Lower); err != nil {
 		return err
 	}
-	dev.Extension.(*Extension).Lower = lower
+	lower := ext.Lower
 	dev.SetFlags(lower.Flags() & (iomgr.DeviceBufferedIO | iomgr.DeviceDirectIO))
 	dev.Characteristics = lower.Characteristics
 	dev.ClearFlags(iomgr.DeviceInitializing)

@@ -325,3 +325,53 @@ func TestUnloadDriverNeedsItsDevicesGone(t *testing.T) {
 		t.Fatalf("after unload: %d devices, attached %v", m.DeviceCount(), disk.AttachedDevice())
 	}
 }
+
+// A filter attached to a stack in use gets requests the moment it is on
+// top; the safe attach gives it its lower device before that moment, so
+// no request finds a filter that does not know where to pass it.
+func TestSafeAttachUnderTrafficNeverExposesAFilterWithoutItsLowerDevice(t *testing.T) {
+	m := iomgr.NewManager()
+	disk := newBottom(t, m, newBottomDriver(m), `\Device\Disk0`, &bottomExt{})
+	drv := newFilterDriver(m, "F")
+	stop := make(chan struct{})
+	done := make(chan error)
+	go func() {
+		var err error
+		buf := make([]byte, 512)
+		for n := 0; ; n++ {
+			select {
+			case <-stop:
+				done <- err
+				return
+			default:
+			}
+			top := iomgr.GetAttachedDevice(disk)
+			irp := iomgr.BuildSynchronousFSDRequest(iomgr.MajorRead, top, buf, 0)
+			func() {
+				defer func() {
+					if p := recover(); p != nil && err == nil {
+						err = fmt.Errorf("request %d to %v: %v", n, top, p)
+					}
+				}()
+				iomgr.CallDriverAndWait(top, irp)
+			}()
+			iomgr.FreeIRP(irp)
+		}
+	}()
+	for i := range 200 {
+		dev, err := m.CreateDevice(drv, "", iomgr.DeviceDisk, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ext := &filterExt{name: fmt.Sprint("F", i)}
+		dev.Extension = ext
+		if err := m.AttachDeviceToDeviceStackSafe(dev, disk, &ext.lower); err != nil {
+			t.Fatal(err)
+		}
+		dev.ClearFlags(iomgr.DeviceInitializing)
+	}
+	close(stop)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

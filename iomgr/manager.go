@@ -178,6 +178,18 @@ func (d *Device) Deleted() bool { return d.deleting.Load() }
 // alignment requirement. Attaching to a device that is still initializing or
 // is being deleted is refused.
 func (m *Manager) AttachDeviceToDeviceStack(source, target *Device) (*Device, error) {
+	var lower *Device
+	err := m.AttachDeviceToDeviceStackSafe(source, target, &lower)
+	return lower, err
+}
+
+// AttachDeviceToDeviceStackSafe is AttachDeviceToDeviceStack that stores
+// the device source ends up attached to in *attachedTo before source
+// becomes the top of the stack (IoAttachDeviceToDeviceStackSafe): a request
+// that reaches source the moment it is visible already finds its lower
+// device. Filters attaching to a stack that is in use (a running server)
+// must use it; *attachedTo is usually a field of source's extension.
+func (m *Manager) AttachDeviceToDeviceStackSafe(source, target *Device, attachedTo **Device) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	top := target
@@ -186,13 +198,13 @@ func (m *Manager) AttachDeviceToDeviceStack(source, target *Device) (*Device, er
 	}
 	switch {
 	case source.attachedTo.Load() != nil:
-		return nil, fmt.Errorf("attach %v: %w", source, ErrAlreadyAttached)
+		return fmt.Errorf("attach %v: %w", source, ErrAlreadyAttached)
 	case top.Flags()&DeviceInitializing != 0:
-		return nil, fmt.Errorf("attach %v to %v: %w (%w)", source, top, ErrDeviceInitializing, StatusInvalidDeviceState)
+		return fmt.Errorf("attach %v to %v: %w (%w)", source, top, ErrDeviceInitializing, StatusInvalidDeviceState)
 	case top.deleting.Load():
-		return nil, fmt.Errorf("attach %v to %v: %w (%w)", source, top, ErrDeviceDeleting, StatusNoSuchDevice)
+		return fmt.Errorf("attach %v to %v: %w (%w)", source, top, ErrDeviceDeleting, StatusNoSuchDevice)
 	case source == top:
-		return nil, fmt.Errorf("attach %v to itself: %w", source, StatusInvalidParameter)
+		return fmt.Errorf("attach %v to itself: %w", source, StatusInvalidParameter)
 	}
 	source.StackSize = top.StackSize + 1
 	source.SectorSize = top.SectorSize
@@ -200,8 +212,11 @@ func (m *Manager) AttachDeviceToDeviceStack(source, target *Device) (*Device, er
 		source.AlignmentRequirement = top.AlignmentRequirement
 	}
 	source.attachedTo.Store(top)
+	*attachedTo = top
+	// Publishing source last (an atomic store) orders every write above
+	// before any request that finds source on top.
 	top.attachedDevice.Store(source)
-	return top, nil
+	return nil
 }
 
 // DetachDevice detaches the device attached to target (IoDetachDevice). It
