@@ -1,8 +1,11 @@
 package vdisk
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/vdisk-dev/vdisk/disk"
@@ -14,8 +17,10 @@ import (
 // Exports returns the NBD exports of every image, as CLI.md names them: for
 // disk.img, `disk` (the whole disk) and `disk@1`, `disk@2`, … (its volumes,
 // one per partition); the first image's whole disk is also the default
-// export "". Writable exports claim their volumes so that an in-process
-// mount is refused while they exist; release gives the claims back.
+// export "". Writable exports claim their volumes at once, for as long as
+// the exports exist, so that an in-process mount is refused meanwhile;
+// release gives the claims back. A server that also mounts volumes while it
+// serves uses SharedExports instead.
 func (s *System) Exports(readOnly bool) (exports []nbd.Export, release func(), err error) {
 	var claimed []*volume.Extension
 	release = func() {
@@ -34,17 +39,44 @@ func (s *System) Exports(readOnly bool) (exports []nbd.Export, release func(), e
 		}
 		return nil
 	}
-	for i, img := range s.Images() {
-		ro := readOnly || img.ReadOnly
-		dk := img.Disk.Extension.(*disk.Disk)
-		whole := nbd.Export{Name: img.Name, Description: fmt.Sprintf("%s: whole disk (%s)", img.Name, img.Table.Kind),
-			Device: &ExportDevice{Device: img.Disk, Length: dk.Size}, ReadOnly: ro, MinBlock: dk.SectorSize}
-		if !ro {
+	for _, img := range s.Images() {
+		if !readOnly && !img.ReadOnly {
 			if err := claim(img.Volumes...); err != nil {
 				release()
 				return nil, nil, err
 			}
 		}
+	}
+	return s.buildExports(readOnly, false), release, nil
+}
+
+// SharedExports returns the same exports as Exports, but claims nothing up
+// front: a connection claims the volumes beneath a writable export (its
+// volume for `disk@1`, every volume of the image for `disk`) with its first
+// write, trim or zeroing request, and holds the claim until it ends. So
+// `vdisk serve --control` can mount a volume no client is writing to; while
+// it is mounted, NBD writes to it fail with EPERM (and a message saying
+// why), and while a client that wrote is connected, mounting it is refused.
+// The claim is per connection rather than per request because a client
+// caches what it wrote: letting the file system in between two of its
+// writes would still make two writers.
+func (s *System) SharedExports(readOnly bool) []nbd.Export {
+	return s.buildExports(readOnly, true)
+}
+
+// buildExports lists the exports; shared makes writable exports claim their
+// volumes per connection.
+func (s *System) buildExports(readOnly, shared bool) []nbd.Export {
+	var exports []nbd.Export
+	for i, img := range s.Images() {
+		ro := readOnly || img.ReadOnly
+		dk := img.Disk.Extension.(*disk.Disk)
+		wholeDev := &ExportDevice{Device: img.Disk, Length: dk.Size, Name: img.Name}
+		if shared && !ro {
+			wholeDev.Claims = img.Volumes
+		}
+		whole := nbd.Export{Name: img.Name, Description: fmt.Sprintf("%s: whole disk (%s)", img.Name, img.Table.Kind),
+			Device: wholeDev, ReadOnly: ro, MinBlock: dk.SectorSize}
 		exports = append(exports, whole)
 		if i == 0 {
 			def := whole
@@ -56,22 +88,21 @@ func (s *System) Exports(readOnly bool) (exports []nbd.Export, release func(), e
 		}
 		for j, v := range img.Volumes {
 			vext := v.Extension.(*volume.Extension)
-			if !ro {
-				if err := claim(v); err != nil {
-					release()
-					return nil, nil, err
-				}
+			name := fmt.Sprintf("%s@%d", img.Name, j+1)
+			dev := &ExportDevice{Device: v, Length: vext.Size, Name: name}
+			if shared && !ro {
+				dev.Claims = []*iomgr.Device{v}
 			}
 			exports = append(exports, nbd.Export{
-				Name:        fmt.Sprintf("%s@%d", img.Name, j+1),
+				Name:        name,
 				Description: fmt.Sprintf("%s partition %d", img.Name, j+1),
-				Device:      &ExportDevice{Device: v, Length: vext.Size},
+				Device:      dev,
 				ReadOnly:    ro,
 				MinBlock:    dk.SectorSize,
 			})
 		}
 	}
-	return exports, release, nil
+	return exports
 }
 
 // ExportDevice turns NBD requests into IRPs sent to the top of a device's
@@ -82,6 +113,123 @@ type ExportDevice struct {
 	Device *iomgr.Device
 	// Length is the export's size in bytes.
 	Length int64
+	// Name is the export's name, for messages.
+	Name string
+	// Claims are the volume devices a connection claims for writing with
+	// its first write-class request and keeps until it ends (see
+	// SharedExports); empty when claims are taken elsewhere or the export
+	// is read-only.
+	Claims []*iomgr.Device
+	// Refused, when set, is told the first time a connection's write is
+	// refused because a volume beneath the export is mounted, so that the
+	// server can say so in its log as well as to the client.
+	Refused func(r *nbd.Request, err error)
+
+	mu      sync.RWMutex                 // guards writers and refused
+	writers map[context.Context]struct{} // connections holding the claims
+	refused map[context.Context]struct{} // connections told of a refusal
+}
+
+// Writers returns the number of connections that hold a write claim on the
+// export's volumes.
+func (e *ExportDevice) Writers() int {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return len(e.writers)
+}
+
+// claim makes r's connection a writer of the export's volumes, once per
+// connection; the claim ends with the connection (its context).
+func (e *ExportDevice) claim(r *nbd.Request) error {
+	if len(e.Claims) == 0 {
+		return nil
+	}
+	ctx := r.Context()
+	// Every write asks: the common answer (this connection already holds
+	// the claim) takes only the read lock, so writers on several
+	// connections do not queue behind each other.
+	e.mu.RLock()
+	_, held := e.writers[ctx]
+	e.mu.RUnlock()
+	if held {
+		return nil
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, ok := e.writers[ctx]; ok {
+		return nil
+	}
+	var got []*volume.Extension
+	for _, v := range e.Claims {
+		ext := v.Extension.(*volume.Extension)
+		if err := ext.AcquireExportWrite(); err != nil {
+			for _, g := range got {
+				g.ReleaseExportWrite()
+			}
+			err = &refusedWrite{msg: fmt.Sprintf("NBD write to export %q refused: volume %s is mounted in the server (dismount it first: vdisk dismount %s)",
+				e.Name, volumeName(v), volumeName(v)), errs: []error{err, iomgr.StatusAccessDenied}}
+			e.tellRefused(r, ctx, err)
+			return err
+		}
+		got = append(got, ext)
+	}
+	if e.writers == nil {
+		e.writers = map[context.Context]struct{}{}
+	}
+	e.writers[ctx] = struct{}{}
+	context.AfterFunc(ctx, func() {
+		e.mu.Lock()
+		delete(e.writers, ctx)
+		e.mu.Unlock()
+		for _, g := range got {
+			g.ReleaseExportWrite()
+		}
+	})
+	return nil
+}
+
+// refusedWrite is the error of a write refused because a volume beneath
+// the export is mounted: it says so in words, and matches volume.ErrMounted
+// and STATUS_ACCESS_DENIED (which Errno turns into EPERM).
+type refusedWrite struct {
+	msg  string
+	errs []error
+}
+
+func (e *refusedWrite) Error() string   { return e.msg }
+func (e *refusedWrite) Unwrap() []error { return e.errs }
+
+// tellRefused reports a refusal to Refused once per connection; e.mu is held.
+func (e *ExportDevice) tellRefused(r *nbd.Request, ctx context.Context, err error) {
+	if e.Refused == nil {
+		return
+	}
+	if _, told := e.refused[ctx]; told {
+		return
+	}
+	if e.refused == nil {
+		e.refused = map[context.Context]struct{}{}
+	}
+	e.refused[ctx] = struct{}{}
+	context.AfterFunc(ctx, func() {
+		e.mu.Lock()
+		delete(e.refused, ctx)
+		e.mu.Unlock()
+	})
+	e.Refused(r, err)
+}
+
+// volumeName is the CLI name of a volume device (`disk@1`), from its
+// \DosDevices link, or the device name.
+func volumeName(v *iomgr.Device) string {
+	if ext, ok := v.Extension.(*volume.Extension); ok {
+		for _, l := range ext.Links {
+			if n, ok := strings.CutPrefix(l, `\DosDevices\`); ok {
+				return n
+			}
+		}
+	}
+	return v.String()
 }
 
 var _ nbd.Device = (*ExportDevice)(nil)
@@ -108,6 +256,9 @@ func (e *ExportDevice) ReadAt(r *nbd.Request, p []byte, off int64) error {
 
 // WriteAt implements nbd.Device with an IRP_MJ_WRITE (write-through for FUA).
 func (e *ExportDevice) WriteAt(r *nbd.Request, p []byte, off int64) error {
+	if err := e.claim(r); err != nil {
+		return err
+	}
 	return e.transfer(r, iomgr.MajorWrite, p, off, r.Flags()&nbd.FlagFUA != 0)
 }
 
@@ -134,11 +285,17 @@ func (e *ExportDevice) dataSet(r *nbd.Request, req *disk.DataSetRequest, out any
 
 // Trim implements nbd.Device with a data-set TRIM control.
 func (e *ExportDevice) Trim(r *nbd.Request, off, length int64) error {
+	if err := e.claim(r); err != nil {
+		return err
+	}
 	return e.dataSet(r, &disk.DataSetRequest{Action: disk.DataSetTrim, Offset: off, Length: length}, nil)
 }
 
 // WriteZeroes implements nbd.Device with a data-set zeroing control.
 func (e *ExportDevice) WriteZeroes(r *nbd.Request, off, length int64) error {
+	if err := e.claim(r); err != nil {
+		return err
+	}
 	var flags disk.ZeroFlags
 	if r.Flags()&nbd.FlagNoHole != 0 {
 		flags |= disk.ZeroNoHole

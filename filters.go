@@ -1,6 +1,7 @@
 package vdisk
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -67,6 +68,19 @@ func (s *System) Filters() []*LoadedFilter {
 // serving: attaching beneath existing partition and volume devices grows
 // their stack sizes, which must not change under requests in flight.
 func (s *System) AddFilter(specText string) (*LoadedFilter, error) {
+	return s.addFilter(specText, true)
+}
+
+// AttachFilter loads a built-in filter into a System that is serving, as
+// `vdisk filter attach` does. Unlike AddFilter it leaves the stack sizes of
+// the partition and volume devices above a new disk filter alone: requests
+// in flight read them, and an IRP built one location short still travels
+// (through iomgr.ForwardDeeper), only a little slower.
+func (s *System) AttachFilter(specText string) (*LoadedFilter, error) {
+	return s.addFilter(specText, false)
+}
+
+func (s *System) addFilter(specText string, refresh bool) (*LoadedFilter, error) {
 	spec, err := builtin.ParseSpec(specText)
 	if err != nil {
 		return nil, err
@@ -93,7 +107,7 @@ func (s *System) AddFilter(specText string) (*LoadedFilter, error) {
 		if lf.Minifilter, err = fm.Register(reg); err != nil {
 			return nil, fmt.Errorf("filter %q: %w", specText, err)
 		}
-	} else if err := s.addDiskFilter(lf); err != nil {
+	} else if err := s.addDiskFilter(lf, refresh); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
@@ -126,7 +140,7 @@ func (s *System) diskTargets(on string) ([]*iomgr.Device, error) {
 	return []*iomgr.Device{img.Partitions[n-1]}, nil
 }
 
-func (s *System) addDiskFilter(lf *LoadedFilter) error {
+func (s *System) addDiskFilter(lf *LoadedFilter, refresh bool) error {
 	spec := lf.Spec
 	targets, err := s.diskTargets(spec.Get("on"))
 	if err != nil {
@@ -138,7 +152,7 @@ func (s *System) addDiskFilter(lf *LoadedFilter) error {
 	if (spec.Name == "cow") && len(targets) > 1 {
 		return fmt.Errorf("filter %q: one overlay serves one device: add on=EXPORT", spec.Raw)
 	}
-	name := fmt.Sprintf("%s%d", spec.Name, len(s.Filters()))
+	name := s.diskFilterName(spec.Name)
 	var dispatchFor func(target *iomgr.Device) (iomgr.DispatchFunc, error)
 	switch spec.Name {
 	case "trace":
@@ -206,8 +220,27 @@ func (s *System) addDiskFilter(lf *LoadedFilter) error {
 			return fmt.Errorf("filter %q: %w", spec.Raw, err)
 		}
 	}
-	s.refreshStackSizes()
+	if refresh {
+		s.refreshStackSizes()
+	}
 	return nil
+}
+
+// diskFilterName names a new disk filter driver: the filter's name and a
+// number no loaded filter uses (numbers are not reused while a filter holds
+// them, so that `vdisk filter detach trace1` means one filter).
+func (s *System) diskFilterName(base string) string {
+	used := map[string]bool{}
+	for _, f := range s.Filters() {
+		if f.Disk != nil {
+			used[f.Disk.Name] = true
+		}
+	}
+	for n := len(used); ; n++ {
+		if name := fmt.Sprintf("%s%d", base, n); !used[name] {
+			return name
+		}
+	}
 }
 
 // deviceSize is the length of a disk or partition device.
@@ -245,4 +278,168 @@ func (s *System) refreshStackSizes() {
 			}
 		}
 	}
+}
+
+// ErrNoSuchFilter is returned for a filter name that no loaded filter has.
+var ErrNoSuchFilter = errors.New("no such filter is loaded")
+
+// ID names a loaded filter for FilterInfo and RemoveFilter: a minifilter's
+// registered name ("monitor"), or a disk filter's driver name ("trace1").
+func (f *LoadedFilter) ID() string {
+	if f.Disk != nil {
+		return f.Disk.Name
+	}
+	if f.Minifilter != nil {
+		return f.Minifilter.Name
+	}
+	return f.Spec.Name
+}
+
+// FilterInfo describes a loaded filter for `vdisk filter list`; the JSON
+// field names are stable.
+type FilterInfo struct {
+	// ID is what `vdisk filter detach` takes.
+	ID string `json:"id"`
+	// Name is the built-in filter's name, Spec the spec it was loaded with.
+	Name string `json:"name"`
+	Spec string `json:"spec"`
+	// Kind is "minifilter" (through the filter manager, on file system
+	// volumes) or "disk" (a legacy filter on disk and partition stacks).
+	Kind string `json:"kind"`
+	// Altitude is a minifilter's altitude.
+	Altitude string `json:"altitude,omitempty"`
+	// Devices are a disk filter's device objects, with what they are
+	// attached to and whether another device is attached above them (which
+	// stops the filter from leaving: detach is last in, first out).
+	Devices []FilterDeviceInfo `json:"devices,omitempty"`
+	// Volumes are the storage volumes a minifilter has an instance on.
+	Volumes []string `json:"volumes,omitempty"`
+}
+
+// FilterDeviceInfo is one device object of a disk filter, named as in
+// StackInfo.
+type FilterDeviceInfo struct {
+	Name string `json:"name"`
+	// On is the device at the bottom of the stack (the disk or partition);
+	// AttachedTo the device directly beneath, another filter's perhaps.
+	On         string `json:"on"`
+	AttachedTo string `json:"attached_to"`
+	// Below is the device attached above this one, if any: while there
+	// is one, the filter cannot leave.
+	Below string `json:"below,omitempty"`
+}
+
+// FilterInfos describes the loaded filters in load order.
+func (s *System) FilterInfos() []FilterInfo {
+	names, _ := s.deviceNamer()
+	out := []FilterInfo{}
+	for _, f := range s.Filters() {
+		fi := FilterInfo{ID: f.ID(), Name: f.Spec.Name, Spec: f.Spec.Raw, Kind: "disk"}
+		if f.Minifilter != nil {
+			fi.Kind, fi.Altitude = "minifilter", f.Minifilter.Altitude()
+			if fm, err := s.FilterManager(); err == nil {
+				for _, img := range s.Images() {
+					for _, v := range img.Volumes {
+						for _, inst := range fm.Instances(v) {
+							if inst.Filter == f.Minifilter {
+								fi.Volumes = append(fi.Volumes, volumeName(v))
+							}
+						}
+					}
+				}
+			}
+		}
+		if f.Disk != nil {
+			for _, d := range f.Disk.Devices() {
+				di := FilterDeviceInfo{Name: names.name(d), On: names.name(iomgr.BottomDevice(d)), AttachedTo: names.name(d.AttachedTo())}
+				if above := d.AttachedDevice(); above != nil {
+					di.Below = names.name(above)
+				}
+				fi.Devices = append(fi.Devices, di)
+			}
+		}
+		out = append(out, fi)
+	}
+	return out
+}
+
+// RemoveFilter unloads the loaded filter with the given ID, or with the
+// given built-in name when exactly one loaded filter has it. A minifilter
+// leaves every volume at once (its instances are torn down inside the
+// filter manager's frame). A disk filter leaves only if it is on top of
+// every stack it is attached to: detach is last in, first out, so the error
+// then wraps filter.ErrNotOnTop and names the device above it.
+func (s *System) RemoveFilter(id string) error {
+	var lf *LoadedFilter
+	var byName []*LoadedFilter
+	var ids []string
+	for _, f := range s.Filters() {
+		ids = append(ids, f.ID())
+		if f.ID() == id {
+			lf = f
+		}
+		if f.Spec.Name == id {
+			byName = append(byName, f)
+		}
+	}
+	if lf == nil && len(byName) == 1 {
+		lf = byName[0]
+	}
+	if lf == nil {
+		if len(byName) > 1 {
+			var names []string
+			for _, f := range byName {
+				names = append(names, f.ID())
+			}
+			return fmt.Errorf("filter %q: %d filters of that name are loaded: name one of %s", id, len(byName), strings.Join(names, ", "))
+		}
+		if len(ids) == 0 {
+			return fmt.Errorf("filter %q: %w (none is)", id, ErrNoSuchFilter)
+		}
+		return fmt.Errorf("filter %q: %w (loaded: %s)", id, ErrNoSuchFilter, strings.Join(ids, ", "))
+	}
+	if lf.Minifilter != nil {
+		fm, err := s.FilterManager()
+		if err != nil {
+			return err
+		}
+		if err := fm.Unregister(lf.Minifilter.Name); err != nil {
+			return fmt.Errorf("filter %s: %w", lf.ID(), err)
+		}
+	}
+	if lf.Disk != nil {
+		// Say which filter is in the way, by the names the user sees;
+		// Unload would refuse too, naming only devices.
+		names, _ := s.deviceNamer()
+		for _, d := range lf.Disk.Devices() {
+			above := d.AttachedDevice()
+			if above == nil {
+				continue
+			}
+			who := names.name(above)
+			for _, f := range s.Filters() {
+				if f.Disk != nil && f.Disk.Driver == above.Driver {
+					who = f.ID()
+				}
+			}
+			return fmt.Errorf("filter %s cannot leave %s: %s is attached above it; detach %s first: %w",
+				lf.ID(), names.name(iomgr.BottomDevice(d)), who, who, filter.ErrNotOnTop)
+		}
+		if err := lf.Disk.Unload(); err != nil {
+			return fmt.Errorf("filter %s: %w", lf.ID(), err)
+		}
+	}
+	s.mu.Lock()
+	for i, f := range s.filters {
+		if f == lf {
+			s.filters = append(s.filters[:i:i], s.filters[i+1:]...)
+			break
+		}
+	}
+	s.mu.Unlock()
+	var errs []error
+	for _, c := range lf.closers {
+		errs = append(errs, c())
+	}
+	return errors.Join(errs...)
 }

@@ -226,6 +226,11 @@ func TestMonitorSeesFileIOAtVolumeLevelAndMetadataAsDirectIO(t *testing.T) {
 	if _, err := v.ReadFile("hello.txt"); err != nil {
 		t.Fatal(err)
 	}
+	// The FAT driver writes metadata lazily (a second later, or on a
+	// flush): the dismount's flush sends it now.
+	if err := v.Dismount(false); err != nil {
+		t.Fatal(err)
+	}
 	recs, _ := sys.Ring().Since(0)
 	var create, write, read, direct, disk bool
 	for _, r := range recs {

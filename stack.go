@@ -59,13 +59,20 @@ func (n *namer) name(d *iomgr.Device) string {
 	return s
 }
 
-// Stack describes every device object, in driver load order.
-func (s *System) Stack() StackInfo {
+// deviceNamer names every device of the System the way Stack does, so that
+// other descriptions (the filter list) use the same names.
+func (s *System) deviceNamer() (*namer, []*iomgr.Device) {
 	n := &namer{names: map[*iomgr.Device]string{}, count: map[string]int{}}
 	devs := s.Manager.Devices()
 	for _, d := range devs {
 		n.name(d)
 	}
+	return n, devs
+}
+
+// Stack describes every device object, in driver load order.
+func (s *System) Stack() StackInfo {
+	n, devs := s.deviceNamer()
 	info := StackInfo{Devices: []DeviceInfo{}}
 	for _, d := range devs {
 		di := DeviceInfo{Name: n.name(d), Driver: d.Driver.Name, Type: d.Type.String(), Flags: d.Flags().String(),

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -24,8 +25,19 @@ func serveCommand() *cli.Command {
 partition); the first image's whole disk is also the default export "".
 Every request travels as an IRP down the image's device stack.
 
+With --control SOCKET the server also answers its control API (HTTP+JSON on
+a unix socket only you can use): vdisk mount, dismount, stack, monitor and
+filter take --control SOCKET. An NBD client that wrote to a volume keeps it
+from being mounted while it is connected; while a volume is mounted, NBD
+writes to it (or to its whole disk) fail with EPERM.
+
+SIGINT or SIGTERM stops accepting connections, lets NBD requests in flight
+finish, flushes, dismounts mounted volumes, removes the control socket and
+exits 0; a second signal exits at once.
+
 Examples:
    vdisk serve disk.img                      # then: nbdinfo --list nbd://127.0.0.1
+   vdisk serve disk.img --control /tmp/vdisk.sock --filter monitor --filter trace
    vdisk serve --listen unix:/tmp/nbd.sock --read-only a.img b.img
    vdisk serve --demo                        # a built-in demo image`,
 		Flags: []cli.Flag{
@@ -38,6 +50,7 @@ Examples:
 			&cli.BoolFlag{Name: "tls-required", Usage: "refuse clients that do not use TLS"},
 			&cli.BoolFlag{Name: "verbose", Usage: "log connection events to stderr"},
 			&cli.StringSliceFlag{Name: "filter", Usage: "load a filter NAME[:key=value,...] (repeatable)"},
+			&cli.StringFlag{Name: "control", Usage: "answer the control API on the unix `SOCKET` (created with mode 0600)"},
 		},
 		Action: serve,
 	})
@@ -72,7 +85,12 @@ func serve(c *cli.Context) error {
 	}
 
 	sys := vdisk.New(vdisk.Options{Workers: c.Int("workers"), Requestor: "vdisk serve"})
-	defer sys.Close()
+	closed := false
+	defer func() {
+		if !closed {
+			sys.Close()
+		}
+	}()
 	for _, path := range images {
 		img, err := sys.AddImage(path, c.Bool("read-only"))
 		if err != nil {
@@ -93,12 +111,20 @@ func serve(c *cli.Context) error {
 			return err
 		}
 	}
-	exports, release, err := sys.Exports(c.Bool("read-only"))
-	if err != nil {
-		return err
+	// Writers claim volumes per connection, so that the control API can
+	// mount the volumes no NBD client is writing to.
+	exports := sys.SharedExports(c.Bool("read-only"))
+	for _, e := range exports {
+		if ed, ok := e.Device.(*vdisk.ExportDevice); ok {
+			ed.Refused = func(r *nbd.Request, err error) {
+				fmt.Fprintf(os.Stderr, "vdisk: %s: %v\n", r.Requestor(), err)
+			}
+		}
 	}
-	defer release()
-	cfg := nbd.Config{Exports: exports, TLSConfig: tlsConfig, TLSRequired: c.Bool("tls-required"), Errno: vdisk.Errno}
+	// ErrorMessages: a refused write's reply says why (the volume is
+	// mounted), not only EPERM. vdisk's errors name statuses and exports;
+	// the clients are local (loopback or a unix socket) by default.
+	cfg := nbd.Config{Exports: exports, TLSConfig: tlsConfig, TLSRequired: c.Bool("tls-required"), Errno: vdisk.Errno, ErrorMessages: true}
 	if c.Bool("verbose") {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
@@ -109,6 +135,19 @@ func serve(c *cli.Context) error {
 	l, err := nbd.ListenAddr(c.String("listen"))
 	if err != nil {
 		return fmt.Errorf("serve: listen on %s: %w", c.String("listen"), err)
+	}
+	var ctl *vdisk.ControlServer
+	ctlErr := make(chan error, 1)
+	sock := c.String("control")
+	if sock != "" {
+		cl, err := vdisk.ListenControl(sock)
+		if err != nil {
+			l.Close()
+			return fmt.Errorf("serve: %w", err)
+		}
+		defer cl.Close() // removes the socket, whatever happens
+		ctl = vdisk.NewControlServer(sys, exports)
+		go func() { ctlErr <- ctl.Serve(cl) }()
 	}
 	for _, e := range exports {
 		name := e.Name
@@ -122,29 +161,55 @@ func serve(c *cli.Context) error {
 		fmt.Fprintf(os.Stderr, "vdisk: export %s: %s (%d bytes%s)\n", name, e.Description, e.Device.Size(), ro)
 	}
 	fmt.Fprintf(os.Stderr, "vdisk: serving on %s; try: nbdinfo --list %s\n", l.Addr(), nbdURI(c.String("listen"), l.Addr().String()))
+	if sock != "" {
+		fmt.Fprintf(os.Stderr, "vdisk: control API on %s; try: vdisk stack --control %s\n", sock, sock)
+	}
 
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
+	var failed error
 	select {
 	case err := <-errc:
-		return err
+		failed = fmt.Errorf("serve: %w", err)
+	case err := <-ctlErr:
+		failed = fmt.Errorf("serve: control API: %w", err)
 	case sig := <-sigs:
-		fmt.Fprintf(os.Stderr, "vdisk: %v: draining requests and flushing (again to stop at once)\n", sig)
+		fmt.Fprintf(os.Stderr, "vdisk: %v: draining requests, flushing and dismounting (again to stop at once)\n", sig)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	go func() {
 		<-sigs
 		fmt.Fprintln(os.Stderr, "vdisk: second signal: stopping now")
+		if sock != "" {
+			os.Remove(sock)
+		}
 		os.Exit(1)
 	}()
-	if err := srv.Shutdown(ctx); err != nil {
-		return fmt.Errorf("serve: shutdown: %w", err)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// Stop taking control requests first, so nothing mounts while the
+	// NBD side drains; then flush, dismount and close the images.
+	errs := []error{failed}
+	if ctl != nil {
+		if err := ctl.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("serve: control API shutdown: %w", err))
+		}
 	}
-	return nil
+	if err := srv.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("serve: shutdown: %w", err))
+	}
+	if ctl != nil {
+		if err := ctl.DismountAll(); err != nil {
+			errs = append(errs, fmt.Errorf("serve: %w", err))
+		}
+	}
+	closed = true
+	if err := sys.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("serve: closing the images: %w", err))
+	}
+	return errors.Join(errs...)
 }
 
 // nbdURI is the URI a client would use for the listen address.

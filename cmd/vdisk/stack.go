@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"os"
 
 	"github.com/urfave/cli/v2"
@@ -12,18 +11,46 @@ func stackCommand() *cli.Command {
 	return withUsage(&cli.Command{
 		Name:      "stack",
 		Usage:     "show the device stacks: drivers, devices, attachments, VPBs, filters",
-		ArgsUsage: "IMAGE...",
-		Description: `Example:
+		ArgsUsage: "IMAGE... | --control SOCKET",
+		Description: `Offline, the stacks of a System built over the images (with --filter and
+--mount); with --control, those of a running server. --json prints
+{"devices": [{"name", "driver", "type", "flags", "stack_size",
+"attached_to" (a device name, or "" at the bottom), "vpb" (null, or
+{"flags", "mounted", "volume_device", "reference_count", "serial",
+"label"})}]}.
+
+Examples:
    vdisk stack disk.img --filter monitor --filter trace
-   vdisk stack disk.img --dot | dot -Tpng > stack.png`,
-		Flags: []cli.Flag{
+   vdisk stack disk.img --dot | dot -Tpng > stack.png
+   vdisk stack --control /tmp/vdisk.sock --json`,
+		Flags: append(controlFlags(),
 			&cli.BoolFlag{Name: "dot", Usage: "print Graphviz"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON"},
 			&cli.BoolFlag{Name: "mount", Usage: "mount every volume first, so file system stacks show"},
-		},
+		),
 		Action: func(c *cli.Context) (err error) {
+			if c.String("control") != "" {
+				if c.NArg() > 0 || c.Bool("mount") {
+					return usagef("stack: give IMAGE... (offline) or --control SOCKET (a running server), not both")
+				}
+				if len(c.StringSlice("filter")) > 0 || c.Bool("trace") {
+					return usagef("stack: --filter and --trace load filters offline; a running server takes vdisk filter attach")
+				}
+				cl, err := controlClient(c, "stack")
+				if err != nil {
+					return err
+				}
+				defer cl.Close()
+				ctx, cancel := signalContext()
+				defer cancel()
+				info, err := cl.Stack(ctx)
+				if err != nil {
+					return err
+				}
+				return printStack(c, info)
+			}
 			if c.NArg() < 1 {
-				return usagef("stack: name at least one IMAGE")
+				return usagef("stack: name at least one IMAGE, or a running server's --control SOCKET")
 			}
 			s := newSession("vdisk stack", false)
 			defer func() { err = s.close(err) }()
@@ -48,18 +75,20 @@ func stackCommand() *cli.Command {
 					}
 				}
 			}
-			info := s.sys.Stack()
-			switch {
-			case c.Bool("json"):
-				enc := json.NewEncoder(os.Stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(info)
-			case c.Bool("dot"):
-				info.WriteDot(os.Stdout)
-			default:
-				info.WriteText(os.Stdout)
-			}
-			return nil
+			return printStack(c, s.sys.Stack())
 		},
 	})
+}
+
+// printStack prints the stacks as --json, --dot or the text tree ask.
+func printStack(c *cli.Context, info vdisk.StackInfo) error {
+	switch {
+	case c.Bool("json"):
+		return printJSON(info)
+	case c.Bool("dot"):
+		info.WriteDot(os.Stdout)
+	default:
+		info.WriteText(os.Stdout)
+	}
+	return nil
 }
