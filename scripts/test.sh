@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 
 # Outside oracles the tests compare vdisk against.
 packages=(dosfstools mtools fdisk libnbd-bin python3-libnbd qemu-utils fio nbdkit graphviz jq)
+# The VM test (vmtest/): QEMU boots a Debian kernel whose initramfs holds a
+# static busybox and nbd-client.
+packages+=(qemu-system-x86 busybox-static nbd-client)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -17,6 +20,39 @@ if [ ${#missing[@]} -gt 0 ]; then
 	[ "$(id -u)" -ne 0 ] && SUDO="sudo"
 	$SUDO apt-get update -q >/dev/null
 	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The VM test's kernel: the linux-image-<version>-amd64 package that
+# linux-image-amd64 depends on, unpacked (not installed: the host's own
+# kernel and boot loader stay untouched) into a cache directory the test
+# reads. A kernel already there is reused, so repeated runs download
+# nothing. VDISK_VM=0 skips it, as it skips the VM test.
+vm_cache="${VDISK_VM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vdisk-vm}"
+if [ "${VDISK_VM:-1}" != 0 ] && ! compgen -G "$vm_cache/kernel-*/boot/vmlinuz-*" >/dev/null; then
+	SUDO=""
+	[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+	kpkg=$(apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-[0-9].*-amd64\)$/\1/p' | head -n 1)
+	if [ -z "$kpkg" ]; then
+		$SUDO apt-get update -q >/dev/null
+		kpkg=$(apt-cache depends linux-image-amd64 | sed -n 's/^ *Depends: \(linux-image-[0-9].*-amd64\)$/\1/p' | head -n 1)
+	fi
+	[ -n "$kpkg" ] || { echo "no linux-image-*-amd64 package behind linux-image-amd64" >&2; exit 1; }
+	echo "== fetching $kpkg for the VM test into $vm_cache"
+	mkdir -p "$vm_cache"
+	rm -rf "$vm_cache/download"
+	mkdir "$vm_cache/download"
+	# apt warns that it downloads unsandboxed as root; show its output
+	# only if it fails.
+	if ! out=$(cd "$vm_cache/download" && apt-get download -q "$kpkg" 2>&1); then
+		echo "$out" >&2
+		exit 1
+	fi
+	# Unpack beside, then rename, so an interrupted run leaves no tree that
+	# looks complete.
+	rm -rf "$vm_cache/$kpkg.partial"
+	dpkg -x "$vm_cache"/download/"$kpkg"_*.deb "$vm_cache/$kpkg.partial"
+	mv "$vm_cache/$kpkg.partial" "$vm_cache/kernel-${kpkg#linux-image-}"
+	rm -rf "$vm_cache/download"
 fi
 
 GOBIN="$(go env GOPATH)/bin"

@@ -71,7 +71,7 @@ Examples:
 			&cli.StringSliceFlag{Name: "filter", Usage: "load a filter NAME[:key=value,...] (repeatable): monitor, scan, readonly, trace, writeprotect, faults, cow, crypt"},
 		},
 		Commands: []*cli.Command{createCommand(), infoCommand(), lsCommand(), catCommand(), cpCommand(),
-			mkdirCommand(), rmCommand(), mvCommand(), labelCommand(), formatCommand(), completionCommand(), stackCommand(), serveCommand(), mountCommand(), dismountCommand(), lockCommand(), unlockCommand(), monitorCommand(), filterCommand()},
+			mkdirCommand(), rmCommand(), mvCommand(), labelCommand(), formatCommand(), completionCommand(), stackCommand(), serveCommand(), mountCommand(), dismountCommand(), lockCommand(), unlockCommand(), monitorCommand(), filterCommand(), attachCommand(), detachCommand()},
 	}
 }
 
