@@ -1,6 +1,7 @@
 package monitor
 
 import (
+	"strings"
 	"time"
 
 	"github.com/vdisk-dev/vdisk/disk"
@@ -24,6 +25,27 @@ func operationName(major iomgr.MajorFunction, minor iomgr.MinorFunction) string 
 		return major.String() + "/" + m
 	}
 	return major.String()
+}
+
+// fastIOName is the operation a fast I/O call is recorded as, Filemon's
+// FASTIO_* names, so a trace tells it from the IRP that would replace it.
+func fastIOName(d *fltmgr.CallbackData) string {
+	switch d.Major {
+	case iomgr.MajorRead:
+		return "FASTIO_READ"
+	case iomgr.MajorWrite:
+		return "FASTIO_WRITE"
+	case iomgr.MajorQueryInformation:
+		if d.Params != nil {
+			switch d.Params.Parameters.QueryFile.Class {
+			case iomgr.FileBasicInformationClass:
+				return "FASTIO_QUERY_BASIC_INFO"
+			case iomgr.FileStandardInformationClass:
+				return "FASTIO_QUERY_STANDARD_INFO"
+			}
+		}
+	}
+	return "FASTIO_" + strings.TrimPrefix(d.Major.String(), "IRP_MJ_")
 }
 
 // pending is what a pre callback hands to its post callback.
@@ -57,7 +79,11 @@ func Registration(ring *Ring) fltmgr.Registration {
 			},
 			Post: func(inst *fltmgr.Instance, d *fltmgr.CallbackData, ctx any, draining bool) fltmgr.PostopStatus {
 				p := ctx.(*pending)
-				ring.Add(Record{Time: p.start, Requestor: d.Requestor, Operation: operationName(d.Major, d.Minor),
+				op := operationName(d.Major, d.Minor)
+				if d.FastIO {
+					op = fastIOName(d)
+				}
+				ring.Add(Record{Time: p.start, Requestor: d.Requestor, Operation: op,
 					Layer: "volume", Device: inst.Volume.String(), Path: p.path, Offset: p.off, Length: p.n,
 					Status: d.IOStatus.Status.Name(), Duration: time.Since(p.start), FastIO: d.FastIO})
 				return fltmgr.PostopFinishedProcessing

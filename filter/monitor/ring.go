@@ -27,11 +27,7 @@ type Record struct {
 func (r Record) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%6d %s %-18s %-6s %-44s ", r.Seq, r.Time.Format("15:04:05.000000"), r.Requestor, r.Layer, r.Operation)
-	path := r.Path
-	if r.FastIO {
-		path = "FASTIO " + path
-	}
-	b.WriteString(path)
+	b.WriteString(r.Path)
 	if r.Length > 0 || r.Offset > 0 {
 		fmt.Fprintf(&b, " offset %d length %d", r.Offset, r.Length)
 	}

@@ -207,7 +207,7 @@ func (v *Volume) create(irp *iomgr.IRP) (iomgr.Status, uint64) {
 			}
 		}
 	}
-	if err := v.commit(); err != nil {
+	if err := v.deferCommit(); err != nil {
 		// The entry stays in memory (a later flush writes it); the open
 		// failed, so nothing holds the FCB.
 		v.unlinkUnused(f)
@@ -327,7 +327,7 @@ func (v *Volume) openExisting(fo *iomgr.FileObject, c *ccb, f *fcb, p iomgr.Crea
 		}
 	}
 	if overwrite {
-		if err := v.commit(); err != nil {
+		if err := v.deferCommit(); err != nil {
 			v.unlinkUnused(f)
 			return statusOf(err), 0
 		}

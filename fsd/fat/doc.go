@@ -18,18 +18,33 @@
 // "DIRECT I/O": paging, non-cached IRPs on the volume stream file object,
 // sent to the top of the volume device's own stack so that filters above
 // the FSD see them, and passed by the FSD's read/write dispatch, untouched,
-// to the storage volume's stack. File data goes from the FCB's extents to
-// the storage stack directly, one IRP per contiguous run. Both paths sit
-// behind one small interface (blockDevice), where a cache will go.
+// to the storage volume's stack. File data goes through a bounded cache
+// (cache.go: 64 KiB pages per FCB, 16 MiB per volume) and from there, by
+// the FCB's extents, to the storage stack, one IRP per contiguous run of
+// up to 1 MiB; a READ that has to go to the disk also loads the next few
+// pages (read-ahead). Cached data is written back at the cleanup of a
+// file's last handle, on FLUSH_BUFFERS, a volume lock, dismount and
+// shutdown, before sector I/O on the volume, and when the cache is full;
+// a file's pages go before its clusters are freed.
+//
+// The fast I/O table (fastio.go) serves reads of cached pages, writes
+// within a file's clusters that need nothing from the disk, and the basic
+// and standard information without an IRP; anything else answers "not
+// possible" and the caller sends the IRP.
 //
 // Metadata lives in memory while the volume is mounted: the FAT (Table),
 // and for each directory in use an index of its entries by folded name
 // (long and short), its free slots and short names, so lookups and new
-// names never rescan a directory. Changes are written when the request
-// that made them ends (a file's growth by WRITE at its cleanup or the next
-// flush); FSInfo at flush, dismount and shutdown. The volume is marked
-// dirty (boot sector and FAT[1]) at mount and clean again at dismount or
-// shutdown; a volume found dirty stays dirty.
+// names never rescan a directory; a file's chain is kept as extents, and
+// allocation starts at the FSInfo next-free hint or right after the
+// file's last cluster, taking whole free runs, so files stay contiguous.
+// Changes to the FAT and directories are written by the lazy writer
+// (lazy.go) a second after the first one, data first, then the FAT, then
+// the directories; FLUSH_BUFFERS, a volume lock, dismount and shutdown
+// write everything at once, and FSInfo with it. The volume is marked dirty
+// (boot sector and FAT[1]) at mount, or before the first change after a
+// shutdown, and clean again at dismount or shutdown; a volume found dirty
+// stays dirty.
 //
 // Choices where NT leaves room: a full FAT12/16 root directory, and a
 // directory at its 65,536 entries, give STATUS_DISK_FULL (as a full volume
@@ -42,11 +57,16 @@
 //
 // Lock order: FileSystem.mu is a leaf. Volume.mu (the volume lock, a
 // RWMutex) is taken exclusively by every request that changes metadata or
-// sends metadata I/O, shared by file reads and queries, and is held while
+// sends metadata I/O, by fast I/O writes and by the lazy writer's timer,
+// shared by file reads, fast I/O reads and queries, and is held while
 // metadata and data IRPs are sent: the volume stream's read/write path
-// takes no lock, so that is safe. Under it a CCB's mu (the file position)
-// and Volume.errMu (the last corruption) are leaves, as are the VPB's
-// locks (mount.VolumeState) and FileSystem.mu. A VPB's mount
+// takes no lock, so that is safe. A fast I/O call that may not wait only
+// tries it and answers "not possible". Under it comes the cache's mutex
+// (dataCache.mu, which guards the pages and every FCB's pages map), held
+// while pages are loaded and written back: those IRPs go down the storage
+// stack, which never calls back into the file system. A CCB's mu (the
+// file position) and Volume.errMu (the last corruption) are leaves, as are
+// the VPB's locks (mount.VolumeState) and FileSystem.mu. A VPB's mount
 // lock (held by the mount manager around mount, verify and dismount) comes
 // before Volume.mu.
 package fat

@@ -20,9 +20,10 @@ type fcb struct {
 	isRoot bool
 	linked bool // de.fcb points here and the chain is claimed
 
-	start uint32    // first cluster (0 for an empty file, and the FAT12/16 root)
-	ext   extentMap // the cluster chain, kept so data access never walks the FAT
-	dir   *dirIndex // a directory's index, loaded when first needed
+	start uint32          // first cluster (0 for an empty file, and the FAT12/16 root)
+	ext   extentMap       // the cluster chain, kept so data access never walks the FAT
+	dir   *dirIndex       // a directory's index, loaded when first needed
+	pages map[int64]*page // a file's cached data by page number; guarded by the cache's mutex
 
 	opens    int // file objects not yet closed
 	handles  int // of them, not yet cleaned up
@@ -293,6 +294,11 @@ func (v *Volume) unlink(f *fcb) {
 		return
 	}
 	f.linked = false
+	if len(f.pages) > 0 {
+		// Its chain is being freed or forgotten: no page of it may be
+		// written back over clusters someone else may take.
+		v.discard(f, 0)
+	}
 	if f.de != nil && f.de.fcb == f {
 		f.de.fcb = nil
 	}
@@ -311,6 +317,13 @@ func (v *Volume) unlink(f *fcb) {
 func (v *Volume) release(f *fcb) {
 	f.opens--
 	if f.opens == 0 && !f.isDir {
+		// Changes made after its cleanup (none normally: cleanup wrote
+		// them) go to the disk before the pages go with the FCB.
+		if f.linked && !f.deleted && !v.Dismounted() && !v.readOnly {
+			if err := v.writeBack(f, ioReq{rq: v.rq}); err != nil {
+				v.fs.logf("fat: %s: writing back cached data: %v", f.path(), err)
+			}
+		}
 		v.unlink(f)
 	}
 	if v.cachedDirs > maxCachedDirs {
@@ -319,8 +332,10 @@ func (v *Volume) release(f *fcb) {
 }
 
 // prune drops cached directories nothing holds (no file object, no linked
-// entry, nothing left to write) until half the cache limit is left.
+// entry, nothing left to write) until half the cache limit is left. Changed
+// directories are written first when they are what holds the cache full.
 func (v *Volume) prune() {
+	committed := false
 	for v.cachedDirs > maxCachedDirs/2 {
 		progress := false
 		v.walk(func(f *fcb) bool {
@@ -333,7 +348,14 @@ func (v *Volume) prune() {
 			return v.cachedDirs > maxCachedDirs/2
 		})
 		if !progress {
-			return
+			if committed || len(v.dirtyDirs) == 0 {
+				return
+			}
+			committed = true
+			if err := v.writeChanges(); err != nil {
+				v.fs.logf("fat: volume %v: writing directories to trim the cache: %v", v.Real, err)
+				return
+			}
 		}
 	}
 }
@@ -414,6 +436,9 @@ func (v *Volume) setClusters(f *fcb, n uint32) error {
 		f.ext.append(exts)
 		return nil
 	}
+	// Pages past the new end of the chain must never reach the clusters
+	// being freed.
+	v.discard(f, int64(n)*int64(v.geo.ClusterSize))
 	newStart, _, err := v.fat.Truncate(f.start, n)
 	if err != nil {
 		return v.note(err)

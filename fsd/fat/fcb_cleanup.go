@@ -53,8 +53,13 @@ func (v *Volume) cleanup(irp *iomgr.IRP) (iomgr.Status, uint64) {
 			if err := v.trim(f); err != nil {
 				v.fs.logf("fat: %s: giving back clusters past the end: %v", f.path(), err)
 			}
+			// The last handle is gone: what it wrote goes to the disk now,
+			// before the metadata that describes it.
+			if err := v.writeBack(f, ioReq{rq: irp.Requestor, fo: fo}); err != nil {
+				return statusOf(err), 0
+			}
 		}
-		return statusOf(v.commit()), 0
+		return statusOf(v.deferCommit()), 0
 	}
 	return iomgr.StatusSuccess, 0
 }

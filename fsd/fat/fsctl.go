@@ -98,6 +98,7 @@ func (v *Volume) dismount(rq string, fo *iomgr.FileObject, force bool) iomgr.Sta
 		return st
 	}
 	v.lockedBy = nil
+	v.stopLazyWriter()
 	v.fs.removeVolume(v)
 	if ferr == nil && !v.readOnly {
 		if err := v.flushAll(true); err != nil {

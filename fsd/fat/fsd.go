@@ -66,6 +66,7 @@ func Register(mm *mount.Manager, opts Options) (*FileSystem, error) {
 	}
 	fs.ControlDevice = cdo
 	fs.Driver.SetDispatchAll(fs.dispatch)
+	fs.Driver.FastIO = fastIODispatch()
 	fs.Driver.Unload = fs.unload
 	cdo.ClearFlags(iomgr.DeviceInitializing)
 	mm.RegisterFileSystem(cdo)

@@ -176,7 +176,14 @@ func fxOpenStore(t testing.TB, store disk.Store, sectorSize uint32, o fxOpt, img
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = dd.Close() })
+	t.Cleanup(func() {
+		// A volume left mounted is dismounted first, so that its lazy
+		// writer has nothing left to do once the disk is gone.
+		if vp := vol.VPB(); vp != nil && vp.Mounted() {
+			_ = mm.Dismount(vol, mount.DismountOptions{Force: true, Requestor: "test"})
+		}
+		_ = dd.Close()
+	})
 	return x
 }
 

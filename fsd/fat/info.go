@@ -193,7 +193,7 @@ func (v *Volume) setInformation(irp *iomgr.IRP) (iomgr.Status, uint64) {
 	if !st.IsSuccess() {
 		return st, 0
 	}
-	return statusOf(v.commit()), 0
+	return statusOf(v.deferCommit()), 0
 }
 
 func (v *Volume) setBasic(f *fcb, c *ccb, b *iomgr.FileBasicInformation) iomgr.Status {

@@ -131,6 +131,9 @@ func (v *Volume) write(irp *iomgr.IRP) (iomgr.Status, uint64) {
 		err = v.fileIO(f, iomgr.MajorWrite, req, irp.Buffer[:n], off)
 	}
 	if err != nil {
+		// Nothing of a failed write stays: not its pages past the old
+		// end, not the clusters it took.
+		v.discard(f, size)
 		if f.ext.total > had {
 			_ = v.setClusters(f, had)
 		}
@@ -144,6 +147,13 @@ func (v *Volume) write(irp *iomgr.IRP) (iomgr.Status, uint64) {
 	s.Attr |= AttrArchive
 	v.writeEntry(f.parent, f.de)
 	c.setPosition(end)
+	if req.writeThrough || irp.Flags&iomgr.IRPNoCache != 0 {
+		// Write-through and non-cached writes are on the disk when they
+		// complete, data first, then the metadata that describes it.
+		if err := v.writeBack(f, req); err != nil {
+			return statusOf(err), 0
+		}
+	}
 	if req.writeThrough {
 		if err := v.commit(); err != nil {
 			return statusOf(err), 0
@@ -153,8 +163,24 @@ func (v *Volume) write(irp *iomgr.IRP) (iomgr.Status, uint64) {
 }
 
 // fileIO reads or writes p at file offset off, which must lie within the
-// file's clusters: one transfer per contiguous run of clusters.
+// file's clusters, through the file data cache.
 func (v *Volume) fileIO(f *fcb, major iomgr.MajorFunction, req ioReq, p []byte, off int64) error {
+	if len(p) == 0 {
+		return nil
+	}
+	if end := off + int64(len(p)); end > int64(f.ext.total)*int64(v.geo.ClusterSize) {
+		return v.note(fail(iomgr.StatusFileCorruptError, "%s: offset %d is past its %d clusters", f.path(), end-1, f.ext.total))
+	}
+	if major == iomgr.MajorRead {
+		return v.cachedRead(f, req, p, off)
+	}
+	return v.cachedWrite(f, req, p, off)
+}
+
+// diskIO reads or writes p at file offset off, which must lie within the
+// file's clusters, on the disk: one transfer per contiguous run of
+// clusters. The cache loads and writes back pages with it.
+func (v *Volume) diskIO(f *fcb, major iomgr.MajorFunction, req ioReq, p []byte, off int64) error {
 	cs := int64(v.geo.ClusterSize)
 	ss := int64(v.geo.BytesPerSector)
 	for len(p) > 0 {
@@ -203,13 +229,19 @@ func (v *Volume) truncateTo(f *fcb, size int64) error {
 			}
 		}
 		if err := v.zeroFill(f, ioReq{rq: v.rq}, old, size); err != nil {
+			v.discard(f, old)
 			if f.ext.total > had {
 				_ = v.setClusters(f, had)
 			}
 			return err
 		}
-	} else if err := v.setClusters(f, need); err != nil {
-		return err
+	} else {
+		// The cached bytes past the new end must read as zeros if the
+		// file grows again, and must not be written back.
+		v.discard(f, size)
+		if err := v.setClusters(f, need); err != nil {
+			return err
+		}
 	}
 	f.de.short.Size = uint32(size)
 	v.writeEntry(f.parent, f.de)

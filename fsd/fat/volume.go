@@ -36,6 +36,8 @@ type Volume struct {
 	// volume stream, file data straight to the storage volume's stack. A
 	// cache would wrap them.
 	meta, data blockDevice
+	// cache holds file data pages (see cache.go); its mutex comes after mu.
+	cache *dataCache
 
 	// mu is the volume lock. Exclusive for anything that changes metadata
 	// or sends metadata I/O; shared for file data reads and queries.
@@ -53,6 +55,9 @@ type Volume struct {
 	wasDirty    bool              // the volume was dirty when mounted: it stays dirty
 	markedDirty bool              // the dirty state is on the disk now
 	lockedBy    *iomgr.FileObject // the handle that locked the volume
+	lazyArmed   bool              // a lazy write is scheduled (lazyTimer runs)
+	lazyTimer   *time.Timer       // runs lazyWrite
+	lazyDelay   time.Duration     // lazyWriteDelay; tests stretch it
 	share       shareAccess       // volume opens
 
 	errMu   sync.Mutex // guards lastErr (corruption may be found under the shared lock); a leaf
@@ -163,6 +168,7 @@ func (fs *FileSystem) mount(irp *iomgr.IRP) (iomgr.Status, error) {
 		serial:    bs.VolumeID,
 		readOnly:  real.Characteristics&iomgr.ReadOnlyDevice != 0,
 		dirtyDirs: map[*fcb]struct{}{},
+		lazyDelay: lazyWriteDelay,
 		rq:        rq,
 	}
 	dev.Extension = v
@@ -173,6 +179,7 @@ func (fs *FileSystem) mount(irp *iomgr.IRP) (iomgr.Status, error) {
 	v.stream.Requestor = "fat"
 	v.meta = &streamDevice{vol: v}
 	v.data = &storageDevice{vol: v}
+	v.cache = newDataCache(cacheLimit)
 	if err := v.load(); err != nil {
 		fs.io.DeleteDevice(dev)
 		st := statusOf(err)
@@ -434,7 +441,9 @@ func (v *Volume) flushAll(clean bool) error {
 	if v.readOnly {
 		return nil
 	}
-	if err := v.commit(); err != nil {
+	// Data first, then the metadata that points at it: a crash between
+	// the two loses at most the metadata of the newest changes.
+	if err := v.writeChanges(); err != nil {
 		return err
 	}
 	if err := v.writeFSInfo(); err != nil {

@@ -117,6 +117,18 @@ func (v *Volume) dasd(irp *iomgr.IRP) iomgr.Status {
 			return irp.Complete(iomgr.StatusAccessDenied, 0)
 		}
 	}
+	if v.hasDirtyData() {
+		// Sector I/O sees the volume as the disk holds it: cached file
+		// data goes down first.
+		if !v.lock(irp.Requestor) {
+			return irp.Complete(iomgr.StatusVolumeDismounted, 0)
+		}
+		err := v.writeBackAll(ioReq{rq: irp.Requestor})
+		v.mu.Unlock()
+		if err != nil {
+			return irp.Complete(statusOf(err), 0)
+		}
+	}
 	return v.forwardToStorage(irp)
 }
 
