@@ -254,6 +254,45 @@ func (e *ExportDevice) ReadAt(r *nbd.Request, p []byte, off int64) error {
 	return e.transfer(r, iomgr.MajorRead, p, off, false)
 }
 
+var _ nbd.Lender = (*ExportDevice)(nil)
+
+// LendRead implements nbd.Lender with an MDL read: an IRP_MJ_READ with
+// IRP_MN_MDL and no buffer goes down the export's stack, and the disk driver
+// answers with memory of its own (the image's page cache, mapped), so a
+// large read is sent without being copied into the server's buffer. The
+// release sends the same read back with IRP_MN_MDL|IRP_MN_COMPLETE, as NT's
+// MdlReadComplete does. A stack that cannot lend (a memory store, or a
+// filter such as crypt or cow that must see the data) answers
+// STATUS_NOT_SUPPORTED, and the server reads normally.
+func (e *ExportDevice) LendRead(r *nbd.Request, off int64, length int) ([]byte, func(), error) {
+	irp, st := e.mdlRead(r, iomgr.MinorMDL, nil, off, length)
+	data := irp.Buffer
+	iomgr.FreeIRP(irp)
+	switch {
+	case st == iomgr.StatusNotSupported || st == iomgr.StatusInvalidDeviceRequest:
+		return nil, nil, nbd.ErrNotLent
+	case !st.IsSuccess():
+		return nil, nil, st.Err()
+	}
+	release := func() {
+		irp, _ := e.mdlRead(r, iomgr.MinorCompleteMDL, data, off, length)
+		iomgr.FreeIRP(irp)
+	}
+	return data, release, nil
+}
+
+// mdlRead sends one IRP_MJ_READ with the given MDL minor function to the
+// top of the export's stack.
+func (e *ExportDevice) mdlRead(r *nbd.Request, minor iomgr.MinorFunction, buf []byte, off int64, length int) (*iomgr.IRP, iomgr.Status) {
+	top := iomgr.GetAttachedDevice(e.Device)
+	irp := iomgr.BuildSynchronousFSDRequest(iomgr.MajorRead, top, buf, off)
+	irp.Requestor = r.Requestor()
+	sl := irp.NextStackLocation()
+	sl.Minor = minor
+	sl.Parameters.Read.Length = uint32(length)
+	return irp, iomgr.CallDriverAndWait(top, irp).Status
+}
+
 // WriteAt implements nbd.Device with an IRP_MJ_WRITE (write-through for FUA).
 func (e *ExportDevice) WriteAt(r *nbd.Request, p []byte, off int64) error {
 	if err := e.claim(r); err != nil {

@@ -179,6 +179,11 @@ func validate(disk *Disk, irp *iomgr.IRP) iomgr.Status {
 	switch sl.Major {
 	case iomgr.MajorRead:
 		p = sl.Parameters.Read
+		if sl.Minor&iomgr.MinorMDL != 0 {
+			// The driver supplies the memory of an MDL read (and takes
+			// it back with IRP_MN_MDL|IRP_MN_COMPLETE): no caller buffer.
+			return checkTransfer(disk, p.ByteOffset, int64(p.Length), int(p.Length))
+		}
 	case iomgr.MajorWrite:
 		if disk.ReadOnly {
 			return iomgr.StatusMediaWriteProtected
@@ -210,6 +215,9 @@ func execute(irp *iomgr.IRP) iomgr.Status {
 	switch sl.Major {
 	case iomgr.MajorRead:
 		p := sl.Parameters.Read
+		if sl.Minor&iomgr.MinorMDL != 0 {
+			return executeMDLRead(disk, irp, sl.Minor, p)
+		}
 		if _, err := disk.Store.ReadAt(irp.Buffer[:p.Length], p.ByteOffset); err != nil {
 			return irp.Complete(statusOf(err), 0)
 		}
@@ -234,6 +242,32 @@ func execute(irp *iomgr.IRP) iomgr.Status {
 		return executeDataSet(disk, irp)
 	}
 	return irp.Complete(iomgr.StatusInvalidDeviceRequest, 0)
+}
+
+// executeMDLRead lends the store's memory for a read (IRP_MN_MDL): on
+// success irp.Buffer is the data, owned by the driver until the requestor
+// sends the same read back with IRP_MN_MDL|IRP_MN_COMPLETE and that Buffer
+// (NT's MDL read and MdlReadComplete). A store that cannot lend answers
+// STATUS_NOT_SUPPORTED, and the requestor reads normally.
+func executeMDLRead(disk *Disk, irp *iomgr.IRP, minor iomgr.MinorFunction, p iomgr.ReadWriteParameters) iomgr.Status {
+	lender, ok := disk.Store.(Lender)
+	if !ok {
+		return irp.Complete(iomgr.StatusNotSupported, 0)
+	}
+	if minor&iomgr.MinorComplete != 0 {
+		err := lender.Return(irp.Buffer, p.ByteOffset)
+		irp.Buffer = nil
+		return irp.Complete(statusOf(err), 0)
+	}
+	b, err := lender.Lend(p.ByteOffset, int(p.Length))
+	switch {
+	case errors.Is(err, ErrCannotLend):
+		return irp.Complete(iomgr.StatusNotSupported, 0)
+	case err != nil:
+		return irp.Complete(statusOf(err), 0)
+	}
+	irp.Buffer = b
+	return irp.Complete(iomgr.StatusSuccess, uint64(p.Length))
 }
 
 // statusOf maps a store error to the status a disk reports.

@@ -39,6 +39,26 @@ type Store interface {
 	Close() error
 }
 
+// Lender is a Store that can lend the bytes of a range instead of copying
+// them out: the disk driver's answer to an MDL read (IRP_MJ_READ with
+// IRP_MN_MDL), which lets the NBD server send an image's page cache to the
+// socket without first copying it into a buffer of its own.
+//
+// Lend returns memory holding [off, off+n) that stays valid, and is not to
+// be written, until Return gives it back with the same offset; it fails
+// with ErrCannotLend where it cannot lend (the caller then reads normally). The bytes are the store's at the
+// time of the Lend or later: a write to the range meanwhile may show.
+type Lender interface {
+	// Lend lends [off, off+n).
+	Lend(off int64, n int) ([]byte, error)
+	// Return takes back what Lend lent for off.
+	Return(b []byte, off int64) error
+}
+
+// ErrCannotLend is Lend's answer where lending is not possible (a store
+// that does not map, a platform without mmap, a failed mapping).
+var ErrCannotLend = errors.New("disk: the store cannot lend this range")
+
 // Trimmer is a Store that can discard a range it no longer needs to keep,
 // freeing space (a TRIM IRP, NBD_CMD_TRIM). Trim is a hint: afterwards the
 // range's contents are unspecified, so callers that need zeros use Zeroer or

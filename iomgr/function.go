@@ -82,6 +82,8 @@ const (
 	MinorDPC      MinorFunction = 0x01
 	MinorMDL      MinorFunction = 0x02
 	MinorComplete MinorFunction = 0x04
+	// MinorCompleteMDL gives back the memory an MDL read lent.
+	MinorCompleteMDL = MinorComplete | MinorMDL
 )
 
 // MinorName returns the NT name of minor for major, or "" when the minor
@@ -114,6 +116,8 @@ func MinorName(major MajorFunction, minor MinorFunction) string {
 			return "IRP_MN_MDL"
 		case MinorComplete:
 			return "IRP_MN_COMPLETE"
+		case MinorCompleteMDL:
+			return "IRP_MN_COMPLETE_MDL"
 		}
 	}
 	if minor == 0 {

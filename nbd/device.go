@@ -70,6 +70,25 @@ type Device interface {
 	Cache(r *Request, off, length int64) error
 }
 
+// Lender is a Device that can lend the data of a large read instead of
+// filling the server's buffer: memory it owns, such as a mapping of an
+// image's page cache, that the reply is sent from. The server asks only for
+// reads of at least LendMin bytes, where a copy costs more than the loan.
+type Lender interface {
+	// LendRead returns the length bytes at off and a function the server
+	// calls once the reply is written (or dropped), after which data is
+	// not touched again. An error that errors.Is reports as ErrNotLent
+	// makes the server read the range with ReadAt instead; other errors
+	// are the read's errors.
+	LendRead(r *Request, off int64, length int) (data []byte, release func(), err error)
+}
+
+// LendMin is the smallest read the server asks a Lender to lend.
+const LendMin = 256 << 10
+
+// ErrNotLent is LendRead's answer when it cannot lend the range.
+var ErrNotLent = errors.New("nbd: the device cannot lend this read")
+
 // Extent is one run of a BlockStatus answer.
 type Extent struct {
 	// Length in bytes; extents of length zero are ignored.
@@ -181,6 +200,7 @@ type Request struct {
 	trailer []byte // sent after payload: a second chunk (in aux), or nil
 	charge  int64  // bytes counted against the connection's in-flight limit
 	held    bool   // reply made by the reader: queued, written before it blocks
+	release func() // gives data back to a Lender once the reply is written
 }
 
 // Requestor identifies the client: its remote address for TCP ("ip:port"),

@@ -474,6 +474,21 @@ func (c *conn) invoke(r *Request) (ext []Extent, err error) {
 	off, n := int64(r.offset), int64(r.length)
 	switch r.cmd {
 	case CmdRead:
+		if l, ok := dev.(Lender); ok && r.length >= LendMin {
+			data, release, err := l.LendRead(r, off, int(r.length))
+			if !errors.Is(err, ErrNotLent) {
+				if err == nil && len(data) < int(r.length) {
+					if release != nil {
+						release()
+					}
+					err = fmt.Errorf("nbd: device lent %d bytes of a %d-byte read: %w", len(data), r.length, EIO)
+				}
+				if err == nil {
+					r.data, r.release = data[:r.length], release
+				}
+				return nil, err
+			}
+		}
 		r.bufp = getBuf(int(r.length))
 		r.data = (*r.bufp)[:r.length]
 		return nil, dev.ReadAt(r, r.data, off)
@@ -766,6 +781,10 @@ func (c *conn) writeBatch(batch []*Request) error {
 
 // finish recycles a request whose reply has been written (or dropped).
 func (c *conn) finish(r *Request) {
+	if r.release != nil {
+		r.release()
+		r.release = nil
+	}
 	if r.bufp != nil {
 		putBuf(r.bufp)
 		r.bufp = nil

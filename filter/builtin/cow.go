@@ -124,6 +124,9 @@ func (c *COW) Dispatch(dev *iomgr.Device, irp *iomgr.IRP) iomgr.Status {
 		}
 		return irp.Complete(iomgr.StatusSuccess, uint64(p.Length))
 	case iomgr.MajorRead:
+		if sl.Minor&iomgr.MinorMDL != 0 {
+			return refuseMDL(dev, irp) // reads may come from the overlay
+		}
 		p := sl.Parameters.Read
 		if st := c.check(p.ByteOffset, int64(p.Length)); st != iomgr.StatusSuccess {
 			return irp.Complete(st, 0)

@@ -81,6 +81,9 @@ func (c *Crypt) Dispatch(dev *iomgr.Device, irp *iomgr.IRP) iomgr.Status {
 		iomgr.CompleteRequest(irp)
 		return st
 	case iomgr.MajorRead:
+		if sl.Minor&iomgr.MinorMDL != 0 {
+			return refuseMDL(dev, irp) // the data is decrypted in the caller's buffer
+		}
 		p := sl.Parameters.Read
 		if p.ByteOffset%c.sector != 0 || int64(p.Length)%c.sector != 0 || len(irp.Buffer) < int(p.Length) {
 			return irp.Complete(iomgr.StatusInvalidParameter, 0)

@@ -116,6 +116,9 @@ func (f *Faults) Dispatch(dev *iomgr.Device, irp *iomgr.IRP) iomgr.Status {
 	sl := irp.CurrentStackLocation()
 	switch sl.Major {
 	case iomgr.MajorRead:
+		if sl.Minor&iomgr.MinorComplete != 0 {
+			break // giving back an MDL read's memory is not I/O
+		}
 		if f.Latency > 0 {
 			time.Sleep(f.Latency)
 		}
@@ -131,4 +134,16 @@ func (f *Faults) Dispatch(dev *iomgr.Device, irp *iomgr.IRP) iomgr.Status {
 		}
 	}
 	return filter.PassThrough(dev, irp)
+}
+
+// refuseMDL answers an MDL read (IRP_MN_MDL) for a filter that must have
+// the data in the caller's buffer, because it transforms or redirects it:
+// STATUS_NOT_SUPPORTED, and the requestor reads normally. Giving back
+// memory lent before the filter attached (IRP_MN_MDL|IRP_MN_COMPLETE) passes
+// through to the driver that lent it.
+func refuseMDL(dev *iomgr.Device, irp *iomgr.IRP) iomgr.Status {
+	if irp.CurrentStackLocation().Minor&iomgr.MinorComplete != 0 {
+		return filter.PassThrough(dev, irp)
+	}
+	return irp.Complete(iomgr.StatusNotSupported, 0)
 }
