@@ -351,6 +351,17 @@ func (v *Volume) Rename(oldname, newname string, replace bool) error {
 	return pathError("rename", oldname, v.set(fo, iomgr.FileRenameInformationClass, in, replace))
 }
 
+// Chtimes sets the access and modification times of the open file (zero
+// leaves one unchanged), as Volume.Chtimes does by name but without opening
+// the file again. A later write sets the modification time anew.
+func (f *File) Chtimes(atime, mtime time.Time) error {
+	if f.closed {
+		return &fs.PathError{Op: "chtimes", Path: f.name, Err: fs.ErrClosed}
+	}
+	return pathError("chtimes", f.name, f.vol.set(f.fo, iomgr.FileBasicInformationClass,
+		&iomgr.FileBasicInformation{LastAccessTime: atime, LastWriteTime: mtime}, false))
+}
+
 // Chtimes sets the access and modification times (zero leaves one unchanged).
 func (v *Volume) Chtimes(name string, atime, mtime time.Time) error {
 	fo, _, err := v.open("chtimes", name, mount.OpenOptions{DesiredAccess: iomgr.FileWriteAttributes,

@@ -27,6 +27,13 @@ type Options struct {
 	Requestor string
 	// RingSize is the number of monitor records kept (DefaultRingSize when 0).
 	RingSize int
+	// NoFsync makes flushes of image files stop at the operating system's
+	// page cache, without fsync (disk.FileStore.SetFsync): the images
+	// survive the process ending, cleanly or killed, but not a crash of
+	// the machine. For commands that copy files into an image, as cp and
+	// mcopy do; never for a server, whose clients' flushes promise stable
+	// storage.
+	NoFsync bool
 }
 
 // System is one instance of vdisk's storage stack.
@@ -116,6 +123,7 @@ func (s *System) AddImage(path string, readOnly bool) (*Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open image %s: %w", path, err)
 	}
+	store.SetFsync(!s.opts.NoFsync)
 	img, err := s.AddStore(ImageName(path), store, 512, readOnly)
 	if err != nil {
 		store.Close()

@@ -8,6 +8,9 @@
 #   shortnames the same with 8.3 names (F0001.DAT ...)
 #   bigfile    one 128 MiB file
 #   format     a 4 GiB sparse image as FAT32: "vdisk format" against mkfs.fat
+#   monitor    the longnames copy with the monitor minifilter loaded
+#              ("vdisk --filter monitor cp -r") against the same copy without
+#              it: the cost of Filemon-style recording (issue 6: <= 1.30)
 # Prints each time, the ratio peer/vdisk (how many times faster vdisk is; for
 # format, vdisk/mkfs.fat), and vdisk's peak RSS. Every image vdisk writes is
 # checked with fsck.fat -n.
@@ -30,7 +33,7 @@ cd "$(dirname "$0")/.."
 FILES=${FILES:-2000}
 RUNS=${RUNS:-3}
 MCOPY_TIMEOUT=${MCOPY_TIMEOUT:-60}
-WORKLOADS=${WORKLOADS:-"longnames shortnames bigfile format"}
+WORKLOADS=${WORKLOADS:-"longnames shortnames bigfile format monitor"}
 for t in mkfs.fat fsck.fat mcopy; do
 	command -v "$t" >/dev/null || { echo "bench/fat.sh: $t not installed (apt-get install dosfstools mtools)" >&2; exit 1; }
 done
@@ -141,6 +144,23 @@ for w in $WORKLOADS; do
 		esac
 		printf '%-11s %11.3fs %11.3fs %2s%6.1fx   (mcopy/vdisk, best of %d%s; target %s; vdisk peak RSS %d MiB, target < 64)\n' "$w" "$v" "$m" "$cut" \
 			"$(echo "$m / $v" | bc -l)" "$RUNS" "${cut:+, mcopy cut off after ${MCOPY_TIMEOUT}s}" "$target" $((peak / 1024))
+		rm -rf "$src"
+		;;
+	monitor)
+		src=$work/src-$w
+		tree "$src" longnames
+		sync
+		v= m=
+		for r in $(seq 1 "$RUNS"); do
+			fresh "$work/v.img"
+			timed "$bin" cp -r "$src" "$work/v.img:/"
+			v=$(best "$v" "$secs")
+			fresh "$work/m.img"
+			timed "$bin" --filter monitor cp -r "$src" "$work/m.img:/"
+			m=$(best "$m" "$secs")
+			fsck.fat -n "$work/m.img" >/dev/null || { echo "fsck.fat -n failed on the monitored copy" >&2; exit 1; }
+		done
+		printf '%-11s %11.3fs %11.3fs %8.2fx   (with monitor/without, %d files, best of %d; target <= 1.30)\n' "$w" "$m" "$v" "$(echo "$m / $v" | bc -l)" "$FILES" "$RUNS"
 		rm -rf "$src"
 		;;
 	format)

@@ -29,6 +29,7 @@ type FileStore struct {
 	noZeroRange atomic.Bool
 	noPrealloc  atomic.Bool
 	noSeekData  atomic.Bool
+	noFsync     atomic.Bool // SetFsync(false)
 
 	// closed lets the operations that may not touch the descriptor (once a
 	// fallback is cached) still fail after Close, as ReadAt does.
@@ -141,8 +142,25 @@ func (s *FileStore) WriteAt(p []byte, off int64) (int, error) {
 	return s.f.WriteAt(p, off)
 }
 
-// Sync flushes the file to stable storage with fsync.
-func (s *FileStore) Sync() error { return s.f.Sync() }
+// Sync flushes the file to stable storage with fsync, unless SetFsync
+// turned that off.
+func (s *FileStore) Sync() error {
+	if s.noFsync.Load() {
+		if s.closed.Load() {
+			return &os.PathError{Op: "sync", Path: s.name, Err: os.ErrClosed}
+		}
+		return nil
+	}
+	return s.f.Sync()
+}
+
+// SetFsync turns Sync's fsync on (the default) or off. Off, what was
+// written stays in the operating system's page cache, which survives the
+// process ending, cleanly or killed, but not the machine crashing: the
+// convention of cp and mcopy, which a command that builds an image in CI
+// wants for speed. A server keeps it on: its clients' flushes promise
+// stable storage.
+func (s *FileStore) SetFsync(on bool) { s.noFsync.Store(!on) }
 
 // Close closes the file.
 func (s *FileStore) Close() error {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -33,8 +34,11 @@ type session struct {
 	progress bool
 }
 
-func newSession(requestor string, writable bool) *session {
-	return &session{sys: vdisk.New(vdisk.Options{Requestor: requestor}), writable: writable, images: map[string]bool{}}
+// newSession starts a session. fsync says whether flushing the images ends
+// in fsync: the file commands leave that to --sync, as cp and mcopy do.
+func newSession(requestor string, writable, fsync bool) *session {
+	sys := vdisk.New(vdisk.Options{Requestor: requestor, NoFsync: !fsync})
+	return &session{sys: sys, writable: writable, images: map[string]bool{}}
 }
 
 // add opens the images of the given addresses (host paths are skipped).
@@ -66,7 +70,13 @@ func (s *session) applyFilters(c *cli.Context) error {
 	s.progress = stderrIsTerminal() && !c.Bool("trace")
 	specs := c.StringSlice("filter")
 	if c.Bool("trace") {
-		specs = append(specs, "monitor", "trace")
+		// --trace needs the monitor and the disk trace once each, whether
+		// or not --filter named them too.
+		for _, need := range []string{"monitor", "trace"} {
+			if !slices.ContainsFunc(specs, func(sp string) bool { name, _, _ := strings.Cut(sp, ":"); return name == need }) {
+				specs = append(specs, need)
+			}
+		}
 		s.trace = startTrace(s.sys.Ring(), os.Stderr)
 	}
 	for _, spec := range specs {
@@ -209,7 +219,7 @@ Examples:
 			if err != nil {
 				return err
 			}
-			s := newSession("vdisk ls", false)
+			s := newSession("vdisk ls", false, true)
 			defer func() { err = s.close(err) }()
 			if err := s.open(c, a); err != nil {
 				return err
@@ -304,7 +314,7 @@ Example:
 			if c.NArg() < 1 {
 				return usagef("cat: want VOLUME:/path")
 			}
-			s := newSession("vdisk cat", false)
+			s := newSession("vdisk cat", false, true)
 			defer func() { err = s.close(err) }()
 			addrs, err := s.openPaths(c, "cat")
 			if err != nil {
@@ -349,7 +359,7 @@ func mkdirCommand() *cli.Command {
 			if c.NArg() < 1 {
 				return usagef("mkdir: want VOLUME:/path")
 			}
-			s := newSession("vdisk mkdir", true)
+			s := newSession("vdisk mkdir", true, c.Bool("sync"))
 			defer func() { err = s.close(err) }()
 			addrs, err := s.openPaths(c, "mkdir")
 			if err != nil {
@@ -392,7 +402,7 @@ func rmCommand() *cli.Command {
 			if c.NArg() < 1 {
 				return usagef("rm: want VOLUME:/path")
 			}
-			s := newSession("vdisk rm", true)
+			s := newSession("vdisk rm", true, c.Bool("sync"))
 			defer func() { err = s.close(err) }()
 			addrs, err := s.openPaths(c, "rm")
 			if err != nil {
@@ -450,7 +460,7 @@ func mvCommand() *cli.Command {
 			if src.Image != dst.Image || src.Partition != dst.Partition {
 				return usagef("mv: source and destination must be on one volume (use cp and rm)")
 			}
-			s := newSession("vdisk mv", true)
+			s := newSession("vdisk mv", true, c.Bool("sync"))
 			defer func() { err = s.close(err) }()
 			if err := s.open(c, src); err != nil {
 				return err
@@ -514,7 +524,7 @@ Examples:
 			if err != nil {
 				return err
 			}
-			s := newSession("vdisk label", c.NArg() == 2)
+			s := newSession("vdisk label", c.NArg() == 2, c.Bool("sync"))
 			defer func() { err = s.close(err) }()
 			if err := s.open(c, a); err != nil {
 				return err
@@ -576,7 +586,7 @@ Examples:
 			if err != nil {
 				return err
 			}
-			s := newSession("vdisk cp", !dst.IsHost())
+			s := newSession("vdisk cp", !dst.IsHost(), c.Bool("sync"))
 			defer func() { err = s.close(err) }()
 			if err := s.open(c, append(srcs, dst)...); err != nil {
 				return err
@@ -774,26 +784,28 @@ func (cp *copier) copyDir(src, dst node) error {
 	} else if err := dst.vol.MkdirAll(dst.path); err != nil {
 		return explain("cp", dst.addr, dst.vol, err)
 	}
-	var names []string
+	var entries []fs.DirEntry
+	var err error
 	if src.vol == nil {
-		entries, err := os.ReadDir(src.path)
-		if err != nil {
+		if entries, err = os.ReadDir(src.path); err != nil {
 			return hostError(src.path, err)
 		}
-		for _, e := range entries {
-			names = append(names, e.Name())
-		}
-	} else {
-		entries, err := src.vol.ReadDir(src.path)
-		if err != nil {
-			return explain("cp", src.addr, src.vol, err)
-		}
-		for _, e := range entries {
-			names = append(names, e.Name())
-		}
+	} else if entries, err = src.vol.ReadDir(src.path); err != nil {
+		return explain("cp", src.addr, src.vol, err)
 	}
-	for _, name := range names {
-		if err := cp.copy(src.child(name), dst.child(name)); err != nil {
+	for _, e := range entries {
+		s, d := src.child(e.Name()), dst.child(e.Name())
+		// The entry's type spares a stat per child; a symbolic link is
+		// followed, so copy decides what it points to.
+		switch {
+		case e.Type()&fs.ModeSymlink != 0:
+			err = cp.copy(s, d)
+		case e.IsDir():
+			err = cp.copyDir(s, d)
+		default:
+			err = cp.copyFile(s, d)
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -834,6 +846,10 @@ func (cp *copier) copyFile(src, dst node) error {
 	if cp.bar != nil {
 		r = &countingReader{r: r, p: cp.bar}
 	}
+	// Hide *os.File's WriteTo: io.CopyBuffer would hand the copy to it, and
+	// for a destination that is not a socket or file it allocates a fresh
+	// 32 KiB buffer per file instead of using cp.buf.
+	r = struct{ io.Reader }{r}
 	if cp.buf == nil {
 		cp.buf = make([]byte, 1<<20)
 	}
@@ -885,11 +901,16 @@ func (cp *copier) copyFile(src, dst node) error {
 			}
 			return explain("cp", dst.addr, dst.vol, err)
 		}
+		// The time is set on the open handle, after the last write (which
+		// set it to now), sparing a second open.
+		if !mtime.IsZero() {
+			if err := f.Chtimes(time.Time{}, mtime); err != nil {
+				f.Close()
+				return explain("cp", dst.addr, dst.vol, err)
+			}
+		}
 		if err := f.Close(); err != nil {
 			return explain("cp", dst.addr, dst.vol, err)
-		}
-		if !mtime.IsZero() {
-			return explain("cp", dst.addr, dst.vol, dst.vol.Chtimes(dst.path, time.Time{}, mtime))
 		}
 		return nil
 	}

@@ -64,7 +64,7 @@ Examples:
 				}
 				opts.VolumeID, opts.HasVolumeID = uint32(n), true
 			}
-			s := newSession("vdisk format", true)
+			s := newSession("vdisk format", true, true)
 			defer func() { err = s.close(err) }()
 			if err := s.open(c, a); err != nil {
 				return err

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -18,7 +19,29 @@ type usageError struct{ error }
 func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
 
 func main() {
-	os.Exit(run(os.Args))
+	os.Exit(profiled(func() int { return run(os.Args) }))
+}
+
+// profiled runs f, writing a CPU profile to the file named by
+// VDISK_CPUPROFILE when it is set: how the benchmarks' commands are
+// profiled (go tool pprof vdisk FILE).
+func profiled(f func() int) int {
+	path := os.Getenv("VDISK_CPUPROFILE")
+	if path == "" {
+		return f()
+	}
+	out, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "vdisk: VDISK_CPUPROFILE: %v\n", err)
+		return 1
+	}
+	defer out.Close()
+	if err := pprof.StartCPUProfile(out); err != nil {
+		fmt.Fprintf(os.Stderr, "vdisk: VDISK_CPUPROFILE: %v\n", err)
+		return 1
+	}
+	defer pprof.StopCPUProfile()
+	return f()
 }
 
 func run(args []string) int {
@@ -67,6 +90,7 @@ Examples:
 			return usageError{err}
 		},
 		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "sync", Usage: "end cp, mkdir, rm, mv and label with an fsync of the image (by default their writes stop at the page cache, which survives the process but not a machine crash, as with cp and mcopy; create and format always fsync, as mkfs.fat does)"},
 			&cli.BoolFlag{Name: "trace", Usage: "print the IRP trace of the command to stderr (monitor and disk trace filters)"},
 			&cli.StringSliceFlag{Name: "filter", Usage: "load a filter NAME[:key=value,...] (repeatable): monitor, scan, readonly, trace, writeprotect, faults, cow, crypt"},
 		},
@@ -90,6 +114,11 @@ func interspersed(app *cli.App, args []string) []string {
 		}
 		if !strings.HasPrefix(args[at], "-") {
 			return args
+		}
+		// A global flag's value is not the command, even when it is
+		// spelt like one: `vdisk --filter monitor cp ...`.
+		if name := strings.TrimLeft(args[at], "-"); !strings.Contains(name, "=") && globalTakesValue(app, name) {
+			at++
 		}
 	}
 	if cmd == nil {
@@ -143,6 +172,21 @@ func interspersed(app *cli.App, args []string) []string {
 		out = append(out, positional...)
 	}
 	return out
+}
+
+// globalTakesValue reports whether name is a global flag with a value.
+func globalTakesValue(app *cli.App, name string) bool {
+	for _, f := range app.Flags {
+		if _, isBool := f.(*cli.BoolFlag); isBool {
+			continue
+		}
+		for _, n := range f.Names() {
+			if n == name {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // withUsage makes every command report flag errors as usage errors, and

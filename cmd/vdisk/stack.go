@@ -52,7 +52,7 @@ Examples:
 			if c.NArg() < 1 {
 				return usagef("stack: name at least one IMAGE, or a running server's --control SOCKET")
 			}
-			s := newSession("vdisk stack", false)
+			s := newSession("vdisk stack", false, true)
 			defer func() { err = s.close(err) }()
 			var addrs []vdisk.Address
 			for _, path := range c.Args().Slice() {

@@ -37,18 +37,36 @@ func (r Record) String() string {
 
 // Ring is a bounded buffer of records shared by every monitor of a System.
 type Ring struct {
-	mu      sync.Mutex // guards the fields below
-	buf     []Record
-	next    uint64 // sequence number of the next record
-	waiters []chan struct{}
+	mu sync.Mutex // guards the fields below
+	// Record n is at slot (n-1) % capacity, in chunks of ringChunk slots
+	// allocated when first written: a short command does not pay for
+	// zeroing (and faulting in) a whole ring it never fills, and the ring
+	// never copies records to grow.
+	chunks   [][]Record
+	capacity uint64
+	next     uint64 // sequence number of the next record
+	waiters  []chan struct{}
 }
+
+// ringChunk is the number of records allocated at once.
+const ringChunk = 1024
 
 // NewRing returns a ring that keeps the last capacity records (at least 1).
 func NewRing(capacity int) *Ring {
 	if capacity < 1 {
 		capacity = 1
 	}
-	return &Ring{buf: make([]Record, capacity), next: 1}
+	return &Ring{chunks: make([][]Record, (capacity+ringChunk-1)/ringChunk), capacity: uint64(capacity), next: 1}
+}
+
+// slot returns where record seq lives, allocating its chunk if needed.
+func (r *Ring) slot(seq uint64) *Record {
+	i := (seq - 1) % r.capacity
+	c := &r.chunks[i/ringChunk]
+	if *c == nil {
+		*c = make([]Record, min(ringChunk, r.capacity-i/ringChunk*ringChunk))
+	}
+	return &(*c)[i%ringChunk]
 }
 
 // Add stores a record, giving it the next sequence number, and wakes readers.
@@ -56,7 +74,7 @@ func (r *Ring) Add(rec Record) uint64 {
 	r.mu.Lock()
 	rec.Seq = r.next
 	r.next++
-	r.buf[rec.Seq%uint64(len(r.buf))] = rec
+	*r.slot(rec.Seq) = rec
 	waiters := r.waiters
 	r.waiters = nil
 	r.mu.Unlock()
@@ -74,15 +92,18 @@ func (r *Ring) Since(from uint64) ([]Record, uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	oldest := uint64(1)
-	if r.next > uint64(len(r.buf)) {
-		oldest = r.next - uint64(len(r.buf))
+	if r.next > r.capacity {
+		oldest = r.next - r.capacity
 	}
 	if from < oldest {
 		from = oldest
 	}
 	var out []Record
+	if from < r.next {
+		out = make([]Record, 0, r.next-from)
+	}
 	for s := from; s < r.next; s++ {
-		out = append(out, r.buf[s%uint64(len(r.buf))])
+		out = append(out, *r.slot(s))
 	}
 	return out, r.next
 }
