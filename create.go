@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/dustin/go-humanize"
 	"github.com/vdisk-dev/vdisk/disk"
@@ -126,9 +127,19 @@ func formatParts(path string, t *partition.Table, opts CreateOptions) error {
 		return err
 	}
 	name := ImageName(path)
+	// A serial number comes from the format time; partitions formatted in
+	// one go get times 10 ms apart (the serial's finest step), so that no
+	// two of them share one, deterministically when opts.Format.Time is set.
+	stamp := opts.Format.Time
+	if stamp.IsZero() {
+		stamp = time.Now()
+	}
+	formatted := 0
 	format := func(addr string, typ int, label, what string, fallback bool) error {
 		fo := opts.Format
 		fo.FATType, fo.Label = typ, label
+		fo.Time = stamp.Add(time.Duration(formatted) * 10 * time.Millisecond)
+		formatted++
 		_, err := sys.Format(addr, fo, "vdisk create")
 		if err != nil && fallback && errors.Is(err, fat.ErrVolumeTooSmall) {
 			fo.FATType = 0
