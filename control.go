@@ -145,7 +145,7 @@ func ListenControl(path string) (net.Listener, error) {
 	}
 	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
 		var err error
-		if cerr := rc.Control(func(fd uintptr) { err = syscall.Fchmod(int(fd), 0o600) }); cerr != nil {
+		if cerr := rc.Control(func(fd uintptr) { err = restrictSocket(fd) }); cerr != nil {
 			return cerr
 		}
 		return err

@@ -286,39 +286,30 @@ median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]
 echo
 echo "vdisk vs nbdkit: median of $ROUNDS run(s) of ${SECS}s each, fio nbd engine, first $FILL of the partition"
 echo "(a $IMAGE_SIZE sparse GPT image, page cache warm); CPU = server CPU time per I/O"
-printf '%-17s %6s %12s %12s %7s  %10s %10s\n' workload unit vdisk nbdkit ratio "vdisk CPU" "nbdkit CPU"
-for w in $WORKLOADS; do
-	v=$(cut -d' ' -f1 "$work/res.vdisk.$w" | median)
-	k=$(cut -d' ' -f1 "$work/res.nbdkit.$w" | median)
-	vc=$(cut -d' ' -f2 "$work/res.vdisk.$w" | median)
-	kc=$(cut -d' ' -f2 "$work/res.nbdkit.$w" | median)
-	awk -v w="$w" -v u="$(unit "$w")" -v v="$v" -v k="$k" -v vc="$vc" -v kc="$kc" 'BEGIN {
-		printf "%-17s %6s %12.1f %12.1f %7.2f  %8.1fus %8.1fus\n", w, u, v, k, (k > 0 ? v / k : 0), vc, kc }'
-done
+# ratio_table A B: per workload, the medians of servers A and B, A/B, and
+# the CPU per I/O of each.
+ratio_table() {
+	printf '%-17s %6s %12s %12s %7s  %10s %10s\n' workload unit "$1" "$2" ratio "$1 CPU" "$2 CPU"
+	local w a b ac bc
+	for w in $WORKLOADS; do
+		a=$(cut -d' ' -f1 "$work/res.$1.$w" | median)
+		b=$(cut -d' ' -f1 "$work/res.$2.$w" | median)
+		ac=$(cut -d' ' -f2 "$work/res.$1.$w" | median)
+		bc=$(cut -d' ' -f2 "$work/res.$2.$w" | median)
+		awk -v w="$w" -v u="$(unit "$w")" -v a="$a" -v b="$b" -v ac="$ac" -v bc="$bc" 'BEGIN {
+			printf "%-17s %6s %12.1f %12.1f %7.2f  %8.1fus %8.1fus\n", w, u, a, b, (b > 0 ? a / b : 0), ac, bc }'
+	done
+}
+ratio_table vdisk nbdkit
 if [ "$QEMU_NBD" != 0 ]; then
 	echo
 	echo "vdisk vs qemu-nbd, same rounds"
-	printf '%-17s %6s %12s %12s %7s  %10s %10s\n' workload unit vdisk qemu-nbd ratio "vdisk CPU" "qemu CPU"
-	for w in $WORKLOADS; do
-		v=$(cut -d' ' -f1 "$work/res.vdisk.$w" | median)
-		q=$(cut -d' ' -f1 "$work/res.qemu.$w" | median)
-		vc=$(cut -d' ' -f2 "$work/res.vdisk.$w" | median)
-		qc=$(cut -d' ' -f2 "$work/res.qemu.$w" | median)
-		awk -v w="$w" -v u="$(unit "$w")" -v v="$v" -v q="$q" -v vc="$vc" -v qc="$qc" 'BEGIN {
-			printf "%-17s %6s %12.1f %12.1f %7.2f  %8.1fus %8.1fus\n", w, u, v, q, (q > 0 ? v / q : 0), vc, qc }'
-	done
+	ratio_table vdisk qemu
 fi
 if [ -n "$FILTERED_FLAGS" ]; then
 	echo
 	echo "filtered ($FILTERED_FLAGS) vs plain vdisk, same rounds (target: >= 0.90)"
-	printf '%-17s %6s %12s %12s %7s  %10s\n' workload unit filtered vdisk ratio "filt. CPU"
-	for w in $WORKLOADS; do
-		f=$(cut -d' ' -f1 "$work/res.filtered.$w" | median)
-		v=$(cut -d' ' -f1 "$work/res.vdisk.$w" | median)
-		fc=$(cut -d' ' -f2 "$work/res.filtered.$w" | median)
-		awk -v w="$w" -v u="$(unit "$w")" -v f="$f" -v v="$v" -v fc="$fc" 'BEGIN {
-			printf "%-17s %6s %12.1f %12.1f %7.2f  %8.1fus\n", w, u, f, v, (v > 0 ? f / v : 0), fc }'
-	done
+	ratio_table filtered vdisk
 fi
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
 echo

@@ -168,6 +168,16 @@ func attach(target nbdTarget, dev string, bs uint32, timeout uint) error {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	announced := false
+	// announce says the device is attached once the kernel shows its
+	// size; it is also called before handling a signal, which may come
+	// (from a script that watches sysfs) before the next tick.
+	announce := func() {
+		if !announced && deviceSizeOf(name) > 0 {
+			announced = true
+			fmt.Fprintf(os.Stderr, "vdisk: %s: attached to nbd://%s/%s (%d bytes, block size %d%s); stays in the foreground until vdisk detach %s or a signal\n",
+				dev, target.Addr, target.Export, info.Size, bs, ro, dev)
+		}
+	}
 	for {
 		select {
 		case err := <-done:
@@ -181,17 +191,14 @@ func attach(target nbdTarget, dev string, bs uint32, timeout uint) error {
 			fmt.Fprintf(os.Stderr, "vdisk: %s: detached\n", dev)
 			return nil
 		case sig := <-sigs:
+			announce()
 			fmt.Fprintf(os.Stderr, "vdisk: %v: detaching %s\n", sig, dev)
 			if err := nbdIoctl(fd, nbdDisconnect, 0); err != nil {
 				// Nothing else ends NBD_DO_IT cleanly: shut the socket.
 				nbdIoctl(fd, nbdClearSock, 0)
 			}
 		case <-tick.C:
-			if !announced && deviceSizeOf(name) > 0 {
-				announced = true
-				fmt.Fprintf(os.Stderr, "vdisk: %s: attached to nbd://%s/%s (%d bytes, block size %d%s); stays in the foreground until vdisk detach %s or a signal\n",
-					dev, target.Addr, target.Export, info.Size, bs, ro, dev)
-			}
+			announce()
 		case <-deadline:
 			if !announced {
 				fmt.Fprintf(os.Stderr, "vdisk: %s: warning: the kernel shows no size for the device after 10s\n", dev)

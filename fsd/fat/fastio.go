@@ -116,14 +116,7 @@ func fastWrite(dev *iomgr.Device, fo *iomgr.FileObject, off int64, buf []byte, w
 		return false
 	}
 	v.rq = fo.Requestor
-	s := &f.de.short
-	if end > size {
-		s.Size = uint32(end)
-	}
-	s.SetModified(v.fs.opts.Now(), v.loc)
-	s.Attr |= AttrArchive
-	v.writeEntry(f.parent, f.de)
-	c.setPosition(end)
+	v.wrote(f, c, size, end)
 	*ios = iomgr.IOStatusBlock{Status: iomgr.StatusSuccess, Information: uint64(n)}
 	return true
 }

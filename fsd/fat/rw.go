@@ -139,14 +139,7 @@ func (v *Volume) write(irp *iomgr.IRP) (iomgr.Status, uint64) {
 		}
 		return statusOf(err), 0
 	}
-	s := &f.de.short
-	if end > size {
-		s.Size = uint32(end)
-	}
-	s.SetModified(v.fs.opts.Now(), v.loc)
-	s.Attr |= AttrArchive
-	v.writeEntry(f.parent, f.de)
-	c.setPosition(end)
+	v.wrote(f, c, size, end)
 	if req.writeThrough || irp.Flags&iomgr.IRPNoCache != 0 {
 		// Write-through and non-cached writes are on the disk when they
 		// complete, data first, then the metadata that describes it.
@@ -246,4 +239,18 @@ func (v *Volume) truncateTo(f *fcb, size int64) error {
 	f.de.short.Size = uint32(size)
 	v.writeEntry(f.parent, f.de)
 	return nil
+}
+
+// wrote records a completed write that ended at end in the file's
+// directory entry (size, modification time, archive bit) and the handle's
+// position: the same for the IRP path and the fast I/O path.
+func (v *Volume) wrote(f *fcb, c *ccb, size, end int64) {
+	s := &f.de.short
+	if end > size {
+		s.Size = uint32(end)
+	}
+	s.SetModified(v.fs.opts.Now(), v.loc)
+	s.Attr |= AttrArchive
+	v.writeEntry(f.parent, f.de)
+	c.setPosition(end)
 }
