@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/pojntfx/go-nbd/pkg/protocol"
 	"github.com/urfave/cli/v2"
@@ -174,7 +175,13 @@ func negotiate(rw io.ReadWriter, export string) (exportInfo, error) {
 			}
 			// Other information (name, description) is not needed.
 		default:
-			msg := strings.TrimSpace(string(data))
+			// The server's words go to a terminal: no control characters.
+			msg := strings.TrimSpace(strings.Map(func(r rune) rune {
+				if unicode.IsControl(r) {
+					return -1
+				}
+				return r
+			}, string(data)))
 			if msg != "" {
 				msg = ": " + msg
 			}

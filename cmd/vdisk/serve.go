@@ -92,7 +92,7 @@ func serve(c *cli.Context) error {
 		}
 	}()
 	for _, path := range images {
-		img, err := sys.AddImage(path, c.Bool("read-only"))
+		img, err := addImage(sys, path, c.Bool("read-only"))
 		if err != nil {
 			return err
 		}
