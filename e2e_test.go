@@ -772,6 +772,17 @@ func TestE2EFioVerifyMultiConn(t *testing.T) {
 	t.Parallel()
 	e2eNeedTool(t, "fio")
 	e2eNeedTool(t, "sfdisk")
+	// 4 KiB requests run inline in the server's reader; 1 MiB reads are
+	// MDL reads, sent from the image's page cache.
+	for _, bs := range []string{"4k", "1m"} {
+		t.Run("bs="+bs, func(t *testing.T) {
+			t.Parallel()
+			e2eFioVerifyMultiConn(t, bs)
+		})
+	}
+}
+
+func e2eFioVerifyMultiConn(t *testing.T, bs string) {
 	dir := t.TempDir()
 	mbr := e2eMBR(t, dir)
 	parts := e2eSfdisk(t, mbr)
@@ -782,7 +793,7 @@ func TestE2EFioVerifyMultiConn(t *testing.T) {
 	filter := e2eAttachFilter(t, sys.Manager, imgs[0].Disk)
 	uri := e2eServeSystem(t, sys, false) + "/mbr@5"
 	const jobs, region = 4, 4 * e2eMiB
-	args := []string{"--name=e2e", "--ioengine=nbd", "--uri=" + uri, "--rw=randwrite", "--bs=4k", "--iodepth=8",
+	args := []string{"--name=e2e", "--ioengine=nbd", "--uri=" + uri, "--rw=randwrite", "--bs=" + bs, "--iodepth=8",
 		"--numjobs=" + strconv.Itoa(jobs), "--size=" + strconv.Itoa(region), "--offset_increment=" + strconv.Itoa(region),
 		"--verify=crc32c", "--do_verify=1", "--continue_on_error=verify", "--verify_state_save=0", "--runtime=30"}
 	code, got, out := e2eFio(t, args...)
