@@ -16,13 +16,19 @@ import (
 const bashCompletion = `# bash completion for %[1]s; load with: source <(%[1]s completion bash)
 
 # Macs have bash3 for which the bash-completion package doesn't include
-# _init_completion. This is a minimal version of that function, which also
-# works without the bash-completion package (words then split at ':' too,
-# which only commands and flags are completed from, so it does no harm).
+# _init_completion. This is a minimal version of it, which also works
+# without the bash-completion package: it splits the line at blanks only,
+# so that IMAGE@N:/path stays one word (COMP_WORDS splits it at ':').
 _%[2]s_init_completion() {
   COMPREPLY=()
   if declare -F _get_comp_words_by_ref >/dev/null 2>&1; then
     _get_comp_words_by_ref "$@" cur prev words cword
+  elif [[ -n "$COMP_LINE" ]]; then
+    local line=${COMP_LINE:0:$COMP_POINT}
+    read -ra words <<< "$line"
+    cur=${line##*[[:space:]]}
+    [[ -z "$cur" ]] && words+=("")
+    cword=$(( ${#words[@]} - 1 ))
   else
     cur="${COMP_WORDS[COMP_CWORD]}"
     words=("${COMP_WORDS[@]}")
@@ -32,7 +38,7 @@ _%[2]s_init_completion() {
 
 _%[2]s_bash_autocomplete() {
   if [[ "${COMP_WORDS[0]}" != "source" ]]; then
-    local cur opts base words
+    local cur opts base words cword
     COMPREPLY=()
     cur="${COMP_WORDS[COMP_CWORD]}"
     if declare -F _init_completion >/dev/null 2>&1; then
@@ -41,13 +47,34 @@ _%[2]s_bash_autocomplete() {
       _%[2]s_init_completion -n "=:" || return
     fi
     words=("${words[@]:0:$cword}")
-    if [[ "$cur" == "-"* ]]; then
+    # The word being completed goes along: %[1]s completes flags and
+    # paths inside images (IMAGE@N:/EF -> IMAGE@N:/EFI/) from it.
+    if [[ -n "$cur" ]]; then
       requestComp="${words[*]} ${cur} --generate-bash-completion"
     else
       requestComp="${words[*]} --generate-bash-completion"
     fi
     opts=$(eval "${requestComp}" 2>/dev/null)
-    COMPREPLY=($(compgen -W "${opts}" -- ${cur}))
+    if [[ "$cur" == *:/* || "$cur" == *@ ]]; then
+      # vdisk matched the names itself, case-insensitively as FAT does;
+      # one per line, quoted for the shell (long names have blanks).
+      local line
+      while IFS= read -r line; do
+        [[ -n "$line" ]] && COMPREPLY+=("$(printf '%%q' "$line")")
+      done <<< "${opts}"
+    else
+      COMPREPLY=($(compgen -W "${opts}" -- "${cur}"))
+    fi
+    # A directory inside an image is completed with its slash: no space
+    # after it, so the path can go on.
+    if [[ ${#COMPREPLY[@]} -eq 1 && "${COMPREPLY[0]}" == */ ]]; then
+      compopt -o nospace 2>/dev/null
+    fi
+    # bash replaces only what follows the last ':' of the word.
+    if [[ "$cur" == *:* && "$COMP_WORDBREAKS" == *:* ]]; then
+      local colon_word=${cur%%"${cur##*:}"}
+      COMPREPLY=("${COMPREPLY[@]#"$colon_word"}")
+    fi
     return 0
   fi
 }
@@ -64,16 +91,20 @@ _%[2]s_zsh_autocomplete() {
   local -a opts
   local cur
   cur=${words[-1]}
-  if [[ "$cur" == "-"* ]]; then
+  if [[ -n "$cur" ]]; then
     opts=("${(@f)$(${words[@]:0:#words[@]-1} ${cur} --generate-bash-completion)}")
   else
     opts=("${(@f)$(${words[@]:0:#words[@]-1} --generate-bash-completion)}")
   fi
 
-  if [[ "${opts[1]}" != "" ]]; then
-    _describe 'values' opts
-  else
+  if [[ "${opts[1]}" == "" ]]; then
     _files
+  elif [[ "$cur" == *:/* || "$cur" == *@ ]]; then
+    # Paths inside an image: as they are (':' is no description here),
+    # and no space after a directory's slash.
+    compadd -Q -S '' -- "${opts[@]}"
+  else
+    _describe 'values' opts
   fi
 }
 

@@ -197,10 +197,18 @@ func withUsage(c *cli.Command) *cli.Command {
 	c.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return usageError{err} }
 	if c.BashComplete == nil && len(c.Subcommands) == 0 {
 		c.BashComplete = func(ctx *cli.Context) {
-			// The completion scripts pass the word being completed
-			// only when it starts with "-", just before the flag.
-			if n := len(os.Args); n > 2 && strings.HasPrefix(os.Args[n-2], "-") {
+			// The completion scripts pass the word being completed, just
+			// before the flag, when it starts with "-" (a flag) or names
+			// a volume path (IMAGE@N:/..., IMAGE@).
+			n := len(os.Args)
+			if n <= 2 {
+				return
+			}
+			switch word := os.Args[n-2]; {
+			case strings.HasPrefix(word, "-"):
 				cli.DefaultCompleteWithFlags(c)(ctx)
+			default:
+				completeVolumePath(ctx.App.Writer, word)
 			}
 		}
 	}
