@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	pathpkg "path"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -163,29 +165,48 @@ func formatParts(path string, t *partition.Table, opts CreateOptions) error {
 	return errors.Join(errs...)
 }
 
-// DemoBanner is written at the start of each partition of the demo image so
-// that a client can see it is reading the right place.
-const DemoBanner = "vdisk demo partition %d\n"
+// demoFiles are the files of the demo image, by volume address relative to
+// the image ("@1" the ESP, "@2" the data partition): a boot tree, long and
+// Unicode names, a nested directory.
+var demoFiles = []struct{ vol, path, data string }{
+	{"@1", "EFI/BOOT/README.TXT", "The vdisk demo's EFI system partition: no boot loader, just this file.\n"},
+	{"@2", "hello.txt", "Hello from the vdisk demo image.\n"},
+	{"@2", "A long file name with spaces.txt", "FAT keeps long names in VFAT entries next to an 8.3 alias.\n"},
+	{"@2", "Ünïcödé – naïve café.txt", "Long names are UTF-16 on disk.\n"},
+	{"@2", "docs/nested/deeper/leaf.txt", "Directories nest as deep as you like.\n"},
+}
 
 // CreateDemoImage writes the built-in demo image into dir: 64 MiB, GPT, an
-// EFI system partition of 16 MiB and a Linux data partition with the rest,
-// each starting with DemoBanner.
+// EFI system partition of 16 MiB (label EFI) and a FAT16 data partition
+// with the rest (label DATA), holding a few files (demoFiles).
 func CreateDemoImage(dir string) (string, error) {
-	path := dir + "/demo.img"
-	t, err := CreateImage(path, CreateOptions{Size: 64 << 20, Table: partition.GPT, Overwrite: true,
-		Parts: []partition.Spec{{Size: 16 << 20, Type: "esp", Label: "EFI system"}, {Size: partition.Rest, Type: "linux", Label: "data"}}})
-	if err != nil {
+	path := filepath.Join(dir, "demo.img")
+	if _, err := CreateImage(path, CreateOptions{Size: 64 << 20, Table: partition.GPT, Overwrite: true,
+		Parts: []partition.Spec{{Size: 16 << 20, Type: "esp", Label: "EFI"}, {Size: partition.Rest, Type: "fat16", Label: "DATA"}}}); err != nil {
 		return "", err
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
-	if err != nil {
+	sys := New(Options{Requestor: "vdisk demo"})
+	if _, err := sys.AddImage(path, false); err != nil {
+		sys.Close()
 		return "", err
 	}
-	defer f.Close()
-	for _, p := range t.Partitions {
-		if _, err := f.WriteAt([]byte(fmt.Sprintf(DemoBanner, p.Index)), p.Start); err != nil {
-			return "", err
+	name := ImageName(path)
+	var errs []error
+	for _, f := range demoFiles {
+		vol, err := sys.OpenVolume(name+f.vol, "vdisk demo")
+		if err == nil {
+			if dir := pathpkg.Dir(f.path); dir != "." {
+				err = vol.MkdirAll(dir)
+			}
+		}
+		if err == nil {
+			err = vol.WriteFile(f.path, []byte(f.data))
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("demo file %s%s:/%s: %w", name, f.vol, f.path, err))
+			break
 		}
 	}
-	return path, f.Close()
+	errs = append(errs, sys.Close())
+	return path, errors.Join(errs...)
 }
