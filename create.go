@@ -177,8 +177,9 @@ var demoFiles = []struct{ vol, path, data string }{
 }
 
 // CreateDemoImage writes the built-in demo image into dir: 64 MiB, GPT, an
-// EFI system partition of 16 MiB (label EFI) and a FAT16 data partition
-// with the rest (label DATA), holding a few files (demoFiles).
+// EFI system partition of 16 MiB (label EFI; FAT16, as FAT32 needs more
+// room) and a FAT16 data partition with the rest (label DATA), holding a
+// few files (demoFiles).
 func CreateDemoImage(dir string) (string, error) {
 	path := filepath.Join(dir, "demo.img")
 	if _, err := CreateImage(path, CreateOptions{Size: 64 << 20, Table: partition.GPT, Overwrite: true,

@@ -43,7 +43,7 @@ Examples:
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "listen", Usage: "host:port or unix:/path", Value: nbd.DefaultAddr},
 			&cli.BoolFlag{Name: "read-only", Usage: "export read-only"},
-			&cli.BoolFlag{Name: "demo", Usage: "serve a built-in demo image created in a temporary directory: 64 MiB, GPT, a FAT32 EFI system partition and a FAT16 data partition with a few files"},
+			&cli.BoolFlag{Name: "demo", Usage: "serve a built-in demo image created in a temporary directory: 64 MiB, GPT, an EFI system partition and a data partition, both FAT16, with a few files"},
 			&cli.IntFlag{Name: "workers", Usage: "disk driver worker goroutines (0: complete requests in the NBD worker)", Value: 0},
 			&cli.StringFlag{Name: "tls-cert", Usage: "PEM certificate: enables STARTTLS"},
 			&cli.StringFlag{Name: "tls-key", Usage: "PEM private key for --tls-cert"},
