@@ -310,6 +310,7 @@ func (c *ControlClient) Monitor(ctx context.Context, opts MonitorOptions, fn fun
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	sc.Split(scanRecords)
 	for sc.Scan() {
 		var rec monitor.Record
 		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
@@ -326,4 +327,22 @@ func (c *ControlClient) Monitor(ctx context.Context, opts MonitorOptions, fn fun
 		return fmt.Errorf("control socket %s: monitor: %w", c.Socket, err)
 	}
 	return nil
+}
+
+// errCutRecord ends a monitor stream that stopped in the middle of a record.
+var errCutRecord = errors.New("the stream ended in the middle of a record")
+
+// scanRecords splits a monitor stream into its JSON lines. Unlike
+// bufio.ScanLines it never returns a last line without its newline: the
+// Scanner offers the data it holds when a read fails (a cancelled context
+// closing the body, a connection cut), and such a line is a record cut
+// short, not a bad one.
+func scanRecords(data []byte, atEOF bool) (int, []byte, error) {
+	if i := bytes.IndexByte(data, '\n'); i >= 0 {
+		return i + 1, data[:i], nil
+	}
+	if atEOF && len(data) > 0 {
+		return 0, nil, errCutRecord
+	}
+	return 0, nil, nil
 }

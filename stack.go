@@ -15,7 +15,7 @@ type DeviceInfo struct {
 	Driver     string   `json:"driver"`
 	Type       string   `json:"type"`
 	Flags      string   `json:"flags"`
-	StackSize  int      `json:"stack_size"`
+	StackSize  int      `json:"stack_size"` // 0 while the device is still initializing
 	AttachedTo string   `json:"attached_to"`
 	VPB        *VPBInfo `json:"vpb"`
 }
@@ -75,8 +75,15 @@ func (s *System) Stack() StackInfo {
 	n, devs := s.deviceNamer()
 	info := StackInfo{Devices: []DeviceInfo{}}
 	for _, d := range devs {
-		di := DeviceInfo{Name: n.name(d), Driver: d.Driver.Name, Type: d.Type.String(), Flags: d.Flags().String(),
-			StackSize: d.StackSize, AttachedTo: n.name(d.AttachedTo())}
+		flags := d.Flags()
+		di := DeviceInfo{Name: n.name(d), Driver: d.Driver.Name, Type: d.Type.String(), Flags: flags.String(),
+			AttachedTo: n.name(d.AttachedTo())}
+		// A device still initializing belongs to its driver, which may be
+		// attaching it (setting its stack size) right now; clearing the
+		// flag publishes its fields. Until then its stack size shows as 0.
+		if flags&iomgr.DeviceInitializing == 0 {
+			di.StackSize = d.StackSize
+		}
 		if v := d.VPB(); v != nil {
 			snap := v.Snapshot()
 			di.VPB = &VPBInfo{Flags: snap.Flags.String(), Mounted: v.Mounted(), VolumeDevice: n.name(snap.Device),

@@ -63,3 +63,48 @@ func TestStackShowsAttachmentsAndIsValidGraphviz(t *testing.T) {
 		t.Fatalf("dot rejects the output: %v\n%s", err, out)
 	}
 }
+
+// TestStackWhileVolumesMount: describing the stack while volumes mount and
+// dismount is race-free (run under -race). The filter manager creates its
+// volume device before the mount IRP goes down and attaches it after, so
+// the device is listed for a while before its stack size is set: until its
+// driver clears DO_DEVICE_INITIALIZING, the stack shows its stack size as 0
+// instead of reading it while it is written. Found by TestStress (its
+// stack reader against its mount loop).
+func TestStackWhileVolumesMount(t *testing.T) {
+	t.Parallel()
+	sys := filterSystem(t, vdisk.Options{}, controlImage(t, t.TempDir()), "monitor")
+	v, err := sys.OpenVolume("ctl@1", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		for i := 0; i < 50; i++ {
+			_, err := v.Stat(".") // mounts
+			if err == nil {
+				err = v.Dismount(false)
+			}
+			if err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	for {
+		for _, d := range sys.Stack().Devices {
+			if d.StackSize == 0 && !strings.Contains(d.Flags, "INITIALIZING") {
+				t.Fatalf("device %s is ready with stack size 0 (flags %s)", d.Name, d.Flags)
+			}
+		}
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			return
+		default:
+		}
+	}
+}

@@ -395,7 +395,9 @@ func CallLowerAndWait(dev *iomgr.Device, irp *iomgr.IRP) iomgr.Status {
 		if iomgr.CallDriver(lower, sub) == iomgr.StatusPending {
 			<-ctx.done
 		}
-		irp.IOStatus = sub.IOStatus
+		// The buffer comes back too, as when irp itself travels: an MDL
+		// read answers with the lower driver's memory there.
+		irp.IOStatus, irp.Buffer = sub.IOStatus, sub.Buffer
 		iomgr.FreeIRP(sub)
 		return irp.IOStatus.Status
 	}

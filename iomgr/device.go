@@ -126,7 +126,9 @@ type Device struct {
 	Characteristics Characteristics
 	// StackSize is the number of stack locations an IRP sent to this device
 	// needs: 1 for a device at the bottom, one more than the device below for
-	// a device attached to a stack.
+	// a device attached to a stack. Its driver (and the attach) sets it
+	// while the device is initializing, or while nothing uses the stack;
+	// others read it once the device is ready.
 	StackSize int
 	// SectorSize is the device's logical sector size in bytes (0 when not a
 	// storage device). Attaching copies it from the device below.

@@ -36,6 +36,10 @@ func copyStatusToMaster(_ *Device, a *IRP, context any) Status {
 		done(a)
 	}
 	a.master.IOStatus = a.IOStatus
+	// The IRP's Buffer is what the lower driver left in it, as when the IRP
+	// itself travels: an MDL read answers with the driver's own memory
+	// there (and its completion takes it back, leaving nil).
+	a.master.Buffer = a.Buffer
 	return StatusSuccess
 }
 
