@@ -272,10 +272,10 @@ func TestFileStorePunchHole(t *testing.T) {
 // TestFileStoreZeroNoHole checks with stat(1) that ZeroNoHole zeroes
 // without freeing space.
 func TestFileStoreZeroNoHole(t *testing.T) {
-	testZeroNoHole(t, t.TempDir())
+	testZeroNoHole(t, t.TempDir(), nil)
 }
 
-func testZeroNoHole(t *testing.T, dir string) *FileStore {
+func testZeroNoHole(t *testing.T, dir string, prepare func(*FileStore)) *FileStore {
 	const size = 1 << 20
 	s, err := CreateFile(filepath.Join(dir, "nohole.img"), size)
 	if err != nil {
@@ -283,6 +283,9 @@ func testZeroNoHole(t *testing.T, dir string) *FileStore {
 	}
 	t.Cleanup(func() { s.Close() })
 	requirePunch(t, s)
+	if prepare != nil {
+		prepare(s)
+	}
 	data := randBytes(rand.New(rand.NewPCG(10, 11)), size)
 	if _, err := s.WriteAt(data, 0); err != nil {
 		t.Fatal(err)
