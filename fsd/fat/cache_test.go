@@ -256,7 +256,7 @@ func TestFastIOServesFromTheCacheOrSaysNotPossible(t *testing.T) {
 // left a hole among them, each take one run of clusters, as mtools'
 // mshowfat sees in the FAT.
 func TestFilesStayContiguous(t *testing.T) {
-	fxNeed(t, "mshowfat")
+	odNeed(t, "mshowfat")
 	x := fxNew(t, fxLayouts[2]) // 512-byte clusters
 	write := func(name string, n int) []byte {
 		data := fxContent(name, n)
@@ -288,7 +288,7 @@ func TestFilesStayContiguous(t *testing.T) {
 	fxFsck(t, x.img)
 	fxCompareTrees(t, "mtools", fxMtoolsTree(t, x.img), want)
 	for p := range want {
-		out := fxMustTool(t, "mshowfat", "-i", x.img, "::"+strings.ReplaceAll(p, `\`, "/"))
+		out := odMust(t, "mshowfat", "-i", x.img, "::"+strings.ReplaceAll(p, `\`, "/"))
 		if strings.Count(out, "<") != 1 {
 			t.Errorf("%s is in more than one run of clusters: %s", p, out)
 		}

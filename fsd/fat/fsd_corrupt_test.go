@@ -122,7 +122,7 @@ func fxWithin(t *testing.T, d time.Duration, fn func()) {
 }
 
 func TestCorruptVolumes(t *testing.T) {
-	fxNeed(t, "mkfs.fat")
+	odNeed(t, "mkfs.fat")
 	// The base: \a.bin (3 clusters), \b.bin (2), \sub\in.txt, on FAT16
 	// with 1 KiB clusters.
 	base := func(t *testing.T) string {

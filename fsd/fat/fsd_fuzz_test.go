@@ -121,7 +121,7 @@ func fxExercise(x *fxVol) {
 // TestFuzzMountSeeds writes the seed corpus (with -fat.genseeds) and runs
 // the exercise on freshly made images of every type.
 func TestFuzzMountSeeds(t *testing.T) {
-	fxNeed(t, "mkfs.fat")
+	odNeed(t, "mkfs.fat")
 	seeds := map[string][]byte{}
 	for _, c := range []struct {
 		name string

@@ -8,10 +8,8 @@ package fat
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -24,44 +22,6 @@ import (
 	"github.com/vdisk-dev/vdisk/mount"
 	"github.com/vdisk-dev/vdisk/volume"
 )
-
-// fxNeed skips the test when a tool it needs is missing.
-func fxNeed(t testing.TB, tools ...string) {
-	t.Helper()
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed (apt-get install dosfstools mtools)", tool)
-		}
-	}
-}
-
-// fxTool runs a tool and returns its combined output and exit code.
-func fxTool(t testing.TB, name string, args ...string) (string, int) {
-	t.Helper()
-	cmd := exec.Command(name, args...)
-	cmd.Env = append(os.Environ(), "MTOOLS_SKIP_CHECK=1", "LC_ALL=C.UTF-8", "TZ=UTC")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		return out.String(), 0
-	case errors.As(err, &ee):
-		return out.String(), ee.ExitCode()
-	}
-	t.Fatalf("%s %q: %v", name, args, err)
-	return "", -1
-}
-
-func fxMustTool(t testing.TB, name string, args ...string) string {
-	t.Helper()
-	out, code := fxTool(t, name, args...)
-	if code != 0 {
-		t.Fatalf("%s %q exited %d:\n%s", name, args, code, out)
-	}
-	return out
-}
 
 // fxLayout is an image format the FSD tests run on.
 type fxLayout struct {
@@ -84,19 +44,19 @@ var fxLayouts = []fxLayout{
 // fxMkfs makes an image with mkfs.fat in a temporary directory.
 func fxMkfs(t testing.TB, kib int, opts ...string) string {
 	t.Helper()
-	fxNeed(t, "mkfs.fat")
+	odNeed(t, "mkfs.fat")
 	p := filepath.Join(t.TempDir(), "vol.img")
 	args := append([]string{"-C", "--invariant"}, opts...)
 	args = append(args, p, strconv.Itoa(kib))
-	fxMustTool(t, "mkfs.fat", args...)
+	odMust(t, "mkfs.fat", args...)
 	return p
 }
 
 // fxFsck runs fsck.fat -n and fails the test if it finds anything.
 func fxFsck(t testing.TB, img string) {
 	t.Helper()
-	fxNeed(t, "fsck.fat")
-	out, code := fxTool(t, "fsck.fat", "-n", "-V", img)
+	odNeed(t, "fsck.fat")
+	out, code := odRun(t, "fsck.fat", "-n", "-V", img)
 	clean := code == 0
 	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
 		switch {
@@ -457,9 +417,9 @@ func fxContent(seed string, n int) []byte {
 // walk does (paths with `\`).
 func fxMtoolsTree(t testing.TB, img string) map[string][]byte {
 	t.Helper()
-	fxNeed(t, "mcopy")
+	odNeed(t, "mcopy")
 	dir := t.TempDir()
-	out, code := fxTool(t, "mcopy", "-s", "-n", "-i", img, "::/", dir+"/")
+	out, code := odRun(t, "mcopy", "-s", "-n", "-i", img, "::/", dir+"/")
 	if code != 0 && !strings.Contains(out, "No files") {
 		// An empty volume makes mcopy complain; anything else is an error.
 		entries, _ := os.ReadDir(dir)

@@ -124,7 +124,7 @@ func fxTreeSpec(t *testing.T, x *fxVol, big int) map[string][]byte {
 }
 
 func TestOracleFSDWritesTree(t *testing.T) {
-	fxNeed(t, "fsck.fat", "mcopy", "mdir", "mlabel")
+	odNeed(t, "fsck.fat", "mcopy", "mdir", "mlabel")
 	for _, l := range fxLayouts {
 		t.Run(l.name, func(t *testing.T) {
 			x := fxNew(t, l)
@@ -145,7 +145,7 @@ func TestOracleFSDWritesTree(t *testing.T) {
 				mwant[strings.ReplaceAll(p, "😀", "__")] = b
 			}
 			fxCompareTrees(t, "mtools", fxMtoolsTree(t, x.img), mwant)
-			if out := fxMustTool(t, "mlabel", "-i", x.img, "-s", "::"); !strings.Contains(out, "VDISK LBL") {
+			if out := odMust(t, "mlabel", "-i", x.img, "-s", "::"); !strings.Contains(out, "VDISK LBL") {
 				t.Fatalf("mlabel: %q", out)
 			}
 			// mdir lists the long names exactly.
@@ -154,7 +154,7 @@ func TestOracleFSDWritesTree(t *testing.T) {
 				names = append(names, "::"+strings.ReplaceAll(p, `\`, "/"))
 			}
 			sort.Strings(names)
-			out := fxMustTool(t, "mdir", "-i", x.img, "-/", "-b", "-a", "::")
+			out := odMust(t, "mdir", "-i", x.img, "-/", "-b", "-a", "::")
 			got := strings.Fields(strings.ReplaceAll(out, " ", "\x00"))
 			for i := range got {
 				got[i] = strings.ReplaceAll(got[i], "\x00", " ")
@@ -183,7 +183,7 @@ func TestOracleFSDWritesTree(t *testing.T) {
 			fxClose(root)
 			y.close()
 			fxFsck(t, x.img)
-			if out := fxMustTool(t, "mlabel", "-i", x.img, "-s", "::"); !strings.Contains(out, "no label") {
+			if out := odMust(t, "mlabel", "-i", x.img, "-s", "::"); !strings.Contains(out, "no label") {
 				t.Fatalf("mlabel after clearing: %q", out)
 			}
 		})
@@ -191,7 +191,7 @@ func TestOracleFSDWritesTree(t *testing.T) {
 }
 
 func TestOracleFSDReadsMtoolsTree(t *testing.T) {
-	fxNeed(t, "mcopy")
+	odNeed(t, "mcopy")
 	for _, l := range fxLayouts {
 		t.Run(l.name, func(t *testing.T) {
 			img := fxMkfs(t, l.kib, l.mkfs...)
@@ -233,7 +233,7 @@ func TestOracleFSDReadsMtoolsTree(t *testing.T) {
 			for _, e := range entries {
 				args = append(args, filepath.Join(src, e.Name()))
 			}
-			fxMustTool(t, "mcopy", append(args, "::/")...)
+			odMust(t, "mcopy", append(args, "::/")...)
 			x := fxOpen(t, img, l.sectorSize, fxOpt{readOnly: true})
 			fxCompareTrees(t, "vdisk", x.walk(`\`), want)
 			x.close()
@@ -256,14 +256,14 @@ func TestOracleFSDReadsMtoolsTree(t *testing.T) {
 // writes it) is stored as 0x05: it must read as a live entry, be found by
 // its long name, and be renamed and deleted correctly.
 func TestKanjiEscapeShortName(t *testing.T) {
-	fxNeed(t, "mcopy", "fsck.fat")
+	odNeed(t, "mcopy", "fsck.fat")
 	img := fxMkfs(t, 16384, "-F", "16")
 	src := t.TempDir()
 	for _, n := range []string{"Õdd one.txt", "Õx.txt", "Õgone.txt"} {
 		if err := os.WriteFile(filepath.Join(src, n), []byte(n), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		fxMustTool(t, "mcopy", "-i", img, filepath.Join(src, n), "::/")
+		odMust(t, "mcopy", "-i", img, filepath.Join(src, n), "::/")
 	}
 	im := fxLoadImage(t, img)
 	if off, _ := im.find(0, "Õx.txt"); im.b[off] != 0x05 {

@@ -125,7 +125,7 @@ func fxRandomName(r *rand.Rand) string {
 }
 
 func TestRandomOperations(t *testing.T) {
-	fxNeed(t, "mkfs.fat", "fsck.fat", "mcopy")
+	odNeed(t, "mkfs.fat", "fsck.fat", "mcopy")
 	// The issue asks for 5,000 operations per sequence; -short keeps 1,000.
 	ops := 5000
 	if testing.Short() && !*fxLong {

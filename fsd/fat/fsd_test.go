@@ -656,7 +656,7 @@ func TestLargeDirectory(t *testing.T) {
 	}
 	x.close()
 	fxFsck(t, x.img)
-	out := fxMustTool(t, "mdir", "-i", x.img, "-b", "::/big")
+	out := odMust(t, "mdir", "-i", x.img, "-b", "::/big")
 	if got := strings.Count(out, "\n"); got != n {
 		t.Fatalf("mdir lists %d", got)
 	}

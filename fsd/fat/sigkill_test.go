@@ -35,7 +35,7 @@ func sigkillFile(i int) (string, []byte) {
 // child reported flushed reads back intact through mtools and through
 // the FSD.
 func TestSIGKILLMidCopyKeepsFlushedFiles(t *testing.T) {
-	fxNeed(t, "mcopy", "fsck.fat")
+	odNeed(t, "mcopy", "fsck.fat")
 	img := fxMkfs(t, 64<<10, "-F", "32")
 	cmd := exec.Command(os.Args[0], "-test.run=^TestSIGKILLChild$")
 	cmd.Env = append(os.Environ(), sigkillImageEnv+"="+img)
@@ -74,7 +74,7 @@ func TestSIGKILLMidCopyKeepsFlushedFiles(t *testing.T) {
 	}
 
 	// fsck.fat: only what an interrupted FAT writer may leave.
-	fsckOut, _ := fxTool(t, "fsck.fat", "-n", "-v", img)
+	fsckOut, _ := odRun(t, "fsck.fat", "-n", "-v", img)
 	for _, l := range strings.Split(fsckOut, "\n") {
 		if !fsckTolerated(img, l) {
 			t.Errorf("fsck.fat -n after SIGKILL: %q\n%s", l, fsckOut)

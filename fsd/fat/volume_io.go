@@ -30,22 +30,8 @@ type streamDevice struct{ vol *Volume }
 
 func (s *streamDevice) transfer(major iomgr.MajorFunction, req ioReq, p []byte, off int64) error {
 	v := s.vol
-	top := iomgr.GetAttachedDevice(v.Device)
-	irp := iomgr.BuildSynchronousFSDRequest(major, top, p, off)
-	irp.Flags |= iomgr.IRPPagingIO | iomgr.IRPNoCache
-	irp.FileObject = v.stream
-	irp.Requestor = req.rq
-	sl := irp.NextStackLocation()
-	sl.FileObject = v.stream
-	if req.writeThrough {
-		sl.Flags |= iomgr.SLWriteThrough
-	}
-	ios := iomgr.CallDriverAndWait(top, irp)
-	iomgr.FreeIRP(irp)
-	if !ios.Status.IsSuccess() {
-		return fmt.Errorf("%s %d bytes of metadata at volume offset %d: %w", opName(major), len(p), off, ios.Status)
-	}
-	return nil
+	return sendTransfer(iomgr.GetAttachedDevice(v.Device), iomgr.IRPPagingIO|iomgr.IRPNoCache, v.stream,
+		major, req, p, off, "of metadata ")
 }
 
 func (s *streamDevice) flush(req ioReq) error {
@@ -57,20 +43,26 @@ func (s *streamDevice) flush(req ioReq) error {
 type storageDevice struct{ vol *Volume }
 
 func (s *storageDevice) transfer(major iomgr.MajorFunction, req ioReq, p []byte, off int64) error {
-	top := iomgr.GetAttachedDevice(s.vol.Real)
+	return sendTransfer(iomgr.GetAttachedDevice(s.vol.Real), iomgr.IRPNoCache, req.fo, major, req, p, off, "")
+}
+
+// sendTransfer sends one synchronous read or write of p at off to top, for
+// file object fo, with the IRP flags given; what says what is moved in the
+// error ("of metadata ").
+func sendTransfer(top *iomgr.Device, flags iomgr.IRPFlags, fo *iomgr.FileObject, major iomgr.MajorFunction, req ioReq, p []byte, off int64, what string) error {
 	irp := iomgr.BuildSynchronousFSDRequest(major, top, p, off)
-	irp.Flags |= iomgr.IRPNoCache
-	irp.FileObject = req.fo
+	irp.Flags |= flags
+	irp.FileObject = fo
 	irp.Requestor = req.rq
 	sl := irp.NextStackLocation()
-	sl.FileObject = req.fo
+	sl.FileObject = fo
 	if req.writeThrough {
 		sl.Flags |= iomgr.SLWriteThrough
 	}
 	ios := iomgr.CallDriverAndWait(top, irp)
 	iomgr.FreeIRP(irp)
 	if !ios.Status.IsSuccess() {
-		return fmt.Errorf("%s %d bytes at volume offset %d: %w", opName(major), len(p), off, ios.Status)
+		return fmt.Errorf("%s %d bytes %sat volume offset %d: %w", opName(major), len(p), what, off, ios.Status)
 	}
 	return nil
 }
