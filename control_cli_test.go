@@ -20,12 +20,9 @@ import (
 
 // controlServe is a `vdisk serve --control` process.
 type controlServe struct {
-	cmd    *exec.Cmd
-	stderr *e2eLockedBuffer
+	*e2eProcess
 	sock   string
 	client *vdisk.ControlClient
-	done   chan struct{} // closed when the process has exited
-	err    error         // cmd.Wait's result, once done
 }
 
 // startControlServe starts `vdisk serve IMAGE --listen 127.0.0.1:0
@@ -34,21 +31,9 @@ type controlServe struct {
 // is still running.
 func startControlServe(t *testing.T, bin, img string, args ...string) *controlServe {
 	t.Helper()
-	p := &controlServe{stderr: &e2eLockedBuffer{}, sock: controlSocketPath(t), done: make(chan struct{})}
-	p.cmd = exec.Command(bin, append([]string{"serve", img, "--listen", "127.0.0.1:0", "--control", p.sock}, args...)...)
-	p.cmd.Stderr = p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.err = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			p.cmd.Process.Kill()
-			<-p.done
-		}
-	})
+	sock := controlSocketPath(t)
+	p := &controlServe{sock: sock,
+		e2eProcess: e2eStart(t, exec.Command(bin, append([]string{"serve", img, "--listen", "127.0.0.1:0", "--control", sock}, args...)...))}
 	p.client = vdisk.NewControlClient(p.sock)
 	t.Cleanup(p.client.Close)
 	deadline := time.Now().Add(e2eCmdTimeout)

@@ -1431,6 +1431,27 @@ type e2eProcess struct {
 	err    error         // cmd.Wait's result, once done
 }
 
+// e2eStart starts cmd with its stderr collected; the process is killed at
+// the end of the test if it is still running.
+func e2eStart(t *testing.T, cmd *exec.Cmd) *e2eProcess {
+	t.Helper()
+	p := &e2eProcess{cmd: cmd, stderr: &e2eLockedBuffer{}, done: make(chan struct{})}
+	cmd.Stderr = p.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.err = cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	return p
+}
+
 // e2eStartServe starts `vdisk serve --listen 127.0.0.1:PORT IMAGE` and
 // waits (bounded) until nbdinfo can list it; the process is killed at the
 // end of the test if it is still running. A port taken between choosing and
@@ -1442,22 +1463,10 @@ func e2eStartServe(t *testing.T, bin, img string) *e2eProcess {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p := &e2eProcess{stderr: &e2eLockedBuffer{}, addr: l.Addr().String(), done: make(chan struct{})}
+		addr := l.Addr().String()
 		l.Close()
-		p.cmd = exec.Command(bin, "serve", "--listen", p.addr, img)
-		p.cmd.Stderr = p.stderr
-		if err := p.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		go func() { p.err = p.cmd.Wait(); close(p.done) }()
-		t.Cleanup(func() {
-			select {
-			case <-p.done:
-			default:
-				p.cmd.Process.Kill()
-				<-p.done
-			}
-		})
+		p := e2eStart(t, exec.Command(bin, "serve", "--listen", addr, img))
+		p.addr = addr
 		if e2eWaitServing(t, p) {
 			return p
 		}
