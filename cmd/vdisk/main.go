@@ -1,6 +1,3 @@
-// Command vdisk creates, inspects and serves disk images through a
-// user-space model of the Windows NT storage stack. See CLI.md for the
-// command-line contract.
 package main
 
 import (
