@@ -34,7 +34,7 @@ type controlFixture struct {
 }
 
 // controlImage creates ctl.img: 40 MiB GPT, two FAT16 partitions.
-func controlImage(t *testing.T, dir string) string {
+func controlImage(t testing.TB, dir string) string {
 	t.Helper()
 	path := filepath.Join(dir, "ctl.img")
 	_, err := vdisk.CreateImage(path, vdisk.CreateOptions{Size: 40 * e2eMiB, Table: partition.GPT, Parts: []partition.Spec{

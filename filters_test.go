@@ -16,7 +16,7 @@ import (
 )
 
 // filterSystem opens the GPT test image with the given filters loaded.
-func filterSystem(t *testing.T, opts vdisk.Options, path string, specs ...string) *vdisk.System {
+func filterSystem(t testing.TB, opts vdisk.Options, path string, specs ...string) *vdisk.System {
 	t.Helper()
 	sys := vdisk.New(opts)
 	t.Cleanup(func() {
