@@ -12,18 +12,43 @@ import (
 )
 
 // COW is the copy-on-write disk filter: writes go to a sparse overlay file
-// the size of the device; reads take each sector from the overlay if it was
+// the size of the device; reads take each block from the overlay if it was
 // written there, else from the device below. The device below is never
-// written. Which sectors are in the overlay is rebuilt from the overlay's
-// allocated ranges when it is reopened.
+// written.
+//
+// Which blocks are in the overlay is rebuilt from the overlay's allocated
+// ranges when it is reopened. A file system allocates whole blocks of its
+// own: a 512-byte write into a hole allocates 4 KiB or more, whose other
+// bytes read as zeros. So the overlay is kept in blocks at least as large
+// as its file system's: the first write that covers a block only in part
+// first copies the block from the device below (read-modify-write, as
+// qcow2 does for its clusters), and a block is marked as in the overlay
+// only once it is there whole.
 type COW struct {
 	overlay *disk.FileStore
 	size    int64
 	sector  int64
+	block   int64 // a power of two, at least a sector and the overlay's allocation unit
 
 	mu      sync.RWMutex // guards written
-	written []uint64     // one bit per sector: in the overlay
+	written []uint64     // one bit per block: in the overlay
+
+	// fill serialises the writes to blocks not yet in the overlay, by
+	// block number modulo cowStripes: a copy from below must neither
+	// overwrite data a concurrent write put in the overlay nor land after
+	// it. Locked in ascending order; held while reading the device below,
+	// which never calls back up.
+	fill [cowStripes]sync.Mutex
 }
+
+const (
+	cowStripes = 64
+	// The block is at least a page, what Linux file systems allocate, and
+	// at most a few MiB, whatever a file system says its preferred I/O
+	// size is.
+	cowMinBlock = 4 << 10
+	cowMaxBlock = 8 << 20
+)
 
 // OpenCOW opens (or creates) the overlay for a device of size bytes with the
 // given sector size.
@@ -42,7 +67,16 @@ func OpenCOW(path string, size int64, sector uint32) (*COW, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cow: overlay %s: %w", path, err)
 	}
-	c := &COW{overlay: store, size: size, sector: int64(sector), written: make([]uint64, (size/int64(sector)+63)/64)}
+	if fi, err = os.Stat(path); err != nil {
+		store.Close()
+		return nil, fmt.Errorf("cow: overlay %s: %w", path, err)
+	}
+	block := int64(cowMinBlock)
+	for block < int64(sector) || block < allocationUnit(fi) && block < cowMaxBlock {
+		block *= 2
+	}
+	c := &COW{overlay: store, size: size, sector: int64(sector), block: block,
+		written: make([]uint64, ((size+block-1)/block+63)/64)}
 	ext, err := store.Allocation(0, size)
 	if err != nil {
 		store.Close()
@@ -59,31 +93,39 @@ func OpenCOW(path string, size int64, sector uint32) (*COW, error) {
 // Close closes the overlay.
 func (c *COW) Close() error { return c.overlay.Close() }
 
+// mark records the blocks that [off, off+n) touches as in the overlay.
 func (c *COW) mark(off, n int64) {
 	c.mu.Lock()
-	for s := off / c.sector; s < (off+n+c.sector-1)/c.sector; s++ {
-		c.written[s/64] |= 1 << (s % 64)
+	for b := off / c.block; b < (off+n+c.block-1)/c.block; b++ {
+		c.written[b/64] |= 1 << (b % 64)
 	}
 	c.mu.Unlock()
 }
 
-func (c *COW) isWritten(s int64) bool { return c.written[s/64]&(1<<(s%64)) != 0 }
+// isWritten reports whether block b is in the overlay; c.mu is held.
+func (c *COW) isWritten(b int64) bool { return c.written[b/64]&(1<<(b%64)) != 0 }
 
-// runs calls fn for each run of sectors in [off, off+n) that are all in the
-// overlay (inOverlay true) or all not.
-func (c *COW) runs(off, n int64, fn func(off, n int64, inOverlay bool) error) error {
+// blockWritten reports whether block b is in the overlay.
+func (c *COW) blockWritten(b int64) bool {
 	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.isWritten(b)
+}
+
+// runs calls fn for each run of bytes in [off, off+n) whose blocks are all
+// in the overlay (inOverlay true) or all not.
+func (c *COW) runs(off, n int64, fn func(off, n int64, inOverlay bool) error) error {
 	type run struct {
 		off, n int64
 		in     bool
 	}
 	var rs []run
+	c.mu.RLock()
 	for pos := off; pos < off+n; {
-		s := pos / c.sector
-		in := c.isWritten(s)
+		in := c.isWritten(pos / c.block)
 		end := pos
-		for end < off+n && c.isWritten(end/c.sector) == in {
-			end += c.sector
+		for end < off+n && c.isWritten(end/c.block) == in {
+			end = min((end/c.block+1)*c.block, off+n)
 		}
 		rs = append(rs, run{pos, end - pos, in})
 		pos = end
@@ -95,6 +137,64 @@ func (c *COW) runs(off, n int64, fn func(off, n int64, inOverlay bool) error) er
 		}
 	}
 	return nil
+}
+
+// store changes [off, off+n) of the overlay with put (a write or a
+// zeroing). A block the range covers only in part is first copied from the
+// device below, unless it is in the overlay already; blocks are marked
+// once they are whole in the overlay, so that until then reads take them
+// from below.
+func (c *COW) store(dev *iomgr.Device, requestor string, off, n int64, put func() error) error {
+	if n == 0 {
+		return nil
+	}
+	first, last := off/c.block, (off+n-1)/c.block
+	var stripes uint64 // of the blocks not in the overlay yet
+	c.mu.RLock()
+	for b := first; b <= last && stripes != 1<<cowStripes-1; b++ {
+		if !c.isWritten(b) {
+			stripes |= 1 << (b % cowStripes)
+		}
+	}
+	c.mu.RUnlock()
+	if stripes == 0 {
+		return put() // a block stays in the overlay once there
+	}
+	for i := range cowStripes {
+		if stripes&(1<<i) != 0 {
+			c.fill[i].Lock()
+			defer c.fill[i].Unlock()
+		}
+	}
+	edges := []int64{first}
+	if last != first {
+		edges = append(edges, last)
+	}
+	for _, b := range edges {
+		start, end := b*c.block, min((b+1)*c.block, c.size)
+		if off <= start && off+n >= end || c.blockWritten(b) {
+			continue
+		}
+		if err := c.copyUp(dev, requestor, start, end-start); err != nil {
+			return err
+		}
+	}
+	if err := put(); err != nil {
+		return err
+	}
+	c.mark(first*c.block, (last+1-first)*c.block)
+	return nil
+}
+
+// copyUp copies [off, off+n) from the device below into the overlay.
+func (c *COW) copyUp(dev *iomgr.Device, requestor string, off, n int64) error {
+	buf := make([]byte, n)
+	below := &iomgr.BlockIO{Device: dev.Extension.(*filter.Extension).Lower, Requestor: requestor, Here: true}
+	if err := below.Transfer(iomgr.MajorRead, buf, off, false); err != nil {
+		return err
+	}
+	_, err := c.overlay.WriteAt(buf, off)
+	return err
 }
 
 func (c *COW) check(off, n int64) iomgr.Status {
@@ -113,10 +213,13 @@ func (c *COW) Dispatch(dev *iomgr.Device, irp *iomgr.IRP) iomgr.Status {
 		if st := c.check(p.ByteOffset, int64(p.Length)); st != iomgr.StatusSuccess {
 			return irp.Complete(st, 0)
 		}
-		if _, err := c.overlay.WriteAt(irp.Buffer[:p.Length], p.ByteOffset); err != nil {
+		err := c.store(dev, irp.Requestor, p.ByteOffset, int64(p.Length), func() error {
+			_, err := c.overlay.WriteAt(irp.Buffer[:p.Length], p.ByteOffset)
+			return err
+		})
+		if err != nil {
 			return irp.Complete(iomgr.StatusIODeviceError, 0)
 		}
-		c.mark(p.ByteOffset, int64(p.Length))
 		if sl.Flags&iomgr.SLWriteThrough != 0 {
 			if err := c.overlay.Sync(); err != nil {
 				return irp.Complete(iomgr.StatusIODeviceError, 0)
@@ -171,13 +274,32 @@ func (c *COW) Dispatch(dev *iomgr.Device, irp *iomgr.IRP) iomgr.Status {
 			break
 		}
 		switch req.Action {
-		case disk.DataSetTrim, disk.DataSetZero:
+		case disk.DataSetTrim:
+			// A trim is a hint, and the overlay cannot give space back
+			// without the base showing through: do nothing, as for any
+			// store that cannot discard (disk.TrimRange).
+			if st := c.check(req.Offset, req.Length); st != iomgr.StatusSuccess {
+				return irp.Complete(st, 0)
+			}
+			return irp.Complete(iomgr.StatusSuccess, 0)
+		case disk.DataSetZero:
 			if st := c.check(req.Offset, req.Length); st != iomgr.StatusSuccess {
 				return irp.Complete(st, 0)
 			}
 			// The range must read as zeros from now on, whatever the base
-			// holds: zero it in the overlay and claim it there.
-			if err := c.zero(req.Offset, req.Length); err != nil {
+			// holds, and still when the overlay is reopened: write the
+			// zeros. Preallocated zeros (fallocate) would not do, since
+			// file systems report them as holes, which a reopened overlay
+			// takes for never written. So a fast zero is refused.
+			// struct{ disk.Store } hides the overlay's Zeroer from
+			// ZeroRange, which then writes.
+			err := c.store(dev, irp.Requestor, req.Offset, req.Length, func() error {
+				return disk.ZeroRange(struct{ disk.Store }{c.overlay}, req.Offset, req.Length, req.Flags)
+			})
+			switch {
+			case errors.Is(err, disk.ErrSlowZero):
+				return irp.Complete(iomgr.StatusNotSupported, 0)
+			case err != nil:
 				return irp.Complete(iomgr.StatusIODeviceError, 0)
 			}
 			return irp.Complete(iomgr.StatusSuccess, 0)
@@ -191,13 +313,4 @@ func (c *COW) Dispatch(dev *iomgr.Device, irp *iomgr.IRP) iomgr.Status {
 		}
 	}
 	return filter.PassThrough(dev, irp)
-}
-
-// zero makes whole sectors read as zeros from the overlay.
-func (c *COW) zero(off, n int64) error {
-	if err := c.overlay.WriteZeroes(off, n, disk.ZeroNoHole); err != nil {
-		return err
-	}
-	c.mark(off, n)
-	return nil
 }
