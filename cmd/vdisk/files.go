@@ -10,7 +10,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -68,18 +67,10 @@ func (s *session) applyFilters(c *cli.Context) error {
 	}
 	s.filtered = true
 	s.progress = stderrIsTerminal() && !c.Bool("trace")
-	specs := c.StringSlice("filter")
 	if c.Bool("trace") {
-		// --trace needs the monitor and the disk trace once each, whether
-		// or not --filter named them too.
-		for _, need := range []string{"monitor", "trace"} {
-			if !slices.ContainsFunc(specs, func(sp string) bool { name, _, _ := strings.Cut(sp, ":"); return name == need }) {
-				specs = append(specs, need)
-			}
-		}
 		s.trace = startTrace(s.sys.Ring(), os.Stderr)
 	}
-	for _, spec := range specs {
+	for _, spec := range filterSpecs(c) {
 		if _, err := s.sys.AddFilter(spec); err != nil {
 			return err
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -150,4 +151,19 @@ func filterWhere(f vdisk.FilterInfo) string {
 		return "-"
 	}
 	return strings.Join(on, ", ")
+}
+
+// filterSpecs returns the filters a command loads: those of --filter and,
+// with --trace, the monitor and the disk trace, once each whether or not
+// --filter named them too (a second monitor could not register).
+func filterSpecs(c *cli.Context) []string {
+	specs := c.StringSlice("filter")
+	if c.Bool("trace") {
+		for _, need := range []string{"monitor", "trace"} {
+			if !slices.ContainsFunc(specs, func(sp string) bool { name, _, _ := strings.Cut(sp, ":"); return name == need }) {
+				specs = append(specs, need)
+			}
+		}
+	}
+	return specs
 }

@@ -79,6 +79,10 @@ Examples:
    vdisk ls -l disk.img@1:/EFI/BOOT
    vdisk serve disk.img`,
 		HideHelpCommand: true,
+		// A slice flag's value is one value: a filter spec's parameters
+		// are separated by commas (--filter faults:read-error=0.5,seed=3);
+		// repeat the flag for more values.
+		DisableSliceFlagSeparator: true,
 		// `vdisk ... --generate-bash-completion` lists the words that
 		// fit; the scripts of `vdisk completion` call it.
 		EnableBashCompletion: true,

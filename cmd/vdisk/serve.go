@@ -100,13 +100,11 @@ func serve(c *cli.Context) error {
 			fmt.Fprintf(os.Stderr, "vdisk: warning: %s: %s\n", path, w)
 		}
 	}
-	specs := c.StringSlice("filter")
 	if c.Bool("trace") {
-		specs = append(specs, "monitor", "trace")
 		tp := startTrace(sys.Ring(), os.Stderr)
 		defer tp.stop()
 	}
-	for _, spec := range specs {
+	for _, spec := range filterSpecs(c) {
 		if _, err := sys.AddFilter(spec); err != nil {
 			return err
 		}
