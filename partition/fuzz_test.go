@@ -101,14 +101,19 @@ func TestFuzzSeeds(t *testing.T) {
 	fat := make(memDisk, 2048)
 	copy(fat, []byte{0xeb, 0x3c, 0x90, 'm', 'k', 'f', 's', '.', 'f', 'a', 't', 0x00, 0x02, 4, 1, 0, 2})
 	fat[510], fat[511] = 0x55, 0xaa
+	// mkfs.fat --mbr: the boot sector's table has one partition, the
+	// volume itself at sector 0.
+	fatMBR := append(memDisk(nil), fat...)
+	fatMBR[446], fatMBR[446+4], fatMBR[446+12] = 0x80, 0x06, 4
 	damaged := smallGPT(512, 16)
 	damaged[512+16] ^= 1
 
 	mbr := map[string]memDisk{
-		"mbr-primaries": small(MBR, 8192, 512, 3, 1024),
-		"mbr-logicals":  small(MBR, 12*512, 512, 7, 512),
-		"mbr-4096":      small(MBR, 8*4096, 4096, 5, 4096),
-		"superfloppy":   fat,
+		"mbr-primaries":   small(MBR, 8192, 512, 3, 1024),
+		"mbr-logicals":    small(MBR, 12*512, 512, 7, 512),
+		"mbr-4096":        small(MBR, 8*4096, 4096, 5, 4096),
+		"superfloppy":     fat,
+		"superfloppy-mbr": fatMBR,
 	}
 	gpt := map[string]memDisk{
 		"gpt-512":         smallGPT(512, 16),

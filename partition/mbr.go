@@ -70,13 +70,16 @@ const (
 // classifyMBR decides what sector 0 is. Like Linux, it refuses a table with
 // boot indicators other than 0 and 0x80, and it takes a sector that carries
 // a boot-sector jump and BPB but no partitions for a superfloppy's boot
-// sector rather than an empty table.
+// sector rather than an empty table. So is a boot sector whose only
+// partition starts at sector 0: the volume itself, which mkfs.fat --mbr
+// describes that way for firmware that wants a partition table (mtools and
+// fsck.fat read such a disk as the volume it is).
 func classifyMBR(sec []byte) (mbrState, []Warning) {
 	if !hasSig(sec) {
 		return mbrAbsent, nil
 	}
 	es := mbrEntries(sec)
-	used, gpt := 0, false
+	used, gpt, atZero := 0, false, false
 	for _, e := range es {
 		if e.boot != 0 && e.boot != 0x80 {
 			return mbrAbsent, nil
@@ -85,6 +88,7 @@ func classifyMBR(sec []byte) (mbrState, []Warning) {
 			gpt = true
 		} else if !e.empty() {
 			used++
+			atZero = atZero || e.start == 0 && !isExtended(e.typ)
 		}
 	}
 	if gpt {
@@ -93,7 +97,7 @@ func classifyMBR(sec []byte) (mbrState, []Warning) {
 		}
 		return mbrProtective, nil
 	}
-	if used == 0 && looksLikeBootSector(sec) {
+	if (used == 0 || used == 1 && atZero) && looksLikeBootSector(sec) {
 		return mbrAbsent, nil
 	}
 	return mbrPlain, nil

@@ -485,6 +485,37 @@ func TestReadNone(t *testing.T) {
 	}
 }
 
+// TestReadFakeMBRSuperfloppy: mkfs.fat --mbr writes, into the boot sector
+// of a volume that fills the disk, a partition table whose one partition
+// is the volume itself, starting at sector 0. The disk is a superfloppy, as
+// mtools and fsck.fat take it. An entry at sector 0 beside others, or in a
+// sector that is no boot sector, is still a corrupt table (TestMalformed).
+func TestReadFakeMBRSuperfloppy(t *testing.T) {
+	fat := func() memDisk {
+		d := make(memDisk, 4*MiB)
+		copy(d, []byte{0xeb, 0x3c, 0x90, 'm', 'k', 'f', 's', '.', 'f', 'a', 't', 0x00, 0x02, 4, 1, 0, 2})
+		b := d[446:]
+		b[0], b[4] = 0x80, 0x06
+		le.PutUint32(b[8:], 0)
+		le.PutUint32(b[12:], uint32(len(d)/512))
+		d[510], d[511] = 0x55, 0xaa
+		return d
+	}
+	d := fat()
+	tab, warns, err := Read(d, int64(len(d)))
+	if err != nil || len(warns) > 0 || tab.Kind != None || len(tab.Partitions) != 0 {
+		t.Fatalf("Read = %+v, %q, %v; want a superfloppy", tab, warns, err)
+	}
+	d = fat()
+	b := d[446+16:]
+	b[4] = 0x83
+	le.PutUint32(b[8:], 4096)
+	le.PutUint32(b[12:], 100)
+	if tab, _, err := Read(d, int64(len(d))); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "starts in the MBR sector") {
+		t.Fatalf("a second partition beside one at sector 0: Read = %+v, %v; want ErrCorrupt", tab, err)
+	}
+}
+
 func TestWriteNoneAndWipe(t *testing.T) {
 	d := writeMem(t, mustNew(t, GPT, 16*MiB, 512, []Spec{{Rest, "linux", ""}}, 1))
 	before := append(memDisk(nil), d...)

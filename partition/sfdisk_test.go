@@ -421,3 +421,37 @@ func TestVdiskReadsFdisk4096(t *testing.T) {
 		})
 	}
 }
+
+// TestVdiskReadsMkfsFatMBR: an image made by mkfs.fat --mbr=y (dosfstools),
+// whose MBR's one partition is the volume at sector 0, is a superfloppy,
+// for FAT12, 16 and 32 alike.
+func TestVdiskReadsMkfsFatMBR(t *testing.T) {
+	needTool(t, "mkfs.fat")
+	for _, fat := range []string{"12", "16", "32"} {
+		t.Run("FAT"+fat, func(t *testing.T) {
+			img := filepath.Join(t.TempDir(), "disk.img")
+			run(t, "", "mkfs.fat", "--mbr=y", "-F", fat, "-C", img, "65536")
+			if b := readSector0(t, img); b[446+4] == 0 || le.Uint32(b[446+8:]) != 0 {
+				t.Fatalf("mkfs.fat --mbr=y wrote no partition at sector 0: % x", b[446:462])
+			}
+			tab, warns := readImage(t, img, 0)
+			if tab.Kind != None || len(warns) > 0 {
+				t.Fatalf("Read = %+v, %q; want a superfloppy", tab, warns)
+			}
+		})
+	}
+}
+
+func readSector0(t *testing.T, path string) []byte {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, 512)
+	if _, err := f.ReadAt(b, 0); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
