@@ -3,6 +3,7 @@ package vdisk
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/vdisk-dev/vdisk/disk"
@@ -133,11 +134,19 @@ func (s *System) diskTargets(on string) ([]*iomgr.Device, error) {
 	if !hasPart {
 		return []*iomgr.Device{img.Disk}, nil
 	}
-	var n int
-	if _, err := fmt.Sscanf(part, "%d", &n); err != nil || n < 1 || n > len(img.Partitions) {
+	n, ok := partitionNumber(part)
+	if !ok || n < 1 || n > len(img.Partitions) {
 		return nil, fmt.Errorf("on=%s: %s has no partition %q (it has %d)", on, name, part, len(img.Partitions))
 	}
 	return []*iomgr.Device{img.Partitions[n-1]}, nil
+}
+
+// partitionNumber parses the N of an export or volume name `disk@N`: a
+// decimal number written the way vdisk writes it, so that `1x`, `01` or
+// `+1` name nothing rather than partition 1. The caller checks the range.
+func partitionNumber(s string) (int, bool) {
+	n, err := strconv.Atoi(s)
+	return n, err == nil && strconv.Itoa(n) == s
 }
 
 func (s *System) addDiskFilter(lf *LoadedFilter, refresh bool) error {
@@ -211,13 +220,14 @@ func (s *System) addDiskFilter(lf *LoadedFilter, refresh bool) error {
 	})
 	for _, t := range targets {
 		d, err := dispatchFor(t)
-		if err != nil {
-			_ = lf.Disk.Unload()
-			return fmt.Errorf("filter %q: %w", spec.Raw, err)
+		if err == nil {
+			_, err = lf.Disk.Attach(t, d)
 		}
-		if _, err := lf.Disk.Attach(t, d); err != nil {
-			_ = lf.Disk.Unload()
-			return fmt.Errorf("filter %q: %w", spec.Raw, err)
+		if err != nil {
+			// Detach what attached, then close what the filter opened
+			// (cow overlays), as RemoveFilter does.
+			errs := []error{fmt.Errorf("filter %q: %w", spec.Raw, err), lf.Disk.Unload()}
+			return errors.Join(append(errs, lf.close()...)...)
 		}
 	}
 	if refresh {
@@ -437,9 +447,15 @@ func (s *System) RemoveFilter(id string) error {
 		}
 	}
 	s.mu.Unlock()
+	return errors.Join(lf.close()...)
+}
+
+// close closes what the filter opened for its devices (cow overlays).
+func (f *LoadedFilter) close() []error {
 	var errs []error
-	for _, c := range lf.closers {
+	for _, c := range f.closers {
 		errs = append(errs, c())
 	}
-	return errors.Join(errs...)
+	f.closers = nil
+	return errs
 }

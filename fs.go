@@ -694,8 +694,8 @@ func (s *System) OpenVolume(addr, requestor string) (*Volume, error) {
 		}
 		return &Volume{sys: s, Name: vname, Device: v, Requestor: requestor}, nil
 	}
-	var n int
-	if _, err := fmt.Sscanf(idx, "%d", &n); err != nil || fmt.Sprint(n) != idx {
+	n, ok := partitionNumber(idx)
+	if !ok {
 		return nil, fmt.Errorf("%q: partition number %q is not a number", addr, idx)
 	}
 	if n < 1 || n > len(img.Partitions) {

@@ -53,6 +53,7 @@ type System struct {
 
 	mu      sync.Mutex // guards the fields below
 	images  []*Image
+	adding  map[string]bool // names of images being added, reserved
 	ring    *monitor.Ring
 	fltmgr  *fltmgr.Manager
 	filters []*LoadedFilter
@@ -137,14 +138,27 @@ func (s *System) AddImage(path string, readOnly bool) (*Image, error) {
 // size; a GPT with 4096-byte sectors is recognised on a 512-byte disk too
 // and the disk is then rebuilt with 4096-byte sectors.
 func (s *System) AddStore(name string, store disk.Store, sectorSize uint32, readOnly bool) (*Image, error) {
+	// Reserve the name while the devices are built, outside the lock:
+	// two adds of one name must not both pass the check.
 	s.mu.Lock()
+	taken := s.adding[name]
 	for _, img := range s.images {
-		if img.Name == name {
-			s.mu.Unlock()
-			return nil, fmt.Errorf("an image named %q is already added (export names must be unique)", name)
-		}
+		taken = taken || img.Name == name
 	}
+	if taken {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("an image named %q is already added (export names must be unique)", name)
+	}
+	if s.adding == nil {
+		s.adding = map[string]bool{}
+	}
+	s.adding[name] = true
 	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.adding, name)
+		s.mu.Unlock()
+	}()
 	dev, err := s.Disks.AddDisk(store, sectorSize, readOnly)
 	if err != nil {
 		return nil, err
@@ -239,9 +253,7 @@ func (s *System) Close() error {
 	s.mu.Unlock()
 	errs = append(errs, s.Disks.Close())
 	for _, f := range filters {
-		for _, c := range f.closers {
-			errs = append(errs, c())
-		}
+		errs = append(errs, f.close()...)
 	}
 	return errors.Join(errs...)
 }
