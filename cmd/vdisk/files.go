@@ -154,9 +154,39 @@ func volumePath(cmd, s string) (vdisk.Address, error) {
 		return a, err
 	}
 	if a.IsHost() {
+		if err := missingImage(cmd, s); err != nil {
+			return a, err
+		}
 		return a, usagef("%s: %s is not IMAGE[@N]:/path: %s", cmd, s, vdisk.NotVolumeReason(s))
 	}
 	return a, nil
+}
+
+// missingImage is the error of an operand IMAGE[@N]:/path whose IMAGE is
+// not an image file (missing, or a directory): the operand has the shape
+// the command wants, so that is a failure (exit 1), not a usage error. It
+// returns nil for an operand of another shape.
+func missingImage(cmd, s string) error {
+	i := strings.Index(s, ":/")
+	if i <= 0 {
+		return nil
+	}
+	img := s[:i]
+	if j := strings.LastIndexByte(img, '@'); j > 0 {
+		if n, err := strconv.Atoi(img[j+1:]); err == nil && n > 0 && strconv.Itoa(n) == img[j+1:] {
+			img = img[:j]
+		} else if _, err := os.Stat(img[:j]); err == nil {
+			return nil // IMAGE exists, @N is malformed: usage
+		}
+	}
+	fi, err := os.Stat(img)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("%s %s: no such image file %s", cmd, s, img)
+	case err == nil && fi.IsDir():
+		return fmt.Errorf("%s %s: %s is a directory, not an image file", cmd, s, img)
+	}
+	return nil
 }
 
 func attrString(a iomgr.FileAttributes) string {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"runtime/pprof"
 	"strings"
 
@@ -78,6 +79,7 @@ Examples:
    vdisk cp -r ./boot/EFI disk.img@1:/
    vdisk ls -l disk.img@1:/EFI/BOOT
    vdisk serve disk.img`,
+		Version:         version(),
 		HideHelpCommand: true,
 		// `vdisk ... --generate-bash-completion` lists the words that
 		// fit; the scripts of `vdisk completion` call it.
@@ -94,6 +96,41 @@ Examples:
 		Commands: []*cli.Command{createCommand(), infoCommand(), lsCommand(), catCommand(), cpCommand(),
 			mkdirCommand(), rmCommand(), mvCommand(), labelCommand(), formatCommand(), completionCommand(), stackCommand(), serveCommand(), mountCommand(), dismountCommand(), lockCommand(), unlockCommand(), monitorCommand(), filterCommand(), attachCommand(), detachCommand()},
 	}
+}
+
+// version is the module version vdisk was built as (a tag with go
+// install, "(devel)" in a checkout) and, when the build recorded them, the
+// revision and whether the tree had changes.
+func version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "(unknown)"
+	}
+	v := bi.Main.Version
+	if v == "" {
+		v = "(devel)"
+	}
+	var rev, modified string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				modified = "+changes"
+			}
+		}
+	}
+	if rev != "" {
+		v += " " + rev + modified
+	}
+	return v
+}
+
+func init() {
+	// --version only: urfave/cli's default adds -v, which reads like
+	// "verbose" to users of serve.
+	cli.VersionFlag = &cli.BoolFlag{Name: "version", Usage: "print the version"}
 }
 
 // interspersed moves a command's flags in front of its positional
