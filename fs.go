@@ -507,6 +507,36 @@ func (f *File) Stat() (fs.FileInfo, error) {
 	return info, nil
 }
 
+// ID returns a number that names the open file on its volume for as long
+// as it exists (FileInternalInformation, NTFS's file reference number; for
+// FAT the place of its directory entry): two names with one ID are one file,
+// however their case or 8.3 aliases differ.
+func (f *File) ID() (int64, error) {
+	if f.closed {
+		return 0, pathError("id", f.name, iomgr.StatusFileClosed)
+	}
+	var in iomgr.FileInternalInformation
+	if err := f.vol.query(f.fo, iomgr.FileInternalInformationClass, &in); err != nil {
+		return 0, pathError("id", f.name, err)
+	}
+	return in.IndexNumber, nil
+}
+
+// FileID returns the ID (see File.ID) of the named file or directory.
+func (v *Volume) FileID(name string) (int64, error) {
+	fo, _, err := v.open("id", name, mount.OpenOptions{DesiredAccess: iomgr.FileReadAttributes,
+		ShareAccess: iomgr.ShareRead | iomgr.ShareWrite | iomgr.ShareDelete, Disposition: iomgr.FileOpen})
+	if err != nil {
+		return 0, err
+	}
+	defer fo.CloseHandle(v.Requestor)
+	var in iomgr.FileInternalInformation
+	if err := v.query(fo, iomgr.FileInternalInformationClass, &in); err != nil {
+		return 0, pathError("id", name, err)
+	}
+	return in.IndexNumber, nil
+}
+
 // Read implements io.Reader.
 func (f *File) Read(p []byte) (int, error) {
 	n, err := f.ReadAt(p, f.offset)

@@ -16,6 +16,20 @@ type usageError struct{ error }
 
 func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
 
+// failures are the errors of a command that went on after each (cp -r):
+// run prints each on a line of its own and exits 1.
+type failures []error
+
+func (f failures) Error() string {
+	msgs := make([]string, len(f))
+	for i, e := range f {
+		msgs[i] = e.Error()
+	}
+	return strings.Join(msgs, "\n")
+}
+
+func (f failures) Unwrap() []error { return f }
+
 func main() {
 	os.Exit(profiled(func() int { return run(os.Args) }))
 }
@@ -57,6 +71,13 @@ func run(args []string) int {
 	err := app.Run(interspersed(app, args))
 	if err == nil {
 		return 0
+	}
+	var fl failures
+	if errors.As(err, &fl) {
+		for _, e := range fl {
+			fmt.Fprintf(os.Stderr, "vdisk: %v\n", e)
+		}
+		return 1
 	}
 	fmt.Fprintf(os.Stderr, "vdisk: %v\n", err)
 	var ue usageError
@@ -229,6 +250,16 @@ func globalTakesValue(app *cli.App, name string) bool {
 // fall back to file names.
 func withUsage(c *cli.Command) *cli.Command {
 	c.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return usageError{err} }
+	if len(c.Subcommands) == 0 {
+		// urfave/cli would add a `help` (alias `h`) subcommand, which
+		// takes an operand of that name: `vdisk cp h disk.img@1:/` printed
+		// "No help topic". --help stays, with the template of a command
+		// without subcommands.
+		c.HideHelpCommand = true
+		if c.CustomHelpTemplate == "" {
+			c.CustomHelpTemplate = cli.CommandHelpTemplate
+		}
+	}
 	if c.BashComplete == nil && len(c.Subcommands) == 0 {
 		c.BashComplete = func(ctx *cli.Context) {
 			// The completion scripts pass the word being completed, just
