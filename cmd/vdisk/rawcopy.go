@@ -81,7 +81,7 @@ func (cp *copier) copyRaw(src, dst node) error {
 	ss := int64(out.SectorSize())
 	sink := sparseSink{w: out, zero: out.Zero}
 	tooLarge := func(size string) error {
-		return fmt.Errorf("cp %s: %s is %s, larger than %s (%s)", src, src, size, dst, humanize.IBytes(uint64(out.Size())))
+		return fmt.Errorf("cp %s %s: %s is %s, larger than %s (%s)", src, dst, src, size, dst, humanize.IBytes(uint64(out.Size())))
 	}
 	var size int64
 	if in, err := cp.openExtents(src); err != nil {
@@ -111,8 +111,8 @@ func (cp *copier) copyRaw(src, dst node) error {
 			n, rerr := io.ReadFull(in.r, buf[:len(buf)-int(ss)])
 			if n > 0 {
 				if size+int64(n) > out.Size() {
-					return fmt.Errorf("cp %s: more than the %s of %s; the first %s were written", src,
-						humanize.IBytes(uint64(out.Size())), dst, humanize.IBytes(uint64(size)))
+					return fmt.Errorf("cp %s %s: the data is larger than %s (%s); the first %s were written", src, dst,
+						dst, humanize.IBytes(uint64(out.Size())), humanize.IBytes(uint64(size)))
 				}
 				m := roundUp(int64(n), ss)
 				clear(buf[n:m])
