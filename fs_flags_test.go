@@ -5,11 +5,27 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/vdisk-dev/vdisk"
 )
+
+// fat16Volume opens the FAT16 partition of a new image made by mkfs.fat
+// in a System that the test's cleanup closes.
+func fat16Volume(t *testing.T) (string, *vdisk.System, *vdisk.Volume) {
+	t.Helper()
+	path := fatImage(t, t.TempDir(), "16", 64<<20)
+	sys := vdisk.New(vdisk.Options{})
+	t.Cleanup(func() { sys.Close() })
+	if _, err := sys.AddImage(path, false); err != nil {
+		t.Fatal(err)
+	}
+	v, err := sys.OpenVolume("fat16@1", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path, sys, v
+}
 
 // TestOpenFileOSFlags: OpenFile takes the os package's O_* flags, whose
 // values differ between platforms (linux/mips, the BSDs and darwin number
@@ -18,17 +34,7 @@ import (
 // values differ.
 func TestOpenFileOSFlags(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	path := fatImage(t, dir, "16", 64<<20)
-	sys := vdisk.New(vdisk.Options{})
-	defer sys.Close()
-	if _, err := sys.AddImage(path, false); err != nil {
-		t.Fatal(err)
-	}
-	v, err := sys.OpenVolume("fat16@1", "test")
-	if err != nil {
-		t.Fatal(err)
-	}
+	path, sys, v := fat16Volume(t)
 	if _, err := v.OpenFile("new.txt", os.O_WRONLY); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("O_WRONLY of a missing file: %v, want not exist", err)
 	}
@@ -77,7 +83,7 @@ func TestOpenFileOSFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	parts := e2eSfdisk(t, path)
-	fsckPartition(t, filepath.Clean(path), parts[0].Start, parts[0].Size)
+	fsckPartition(t, path, parts[0].Start, parts[0].Size)
 }
 
 // TestFileStatErrorIsNil: a File.Stat that fails returns a nil
@@ -85,17 +91,7 @@ func TestOpenFileOSFlags(t *testing.T) {
 // caller checking fi != nil would take for an answer.
 func TestFileStatErrorIsNil(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	path := fatImage(t, dir, "16", 64<<20)
-	sys := vdisk.New(vdisk.Options{})
-	defer sys.Close()
-	if _, err := sys.AddImage(path, false); err != nil {
-		t.Fatal(err)
-	}
-	v, err := sys.OpenVolume("fat16@1", "test")
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, _, v := fat16Volume(t)
 	if err := v.WriteFile("a.txt", []byte("a")); err != nil {
 		t.Fatal(err)
 	}

@@ -179,8 +179,14 @@ func copyOperand(s string, dst bool) (operand, error) {
 	case err != nil:
 	case v.Partition > 0:
 		op.addr, op.raw = v, true
-	case dst && isFATSuperfloppy(v.Image):
-		op.addr, op.raw = v, true
+	case dst:
+		floppy, err := isFATSuperfloppy(v.Image)
+		if err != nil {
+			return op, err
+		}
+		if floppy {
+			op.addr, op.raw = v, true
+		}
 	}
 	return op, nil
 }
@@ -188,16 +194,23 @@ func copyOperand(s string, dst bool) (operand, error) {
 // isFATSuperfloppy reports whether path is an image without a partition
 // table whose whole disk holds a file system vdisk recognises. It looks in
 // a System of its own, read-only, so that a host file that is no image is
-// never opened for writing.
-func isFATSuperfloppy(path string) bool {
+// never opened for writing. A file it cannot read is an error rather than
+// "no image": taking an image for a host file would replace it.
+func isFATSuperfloppy(path string) (bool, error) {
+	if fi, err := os.Stat(path); err != nil || !fi.Mode().IsRegular() || fi.Size() < 512 {
+		return false, nil
+	}
 	sys := vdisk.New(vdisk.Options{Requestor: "vdisk cp"})
 	defer sys.Close()
 	img, err := addImage(sys, path, true)
-	if err != nil || len(img.Partitions) > 0 || len(img.Volumes) != 1 {
-		return false
+	if err != nil {
+		return false, fmt.Errorf("cp %s: cannot tell whether it is a disk image: %w", path, err)
+	}
+	if len(img.Partitions) > 0 || len(img.Volumes) != 1 {
+		return false, nil
 	}
 	v, err := sys.VolumeAt(vdisk.Address{Image: path}, "vdisk cp")
-	return err == nil && hasFileSystem(v)
+	return err == nil && hasFileSystem(v), nil
 }
 
 // node is one side of a copy: a host path, a path on a volume, or a
