@@ -30,7 +30,7 @@ type CreateOptions struct {
 	// NoFormat leaves FAT-typed partitions unformatted.
 	NoFormat bool
 	// FormatNone formats a disk without a partition table (a superfloppy)
-	// with this type: fat12, fat16 or fat32; "" leaves it unformatted.
+	// with this type: fat12, fat16, fat32 or esp; "" leaves it unformatted.
 	FormatNone string
 	// Label is the volume label of a formatted superfloppy.
 	Label string
@@ -38,7 +38,23 @@ type CreateOptions struct {
 	// (volume id, time: for reproducible images); type and label come from
 	// the partition's spec.
 	Format fat.FormatOptions
+	// ESPFATType is the FAT type of esp partitions: 32 when zero, as UEFI
+	// asks of a fixed disk's EFI system partition; 12 or 16 make a small
+	// ESP, as UEFI allows on removable media. An ESP too small for FAT32
+	// without it is an error (ErrESPTooSmall), never silently FAT16.
+	ESPFATType int
 }
+
+// ErrESPTooSmall means an esp partition is too small for FAT32 and no other
+// FAT type was asked for (CreateOptions.ESPFATType).
+var ErrESPTooSmall = errors.New("too small for a FAT32 EFI system partition")
+
+// espTooSmall is the format error of an ESP too small for FAT32: it reads
+// as the format's own error and matches ErrESPTooSmall too.
+type espTooSmall struct{ err error }
+
+func (e espTooSmall) Error() string   { return e.err.Error() }
+func (e espTooSmall) Unwrap() []error { return []error{e.err, ErrESPTooSmall} }
 
 // ParsePartSpec parses the CLI's --part SIZE:TYPE[:LABEL]; SIZE is a
 // go-humanize size or `rest`.
@@ -68,8 +84,8 @@ func ParsePartSpec(s string) (partition.Spec, error) {
 
 // CreateImage creates a sparse image file with the partition table of opts
 // and formats its FAT-typed partitions (fat12, fat16, fat32, and esp as
-// FAT32, falling back to the type that fits when an ESP is too small for
-// FAT32) with their label as volume label. It returns the table written.
+// FAT32 or opts.ESPFATType) with their label as volume label. It returns the
+// table written.
 func CreateImage(path string, opts CreateOptions) (*partition.Table, error) {
 	if opts.SectorSize == 0 {
 		opts.SectorSize = 512
@@ -100,6 +116,11 @@ func CreateImage(path string, opts CreateOptions) (*partition.Table, error) {
 		os.Remove(path)
 		return nil, fmt.Errorf("create %s: %w", path, err)
 	}
+	switch opts.ESPFATType {
+	case 0, 12, 16, 32:
+	default:
+		return nil, fmt.Errorf("create %s: ESP FAT type %d: want 12, 16 or 32", path, opts.ESPFATType)
+	}
 	if !opts.NoFormat {
 		if err := formatParts(path, t, opts); err != nil {
 			os.Remove(path)
@@ -109,8 +130,17 @@ func CreateImage(path string, opts CreateOptions) (*partition.Table, error) {
 	return t, nil
 }
 
-// fatTypes maps the partition types CreateImage formats to a FAT type.
+// fatTypes maps the partition types CreateImage formats to a FAT type
+// (esp's unless CreateOptions.ESPFATType says otherwise).
 var fatTypes = map[string]int{"fat12": 12, "fat16": 16, "fat32": 32, "esp": 32}
+
+// fatType is the FAT type a partition type is formatted with.
+func (o CreateOptions) fatType(partType string) int {
+	if partType == "esp" && o.ESPFATType != 0 {
+		return o.ESPFATType
+	}
+	return fatTypes[partType]
+}
 
 // formatParts formats the FAT-typed partitions of a new image.
 func formatParts(path string, t *partition.Table, opts CreateOptions) error {
@@ -137,15 +167,14 @@ func formatParts(path string, t *partition.Table, opts CreateOptions) error {
 		stamp = time.Now()
 	}
 	formatted := 0
-	format := func(addr string, typ int, label, what string, fallback bool) error {
+	format := func(addr, partType, label, what string) error {
 		fo := opts.Format
-		fo.FATType, fo.Label = typ, label
+		fo.FATType, fo.Label = opts.fatType(partType), label
 		fo.Time = stamp.Add(time.Duration(formatted) * 10 * time.Millisecond)
 		formatted++
 		_, err := sys.Format(addr, fo, "vdisk create")
-		if err != nil && fallback && errors.Is(err, fat.ErrVolumeTooSmall) {
-			fo.FATType = 0
-			_, err = sys.Format(addr, fo, "vdisk create")
+		if err != nil && partType == "esp" && fo.FATType == 32 && errors.Is(err, fat.ErrVolumeTooSmall) {
+			return fmt.Errorf("format %s: %w", what, espTooSmall{err})
 		}
 		if err != nil {
 			return fmt.Errorf("format %s: %w", what, err)
@@ -154,12 +183,12 @@ func formatParts(path string, t *partition.Table, opts CreateOptions) error {
 	}
 	var errs []error
 	if t.Kind == partition.None {
-		errs = append(errs, format(name, fatTypes[opts.FormatNone], opts.Label, "the disk", false))
+		errs = append(errs, format(name, opts.FormatNone, opts.Label, "the disk"))
 	}
 	for _, i := range todo {
 		spec := opts.Parts[i]
-		errs = append(errs, format(fmt.Sprintf("%s@%d", name, i+1), fatTypes[spec.Type], spec.Label,
-			fmt.Sprintf("partition %d (%s)", i+1, spec.Type), spec.Type == "esp"))
+		errs = append(errs, format(fmt.Sprintf("%s@%d", name, i+1), spec.Type, spec.Label,
+			fmt.Sprintf("partition %d (%s)", i+1, spec.Type)))
 	}
 	errs = append(errs, sys.Close())
 	return errors.Join(errs...)
@@ -177,12 +206,12 @@ var demoFiles = []struct{ vol, path, data string }{
 }
 
 // CreateDemoImage writes the built-in demo image into dir: 64 MiB, GPT, an
-// EFI system partition of 16 MiB (label EFI; FAT16, as FAT32 needs more
-// room) and a FAT16 data partition with the rest (label DATA), holding a
-// few files (demoFiles).
+// EFI system partition of 16 MiB (label EFI; FAT16, asked for, as FAT32
+// needs more room) and a FAT16 data partition with the rest (label DATA),
+// holding a few files (demoFiles).
 func CreateDemoImage(dir string) (string, error) {
 	path := filepath.Join(dir, "demo.img")
-	if _, err := CreateImage(path, CreateOptions{Size: 64 << 20, Table: partition.GPT, Overwrite: true,
+	if _, err := CreateImage(path, CreateOptions{Size: 64 << 20, Table: partition.GPT, Overwrite: true, ESPFATType: 16,
 		Parts: []partition.Spec{{Size: 16 << 20, Type: "esp", Label: "EFI"}, {Size: partition.Rest, Type: "fat16", Label: "DATA"}}}); err != nil {
 		return "", err
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"path"
 	"sort"
 	"strings"
@@ -140,35 +141,29 @@ func (v *Volume) Open(name string) (fs.File, error) {
 	return &File{vol: v, fo: fo, name: name}, nil
 }
 
-// OpenFile opens name with os-style flags (os.O_RDONLY, O_WRONLY, O_RDWR,
-// O_CREATE, O_EXCL, O_TRUNC, O_APPEND).
+// OpenFile opens name with the os package's flags (os.O_RDONLY, O_WRONLY,
+// O_RDWR, O_CREATE, O_EXCL, O_TRUNC, O_APPEND), whose values differ from
+// one platform to another.
 func (v *Volume) OpenFile(name string, flag int) (*File, error) {
-	const (
-		oWronly = 0x1
-		oRdwr   = 0x2
-		oAppend = 0x400
-		oCreate = 0x40
-		oExcl   = 0x80
-		oTrunc  = 0x200
-	)
 	o := mount.OpenOptions{ShareAccess: iomgr.ShareRead, Options: iomgr.FileNonDirectoryFile}
-	switch {
-	case flag&oRdwr != 0:
+	switch flag & (os.O_RDONLY | os.O_WRONLY | os.O_RDWR) {
+	case os.O_RDWR:
 		o.DesiredAccess = iomgr.FileGenericRead | iomgr.FileGenericWrite
-	case flag&oWronly != 0:
+	case os.O_WRONLY:
 		o.DesiredAccess = iomgr.FileGenericWrite
 	default:
 		o.DesiredAccess = iomgr.FileGenericRead
 		o.ShareAccess |= iomgr.ShareWrite
 	}
+	create, excl, trunc := flag&os.O_CREATE != 0, flag&os.O_EXCL != 0, flag&os.O_TRUNC != 0
 	switch {
-	case flag&oCreate != 0 && flag&oExcl != 0:
+	case create && excl:
 		o.Disposition = iomgr.FileCreate
-	case flag&oCreate != 0 && flag&oTrunc != 0:
+	case create && trunc:
 		o.Disposition = iomgr.FileOverwriteIf
-	case flag&oCreate != 0:
+	case create:
 		o.Disposition = iomgr.FileOpenIf
-	case flag&oTrunc != 0:
+	case trunc:
 		o.Disposition = iomgr.FileOverwrite
 	default:
 		o.Disposition = iomgr.FileOpen
@@ -178,7 +173,7 @@ func (v *Volume) OpenFile(name string, flag int) (*File, error) {
 		return nil, err
 	}
 	f := &File{vol: v, fo: fo, name: name}
-	if flag&oAppend != 0 {
+	if flag&os.O_APPEND != 0 {
 		var st iomgr.FileStandardInformation
 		if err := v.query(fo, iomgr.FileStandardInformationClass, &st); err != nil {
 			f.Close()
@@ -191,7 +186,9 @@ func (v *Volume) OpenFile(name string, flag int) (*File, error) {
 }
 
 // Create creates or truncates the named file for writing.
-func (v *Volume) Create(name string) (*File, error) { return v.OpenFile(name, 0x2|0x40|0x200) }
+func (v *Volume) Create(name string) (*File, error) {
+	return v.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_TRUNC)
+}
 
 // WriteFile writes data to the named file, creating or truncating it.
 func (v *Volume) WriteFile(name string, data []byte) error {
@@ -503,7 +500,41 @@ func (f *File) Stat() (fs.FileInfo, error) {
 		return nil, pathError("stat", f.name, iomgr.StatusFileClosed)
 	}
 	info, err := f.vol.fileInfo(f.fo, path.Base(f.name))
-	return info, pathError("stat", f.name, err)
+	if err != nil {
+		// A nil *FileInfo in the interface would not compare equal to nil.
+		return nil, pathError("stat", f.name, err)
+	}
+	return info, nil
+}
+
+// ID returns a number that names the open file on its volume for as long
+// as it exists (FileInternalInformation, NTFS's file reference number; for
+// FAT the place of its directory entry): two names with one ID are one file,
+// however their case or 8.3 aliases differ.
+func (f *File) ID() (int64, error) {
+	if f.closed {
+		return 0, pathError("id", f.name, iomgr.StatusFileClosed)
+	}
+	var in iomgr.FileInternalInformation
+	if err := f.vol.query(f.fo, iomgr.FileInternalInformationClass, &in); err != nil {
+		return 0, pathError("id", f.name, err)
+	}
+	return in.IndexNumber, nil
+}
+
+// FileID returns the ID (see File.ID) of the named file or directory.
+func (v *Volume) FileID(name string) (int64, error) {
+	fo, _, err := v.open("id", name, mount.OpenOptions{DesiredAccess: iomgr.FileReadAttributes,
+		ShareAccess: iomgr.ShareRead | iomgr.ShareWrite | iomgr.ShareDelete, Disposition: iomgr.FileOpen})
+	if err != nil {
+		return 0, err
+	}
+	defer fo.CloseHandle(v.Requestor)
+	var in iomgr.FileInternalInformation
+	if err := v.query(fo, iomgr.FileInternalInformationClass, &in); err != nil {
+		return 0, pathError("id", name, err)
+	}
+	return in.IndexNumber, nil
 }
 
 // Read implements io.Reader.

@@ -10,6 +10,9 @@ packages=(dosfstools mtools fdisk libnbd-bin python3-libnbd qemu-utils fio nbdki
 # The VM test (vmtest/): QEMU boots a Debian kernel whose initramfs holds a
 # static busybox and nbd-client.
 packages+=(qemu-system-x86 busybox-static nbd-client)
+# Tests of values that differ between platforms run once more as linux/mips64le
+# binaries under qemu-user, where os.O_* are numbered otherwise.
+packages+=(qemu-user)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -75,3 +78,6 @@ echo "== staticcheck"
 
 echo "== go test -race"
 go test -race -timeout 20m "$@" ./...
+
+echo "== os flags on linux/mips64le (qemu-user)"
+GOARCH=mips64le go test -exec qemu-mips64el -run '^TestOpenFileOSFlags$' .

@@ -21,7 +21,10 @@ func createCommand() *cli.Command {
 		ArgsUsage: "IMAGE",
 		Description: `Partitions are laid out in order, 1 MiB aligned; SIZE "rest" takes what is left.
 TYPE is fat12, fat16, fat32, esp, linux or raw; LABEL is the GPT partition name and, for
-FAT-typed partitions (esp is FAT32), the volume label: they are formatted.
+FAT-typed partitions, the volume label: they are formatted. An esp partition is FAT32, as
+UEFI asks of a fixed disk's EFI system partition: one too small for FAT32 (about 33 MiB
+with 512-byte sectors) is refused, never silently made FAT16; --esp-fat 16 (or 12) asks for
+a small ESP, which UEFI names for removable media and most firmware reads.
 
 With --table none the whole disk is one volume (a "superfloppy"); --part rest:TYPE[:LABEL]
 formats it.
@@ -36,6 +39,7 @@ Examples:
 			&cli.IntFlag{Name: "sector-size", Usage: "logical sector size: 512 or 4096", Value: 512},
 			&cli.BoolFlag{Name: "force", Usage: "overwrite an existing file"},
 			&cli.BoolFlag{Name: "no-format", Usage: "leave FAT-typed partitions unformatted"},
+			&cli.IntFlag{Name: "esp-fat", Usage: "FAT type of esp partitions: 32, as UEFI asks of a fixed disk's ESP (one too small for it is refused), or 16 or 12 for a small ESP (UEFI names them for removable media)", Value: 32},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
@@ -74,7 +78,11 @@ Examples:
 				}
 				specs = append(specs, spec)
 			}
-			opts := vdisk.CreateOptions{Size: int64(size), Table: kind,
+			espFAT := c.Int("esp-fat")
+			if espFAT != 12 && espFAT != 16 && espFAT != 32 {
+				return usagef("create: --esp-fat %d: want 32, 16 or 12", espFAT)
+			}
+			opts := vdisk.CreateOptions{Size: int64(size), Table: kind, ESPFATType: espFAT,
 				SectorSize: c.Int("sector-size"), Parts: specs, Overwrite: c.Bool("force"), NoFormat: c.Bool("no-format")}
 			if kind == partition.None && len(specs) > 0 {
 				// A disk without a table holds one file system over
@@ -85,9 +93,6 @@ Examples:
 				opts.Parts = nil
 				if !opts.NoFormat {
 					opts.FormatNone, opts.Label = specs[0].Type, specs[0].Label
-					if opts.FormatNone == "esp" {
-						opts.FormatNone = "fat32"
-					}
 				}
 			}
 			if dir := filepath.Dir(path); dir != "" {
@@ -99,7 +104,11 @@ Examples:
 			if err != nil {
 				// "format disk@2: fat: format:" repeats what the
 				// message already says, in the library's names.
-				return errors.New(libraryPrefix.ReplaceAllString(err.Error(), ""))
+				msg := libraryPrefix.ReplaceAllString(err.Error(), "")
+				if errors.Is(err, vdisk.ErrESPTooSmall) {
+					msg += "; an ESP is FAT32, as UEFI asks of a fixed disk: give it more room, or ask for FAT16 with --esp-fat 16 (UEFI names FAT12 and FAT16 for removable media; most firmware reads them)"
+				}
+				return errors.New(msg)
 			}
 			fmt.Printf("%s: %s, %s\n", path, humanize.IBytes(size), tableText(t.Kind.String(), len(t.Partitions)))
 			return nil

@@ -9,12 +9,10 @@ import (
 	"io/fs"
 	"os"
 	"path"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/dustin/go-humanize"
 	"github.com/urfave/cli/v2"
 	"github.com/vdisk-dev/vdisk"
 	"github.com/vdisk-dev/vdisk/iomgr"
@@ -145,9 +143,39 @@ func volumePath(cmd, s string) (vdisk.Address, error) {
 		return a, err
 	}
 	if a.IsHost() {
+		if err := missingImage(cmd, s); err != nil {
+			return a, err
+		}
 		return a, usagef("%s: %s is not IMAGE[@N]:/path: %s", cmd, s, vdisk.NotVolumeReason(s))
 	}
 	return a, nil
+}
+
+// missingImage is the error of an operand IMAGE[@N]:/path whose IMAGE is
+// not an image file (missing, or a directory): the operand has the shape
+// the command wants, so that is a failure (exit 1), not a usage error. It
+// returns nil for an operand of another shape.
+func missingImage(cmd, s string) error {
+	i := strings.Index(s, ":/")
+	if i <= 0 {
+		return nil
+	}
+	img := s[:i]
+	if j := strings.LastIndexByte(img, '@'); j > 0 {
+		if n, err := strconv.Atoi(img[j+1:]); err == nil && n > 0 && strconv.Itoa(n) == img[j+1:] {
+			img = img[:j]
+		} else if _, err := os.Stat(img[:j]); err == nil {
+			return nil // IMAGE exists, @N is malformed: usage
+		}
+	}
+	fi, err := os.Stat(img)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("%s %s: no such image file %s", cmd, s, img)
+	case err == nil && fi.IsDir():
+		return fmt.Errorf("%s %s: %s is a directory, not an image file", cmd, s, img)
+	}
+	return nil
 }
 
 func attrString(a iomgr.FileAttributes) string {
@@ -542,394 +570,4 @@ Examples:
 			return nil
 		},
 	})
-}
-
-func cpCommand() *cli.Command {
-	return withUsage(&cli.Command{
-		Name:      "cp",
-		Usage:     "copy files between the host and volumes",
-		ArgsUsage: "SRC... DST",
-		Description: `Either side may be VOLUME:/path or a host path; - is standard input or output.
-With several SRCs, or a SRC directory, DST is a directory; a SRC directory is copied
-into it under its own name (with -r). Modification times are kept. A copy that finds
-the volume full is removed, and the error says how much room there was.
-When standard error is a terminal, a progress bar counts the bytes.
-
-Examples:
-   vdisk cp -r ./boot/ disk.img@1:/
-   vdisk cp disk.img@1:/EFI/BOOT/BOOTX64.EFI .
-   echo hi | vdisk cp - disk.img@1:/hello.txt`,
-		Flags: []cli.Flag{&cli.BoolFlag{Name: "r", Usage: "copy directories recursively"}},
-		Action: func(c *cli.Context) (err error) {
-			args := c.Args().Slice()
-			if len(args) < 2 {
-				return usagef("cp: want SRC... DST")
-			}
-			var srcs []vdisk.Address
-			for _, s := range args[:len(args)-1] {
-				a, err := vdisk.ParseAddress(s, false)
-				if err != nil {
-					return err
-				}
-				srcs = append(srcs, a)
-			}
-			dst, err := vdisk.ParseAddress(args[len(args)-1], false)
-			if err != nil {
-				return err
-			}
-			s := newSession("vdisk cp", !dst.IsHost(), c.Bool("sync"))
-			defer func() { err = s.close(err) }()
-			if err := s.open(c, append(srcs, dst)...); err != nil {
-				return err
-			}
-			cp := &copier{s: s, recursive: c.Bool("r")}
-			dstNode, err := cp.node(dst)
-			if err != nil {
-				return err
-			}
-			dstIsDir := dstNode.isDir()
-			if len(srcs) > 1 && !dstIsDir {
-				return fmt.Errorf("cp: target %s is not a directory (copying %d sources)", dstNode, len(srcs))
-			}
-			var srcNodes []node
-			for _, src := range srcs {
-				n, err := cp.node(src)
-				if err != nil {
-					return err
-				}
-				if err := n.check(); err != nil {
-					return err
-				}
-				srcNodes = append(srcNodes, n)
-			}
-			if s.progress {
-				total := int64(0)
-				for _, n := range srcNodes {
-					size := cp.size(n)
-					if size < 0 {
-						total = -1
-						break
-					}
-					total += size
-				}
-				cp.bar = newProgress(os.Stderr, true, total, "copying")
-				defer func() { cp.bar.finish(err) }()
-			}
-			for _, srcNode := range srcNodes {
-				target := dstNode
-				if dstIsDir {
-					target = dstNode.child(srcNode.base())
-				}
-				if err := cp.copy(srcNode, target); err != nil {
-					return err
-				}
-			}
-			return nil
-		},
-	})
-}
-
-// node is one side of a copy: a host path or a path on a volume.
-type node struct {
-	vol  *vdisk.Volume // nil for the host
-	path string        // host path, or volume path ("." is the root)
-	addr vdisk.Address // the volume's address, for messages
-}
-
-// String is the node as the user would type it.
-func (n node) String() string {
-	if n.vol == nil {
-		return n.path
-	}
-	return vdisk.Address{Image: n.addr.Image, Partition: n.addr.Partition, Path: n.path, HasPath: true}.String()
-}
-
-// check reports a source that does not exist, naming it.
-func (n node) check() error {
-	if n.vol == nil {
-		if n.path == "-" {
-			return nil
-		}
-		if _, err := os.Stat(n.path); err != nil {
-			return hostError(n.path, err)
-		}
-		return nil
-	}
-	_, err := n.vol.Stat(n.path)
-	return explain("cp", n.addr, n.vol, err)
-}
-
-// hostError says what went wrong with a host path in the words of the
-// other file errors ("cp PATH: no such file or directory").
-func hostError(p string, err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return &explained{msg: fmt.Sprintf("cp %s: %v", p, pe.Err), err: err}
-	}
-	return fmt.Errorf("cp %s: %w", p, err)
-}
-
-func (n node) isDir() bool {
-	if n.path == "-" {
-		return false
-	}
-	if n.vol == nil {
-		fi, err := os.Stat(n.path)
-		return err == nil && fi.IsDir()
-	}
-	fi, err := n.vol.Stat(n.path)
-	return err == nil && fi.IsDir()
-}
-
-func (n node) base() string {
-	if n.vol == nil {
-		return filepath.Base(n.path)
-	}
-	return path.Base(n.path)
-}
-
-func (n node) child(name string) node {
-	if n.vol == nil {
-		return node{path: filepath.Join(n.path, name), addr: n.addr}
-	}
-	return node{vol: n.vol, path: path.Join(n.path, name), addr: n.addr}
-}
-
-// copier copies nodes, sharing one buffer and one progress bar.
-type copier struct {
-	s         *session
-	recursive bool
-	buf       []byte
-	bar       *progress // nil: no bar
-}
-
-func (cp *copier) node(a vdisk.Address) (node, error) {
-	if a.IsHost() {
-		return node{path: a.Path, addr: a}, nil
-	}
-	v, err := cp.s.volume(a, "vdisk cp")
-	if err != nil {
-		return node{}, err
-	}
-	return node{vol: v, path: a.Path, addr: a}, nil
-}
-
-// size is the number of bytes copying n will move (what -r would copy of
-// a directory), or -1 when it cannot be known up front (standard input).
-func (cp *copier) size(n node) int64 {
-	switch {
-	case n.vol == nil && n.path == "-":
-		return -1
-	case n.vol == nil:
-		var total int64
-		_ = filepath.WalkDir(n.path, func(_ string, d fs.DirEntry, err error) error {
-			if err != nil || !cp.recursive && d.IsDir() && total > 0 {
-				return nil
-			}
-			if d.Type().IsRegular() {
-				if fi, err := d.Info(); err == nil {
-					total += fi.Size()
-				}
-			}
-			return nil
-		})
-		return total
-	}
-	fi, err := n.vol.Stat(n.path)
-	if err != nil {
-		return 0
-	}
-	if !fi.IsDir() {
-		return fi.Size()
-	}
-	if !cp.recursive {
-		return 0
-	}
-	var total int64
-	_ = fs.WalkDir(n.vol, n.path, func(_ string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			if fi, err := d.Info(); err == nil {
-				total += fi.Size()
-			}
-		}
-		return nil
-	})
-	return total
-}
-
-func (cp *copier) copy(src, dst node) error {
-	if src.isDir() {
-		if !cp.recursive {
-			return fmt.Errorf("cp %s: is a directory (use -r)", src)
-		}
-		return cp.copyDir(src, dst)
-	}
-	return cp.copyFile(src, dst)
-}
-
-func (cp *copier) copyDir(src, dst node) error {
-	if dst.vol == nil {
-		if err := os.MkdirAll(dst.path, 0o755); err != nil {
-			return hostError(dst.path, err)
-		}
-	} else if err := dst.vol.MkdirAll(dst.path); err != nil {
-		return explain("cp", dst.addr, dst.vol, err)
-	}
-	var entries []fs.DirEntry
-	var err error
-	if src.vol == nil {
-		if entries, err = os.ReadDir(src.path); err != nil {
-			return hostError(src.path, err)
-		}
-	} else if entries, err = src.vol.ReadDir(src.path); err != nil {
-		return explain("cp", src.addr, src.vol, err)
-	}
-	for _, e := range entries {
-		s, d := src.child(e.Name()), dst.child(e.Name())
-		// The entry's type spares a stat per child; a symbolic link is
-		// followed, so copy decides what it points to.
-		switch {
-		case e.Type()&fs.ModeSymlink != 0:
-			err = cp.copy(s, d)
-		case e.IsDir():
-			err = cp.copyDir(s, d)
-		default:
-			err = cp.copyFile(s, d)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (cp *copier) copyFile(src, dst node) error {
-	var r io.Reader
-	var mtime time.Time
-	size := int64(-1)
-	switch {
-	case src.vol == nil && src.path == "-":
-		r = os.Stdin
-	case src.vol == nil:
-		f, err := os.Open(src.path)
-		if err != nil {
-			return hostError(src.path, err)
-		}
-		defer f.Close()
-		if fi, err := f.Stat(); err == nil {
-			if !fi.Mode().IsRegular() {
-				return fmt.Errorf("cp %s: not a regular file", src)
-			}
-			mtime, size = fi.ModTime(), fi.Size()
-		}
-		r = f
-	default:
-		f, err := src.vol.Open(src.path)
-		if err != nil {
-			return explain("cp", src.addr, src.vol, err)
-		}
-		defer f.Close()
-		if fi, err := f.Stat(); err == nil {
-			mtime, size = fi.ModTime(), fi.Size()
-		}
-		r = f
-	}
-	if cp.bar != nil {
-		r = &countingReader{r: r, p: cp.bar}
-	}
-	// Hide *os.File's WriteTo: io.CopyBuffer would hand the copy to it, and
-	// for a destination that is not a socket or file it allocates a fresh
-	// 32 KiB buffer per file instead of using cp.buf.
-	r = struct{ io.Reader }{r}
-	if cp.buf == nil {
-		cp.buf = make([]byte, 1<<20)
-	}
-	// Read errors come from the source and write errors from the
-	// destination; each is explained in the terms of its own side.
-	readErr := func(err error) error {
-		if src.vol != nil {
-			return explain("cp", src.addr, src.vol, err)
-		}
-		return hostError(src.path, err)
-	}
-	switch {
-	case dst.vol == nil && dst.path == "-":
-		_, err := io.CopyBuffer(os.Stdout, r, cp.buf)
-		return err
-	case dst.vol == nil:
-		f, err := os.Create(dst.path)
-		if err != nil {
-			return hostError(dst.path, err)
-		}
-		w := &sideWriter{w: f}
-		if _, err := io.CopyBuffer(w, r, cp.buf); err != nil {
-			f.Close()
-			if w.err != nil {
-				return hostError(dst.path, err)
-			}
-			return readErr(err)
-		}
-		if err := f.Close(); err != nil {
-			return hostError(dst.path, err)
-		}
-		if !mtime.IsZero() {
-			_ = os.Chtimes(dst.path, mtime, mtime)
-		}
-		return nil
-	default:
-		f, err := dst.vol.Create(dst.path)
-		if err != nil {
-			return explain("cp", dst.addr, dst.vol, err)
-		}
-		w := &sideWriter{w: f}
-		if _, err := io.CopyBuffer(w, r, cp.buf); err != nil {
-			f.Close()
-			if w.err == nil {
-				return readErr(err)
-			}
-			if errors.Is(err, iomgr.StatusDiskFull) {
-				return cp.full(src, dst, size, err)
-			}
-			return explain("cp", dst.addr, dst.vol, err)
-		}
-		// The time is set on the open handle, after the last write (which
-		// set it to now), sparing a second open.
-		if !mtime.IsZero() {
-			if err := f.Chtimes(time.Time{}, mtime); err != nil {
-				f.Close()
-				return explain("cp", dst.addr, dst.vol, err)
-			}
-		}
-		if err := f.Close(); err != nil {
-			return explain("cp", dst.addr, dst.vol, err)
-		}
-		return nil
-	}
-}
-
-// full reports a copy that ran out of room. The partial file is removed,
-// so the volume is left as it was and the free space reported is what
-// there was for the file.
-func (cp *copier) full(src, dst node, size int64, err error) error {
-	_ = dst.vol.Remove(dst.path)
-	need := ""
-	if size >= 0 {
-		need = fmt.Sprintf("; %s is %s", src, humanize.IBytes(uint64(size)))
-	}
-	return &explained{msg: fmt.Sprintf("cp %s: %s%s (%s)", dst, fullReason(dst.vol), need, iomgr.StatusDiskFull.Name()), err: err}
-}
-
-// sideWriter remembers whether a failed copy failed on the write side:
-// io.Copy returns read and write errors alike.
-type sideWriter struct {
-	w   io.Writer
-	err error
-}
-
-func (s *sideWriter) Write(p []byte) (int, error) {
-	n, err := s.w.Write(p)
-	if err != nil {
-		s.err = err
-	}
-	return n, err
 }

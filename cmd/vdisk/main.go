@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"runtime/pprof"
 	"strings"
 
@@ -14,6 +15,20 @@ import (
 type usageError struct{ error }
 
 func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+// failures are the errors of a command that went on after each (cp -r):
+// run prints each on a line of its own and exits 1.
+type failures []error
+
+func (f failures) Error() string {
+	msgs := make([]string, len(f))
+	for i, e := range f {
+		msgs[i] = e.Error()
+	}
+	return strings.Join(msgs, "\n")
+}
+
+func (f failures) Unwrap() []error { return f }
 
 func main() {
 	os.Exit(profiled(func() int { return run(os.Args) }))
@@ -57,6 +72,13 @@ func run(args []string) int {
 	if err == nil {
 		return 0
 	}
+	var fl failures
+	if errors.As(err, &fl) {
+		for _, e := range fl {
+			fmt.Fprintf(os.Stderr, "vdisk: %v\n", e)
+		}
+		return 1
+	}
 	fmt.Fprintf(os.Stderr, "vdisk: %v\n", err)
 	var ue usageError
 	if errors.As(err, &ue) {
@@ -78,6 +100,7 @@ Examples:
    vdisk cp -r ./boot/EFI disk.img@1:/
    vdisk ls -l disk.img@1:/EFI/BOOT
    vdisk serve disk.img`,
+		Version:         version(),
 		HideHelpCommand: true,
 		// A slice flag's value is one value: a filter spec's parameters
 		// are separated by commas (--filter faults:read-error=0.5,seed=3);
@@ -98,6 +121,41 @@ Examples:
 		Commands: []*cli.Command{createCommand(), infoCommand(), lsCommand(), catCommand(), cpCommand(),
 			mkdirCommand(), rmCommand(), mvCommand(), labelCommand(), formatCommand(), completionCommand(), stackCommand(), serveCommand(), mountCommand(), dismountCommand(), lockCommand(), unlockCommand(), monitorCommand(), filterCommand(), attachCommand(), detachCommand()},
 	}
+}
+
+// version is the module version vdisk was built as (a tag with go
+// install, "(devel)" in a checkout) and, when the build recorded them, the
+// revision and whether the tree had changes.
+func version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "(unknown)"
+	}
+	v := bi.Main.Version
+	if v == "" {
+		v = "(devel)"
+	}
+	var rev, modified string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				modified = "+changes"
+			}
+		}
+	}
+	if rev != "" {
+		v += " " + rev + modified
+	}
+	return v
+}
+
+func init() {
+	// --version only: urfave/cli's default adds -v, which reads like
+	// "verbose" to users of serve.
+	cli.VersionFlag = &cli.BoolFlag{Name: "version", Usage: "print the version"}
 }
 
 // interspersed moves a command's flags in front of its positional
@@ -196,6 +254,16 @@ func globalTakesValue(app *cli.App, name string) bool {
 // fall back to file names.
 func withUsage(c *cli.Command) *cli.Command {
 	c.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return usageError{err} }
+	if len(c.Subcommands) == 0 {
+		// urfave/cli would add a `help` (alias `h`) subcommand, which
+		// takes an operand of that name: `vdisk cp h disk.img@1:/` printed
+		// "No help topic". --help stays, with the template of a command
+		// without subcommands.
+		c.HideHelpCommand = true
+		if c.CustomHelpTemplate == "" {
+			c.CustomHelpTemplate = cli.CommandHelpTemplate
+		}
+	}
 	if c.BashComplete == nil && len(c.Subcommands) == 0 {
 		c.BashComplete = func(ctx *cli.Context) {
 			// The completion scripts pass the word being completed, just

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/dustin/go-humanize"
@@ -57,6 +58,7 @@ func TestScripts(t *testing.T) {
 			"jsonhas":  cmdJSONHas,
 			"filesize": cmdFilesize,
 			"poke":     cmdPoke,
+			"maxalloc": cmdMaxAlloc,
 		},
 	})
 }
@@ -227,4 +229,26 @@ func cmdPoke(ts *testscript.TestScript, neg bool, args []string) {
 	_, err = f.WriteAt(b, off)
 	ts.Check(err)
 	ts.Check(f.Close())
+}
+
+// cmdMaxAlloc checks that a file takes at most SIZE of storage (its
+// allocated blocks, as du counts them), whatever its length: a sparse copy
+// writes no zeros.
+//
+//	maxalloc disk.img 2MiB
+func cmdMaxAlloc(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: maxalloc FILE SIZE")
+	}
+	limit, err := humanize.ParseBytes(args[1])
+	ts.Check(err)
+	fi, err := os.Stat(ts.MkAbs(args[0]))
+	ts.Check(err)
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		ts.Fatalf("maxalloc: no block count for %s on this system", args[0])
+	}
+	if used := uint64(st.Blocks) * 512; used > limit {
+		ts.Fatalf("%s takes %s of storage, want at most %s", args[0], humanize.IBytes(used), humanize.IBytes(limit))
+	}
 }
