@@ -209,7 +209,7 @@ func (w *ownWalk) pass() error {
 	var queue []ownDir
 	root := ownDir{path: `\`}
 	if w.g.Type == FAT32 {
-		exts, ok := w.chain(w.g.RootCluster, `\`, "", true, 0)
+		exts, ok := w.chain(w.g.RootCluster, `\`, nil, true, 0)
 		if !ok {
 			return nil
 		}
@@ -264,16 +264,17 @@ func (w *ownWalk) dir(d ownDir) ([]ownDir, error) {
 		if e.IsVolumeLabel() || e.Name.IsDot() {
 			continue
 		}
-		name := e.DisplayName(w.c.CodePage)
+		// The name is only made when a path is needed.
+		name := func() string { return e.DisplayName(w.c.CodePage) }
 		start := e.StartCluster(g.Type)
 		if e.IsDir() {
 			if start == 0 {
-				w.problem(&OwnershipProblem{Kind: ProblemNoCluster, Path: ownPath(d.path, name)})
+				w.problem(&OwnershipProblem{Kind: ProblemNoCluster, Path: ownPath(d.path, name())})
 				continue
 			}
 			exts, ok := w.chain(start, d.path, name, true, 0)
 			if ok {
-				sub = append(sub, ownDir{path: ownPath(d.path, name), exts: exts})
+				sub = append(sub, ownDir{path: ownPath(d.path, name()), exts: exts})
 			}
 		} else {
 			w.rep.Files++
@@ -303,17 +304,17 @@ func ownPath(dir, name string) string {
 
 func (w *ownWalk) isOwned(c uint32) bool { return w.owned[c>>6]&(1<<(c&63)) != 0 }
 
-// chain walks the chain at start of entry name in directory dir (name ""
-// for the FAT32 root itself), owning its clusters. It returns the chain as
-// extents when keep is set (directories, which are read next), and whether
-// the chain was sound.
-func (w *ownWalk) chain(start uint32, dir, name string, keep bool, size uint32) ([]Extent, bool) {
+// chain walks the chain at start of the entry called name() in directory
+// dir (name nil for the FAT32 root itself), owning its clusters. It
+// returns the chain as extents when keep is set (directories, which are
+// read next), and whether the chain was sound.
+func (w *ownWalk) chain(start uint32, dir string, name func() string, keep bool, size uint32) ([]Extent, bool) {
 	t := w.t
 	path := func() string {
-		if name == "" {
+		if name == nil {
 			return dir
 		}
-		return ownPath(dir, name)
+		return ownPath(dir, name())
 	}
 	if start == 0 {
 		if !keep && size > 0 {
