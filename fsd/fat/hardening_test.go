@@ -114,14 +114,43 @@ func TestDirtyFAT32KeepsBootSectorAndBackupInStep(t *testing.T) {
 }
 
 // fxBootSectors returns the first 512 bytes of an image's boot sector and
-// of its backup (nil when it has none): what fsck.fat compares.
+// of its backup (nil when it has none): what fsck.fat compares. Only those
+// are read (dosfstools' images are up to 1 GB).
 func fxBootSectors(t *testing.T, img string) (boot, backup []byte) {
 	t.Helper()
-	im := fxLoadImage(t, img)
-	if s := im.g.BackupBootSector; s != 0 {
-		backup = im.b[int64(s)*int64(im.g.BytesPerSector):][:512]
+	f, g := fxOpenImage(t, img)
+	defer f.Close()
+	boot = make([]byte, 512)
+	if _, err := f.ReadAt(boot, 0); err != nil {
+		t.Fatal(err)
 	}
-	return im.b[:512], backup
+	if s := g.BackupBootSector; s != 0 {
+		backup = make([]byte, 512)
+		if _, err := f.ReadAt(backup, int64(s)*int64(g.BytesPerSector)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return boot, backup
+}
+
+// fxOpenImage opens an image file for reading and writing, with its
+// geometry.
+func fxOpenImage(t *testing.T, img string) (*os.File, *Geometry) {
+	t.Helper()
+	f, err := os.OpenFile(img, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 4096)
+	if _, err := f.ReadAt(b, 0); err != nil {
+		t.Fatal(err)
+	}
+	bs, err := ParseBootSector(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, _ := bs.Geometry()
+	return f, &g
 }
 
 // fxOnlyDirtyBit fails the test if fsck.fat -n finds anything on img but
@@ -233,13 +262,26 @@ func TestWritesRefusedOnCorruptVolumes(t *testing.T) {
 	}
 }
 
-// fxMarkDirty clears FAT[1]'s clean bit in every FAT copy, as a volume
-// left mounted by Linux or Windows has it.
+// fxMarkDirty clears FAT[1]'s clean bit (FAT16 bit 15, FAT32 bit 27) in
+// every FAT copy, as a volume left mounted by Linux or Windows has it.
 func fxMarkDirty(t *testing.T, img string) {
 	t.Helper()
-	im := fxLoadImage(t, img)
-	im.fat.SetVolumeClean(false)
-	im.save(img)
+	f, g := fxOpenImage(t, img)
+	defer f.Close()
+	off, bit := int64(3), byte(0x80)
+	if g.Type == FAT32 {
+		off, bit = 7, 0x08
+	}
+	for i := uint32(0); i < g.NumFATs; i++ {
+		b := make([]byte, 1)
+		if _, err := f.ReadAt(b, g.FATOffset(i)+off); err != nil {
+			t.Fatal(err)
+		}
+		b[0] &^= bit
+		if _, err := f.WriteAt(b, g.FATOffset(i)+off); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // TestCrossLinkFoundByTheOwnershipPass: a file in a subdirectory whose

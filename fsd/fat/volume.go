@@ -146,8 +146,8 @@ func (v *Volume) refuseWrite() iomgr.Status {
 }
 
 // mount handles IRP_MN_MOUNT_VOLUME: recognise the volume by its boot
-// sector, create the volume device, load the FAT and the root directory,
-// mark the volume dirty and claim the VPB.
+// sector, create the volume device, load the FAT and the root directory
+// (checking what load checks) and claim the VPB. Nothing is written.
 func (fs *FileSystem) mount(irp *iomgr.IRP) (iomgr.Status, error) {
 	p := irp.CurrentStackLocation().Parameters.MountVolume
 	real, vp := p.Device, p.VPB
@@ -298,17 +298,16 @@ func (v *Volume) load() error {
 	v.wasDirty = v.bs.Dirty() || !t.VolumeClean()
 	v.markedDirty = v.wasDirty
 	if v.wasDirty && !v.readOnly && v.NeedsCheck() == nil {
-		if err := v.checkOwnership(); err != nil {
-			return err
-		}
+		v.checkOwnership()
 	}
 	return nil
 }
 
 // checkOwnership runs the cluster-ownership pass (ownership.go) over the
 // volume and records the first problem that makes writing unsafe, which
-// ends the pass. Only a failure to read a directory is an error.
-func (v *Volume) checkOwnership() error {
+// ends the pass. A directory it cannot read leaves the chains unchecked:
+// writes are refused as for a corrupt volume, reads go on.
+func (v *Volume) checkOwnership() {
 	start := time.Now()
 	c := OwnershipCheck{Geometry: &v.geo, FAT: v.fat, CodePage: v.cp,
 		ReadAt: func(p []byte, off int64) error {
@@ -323,11 +322,11 @@ func (v *Volume) checkOwnership() error {
 		}}
 	rep, err := c.Run()
 	if err != nil {
-		return v.note(err)
+		_ = v.note(fmt.Errorf("%w: the chains of a dirty volume could not be checked: %w", ErrCorrupt, err))
+		return
 	}
 	v.fs.logf("fat: volume %v: dirty at mount: ownership check of %d files in %d directories, %d clusters: %d problems, took %v",
 		v.Real, rep.Files, rep.Directories, rep.Owned, len(rep.Problems), time.Since(start).Round(time.Microsecond))
-	return nil
 }
 
 // lock takes the volume lock exclusively for a request of rq, unless the
