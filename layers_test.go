@@ -7,8 +7,9 @@ import (
 )
 
 // layer ranks follow DESIGN.md's table, bottom first. vpb is a leaf that
-// imports nothing of vdisk, so the kernel (iomgr) can use it.
-var layers = []string{"vpb", "iomgr", "disk", "partition", "volume", "mount", "fsd", "filter", "nbd", "", "cmd", "vmtest"}
+// imports nothing of vdisk, so the kernel (iomgr) can use it; internal
+// holds test support that imports nothing of vdisk either.
+var layers = []string{"internal", "vpb", "iomgr", "disk", "partition", "volume", "mount", "fsd", "filter", "nbd", "", "cmd", "vmtest"}
 
 func rank(t *testing.T, pkg string) int {
 	const mod = "github.com/vdisk-dev/vdisk"

@@ -274,6 +274,8 @@ func TestStatusCodesAreErrorsWithNTNamesAndValues(t *testing.T) {
 		{iomgr.StatusMediaWriteProtected, "STATUS_MEDIA_WRITE_PROTECTED", 0xC00000A2},
 		{iomgr.StatusFileCorruptError, "STATUS_FILE_CORRUPT_ERROR", 0xC0000102},
 		{iomgr.StatusVolumeDismounted, "STATUS_VOLUME_DISMOUNTED", 0xC000026E},
+		{iomgr.StatusCannotMake, "STATUS_CANNOT_MAKE", 0xC00002EA},
+		{iomgr.StatusVolumeDirty, "STATUS_VOLUME_DIRTY", 0xC0000806},
 		{iomgr.StatusDeviceNotReady, "STATUS_DEVICE_NOT_READY", 0xC00000A3},
 		{iomgr.StatusNotImplemented, "STATUS_NOT_IMPLEMENTED", 0xC0000002},
 		{iomgr.StatusCancelled, "STATUS_CANCELLED", 0xC0000120},

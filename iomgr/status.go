@@ -70,6 +70,8 @@ const (
 	StatusIODeviceError          Status = 0xC0000185
 	StatusFSDriverRequired       Status = 0xC000019C
 	StatusVolumeDismounted       Status = 0xC000026E
+	StatusCannotMake             Status = 0xC00002EA
+	StatusVolumeDirty            Status = 0xC0000806
 	StatusFileTooLarge           Status = 0xC0000904
 )
 
@@ -130,6 +132,8 @@ var statusNames = map[Status]statusText{
 	StatusIODeviceError:          {"STATUS_IO_DEVICE_ERROR", "I/O error on the device"},
 	StatusFSDriverRequired:       {"STATUS_FS_DRIVER_REQUIRED", "the volume must be opened through a file system"},
 	StatusVolumeDismounted:       {"STATUS_VOLUME_DISMOUNTED", "the volume was dismounted"},
+	StatusCannotMake:             {"STATUS_CANNOT_MAKE", "the directory cannot hold another entry"},
+	StatusVolumeDirty:            {"STATUS_VOLUME_DIRTY", "the volume is marked for a check: writes wait until it is repaired"},
 	StatusFileTooLarge:           {"STATUS_FILE_TOO_LARGE", "the file would exceed the file system's size limit"},
 }
 

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Outside oracles the tests compare vdisk against.
-packages=(dosfstools mtools fdisk libnbd-bin python3-libnbd qemu-utils fio nbdkit graphviz jq strace)
+packages=(dosfstools mtools xxd fdisk libnbd-bin python3-libnbd qemu-utils fio nbdkit graphviz jq strace)
 # The VM test (vmtest/): QEMU boots a Debian kernel whose initramfs holds a
 # static busybox and nbd-client.
 packages+=(qemu-system-x86 busybox-static nbd-client)

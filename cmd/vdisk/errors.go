@@ -43,10 +43,11 @@ func explain(op string, vol vdisk.Address, v *vdisk.Volume, err error) error {
 	if !errors.As(err, &pe) {
 		return err
 	}
+	volume := vdisk.Address{Image: vol.Image, Partition: vol.Partition}
 	obj := vdisk.Address{Image: vol.Image, Partition: vol.Partition, Path: pe.Path, HasPath: true}
-	if v != nil && pe.Path == v.Name {
-		// Volume-wide operations (label, statfs) name the export.
-		obj = vdisk.Address{Image: vol.Image, Partition: vol.Partition}
+	if v != nil && pe.Path == v.Name || op == "label" {
+		// Volume-wide operations (label, statfs) name the volume.
+		obj = volume
 	}
 	st := iomgr.StatusOf(pe.Err)
 	if v != nil && st != iomgr.StatusUnsuccessful && !hasFileSystem(v) {
@@ -67,6 +68,10 @@ func explain(op string, vol vdisk.Address, v *vdisk.Volume, err error) error {
 		reason = nameReason(pe.Path)
 	case iomgr.StatusDiskFull:
 		reason = fullReason(v)
+	case iomgr.StatusCannotMake:
+		reason = fullDirReason(v, pe.Path)
+	case iomgr.StatusVolumeDirty:
+		reason = "the file system is corrupt, so writes to it are refused: repair it with vdisk check --repair " + volume.String()
 	case iomgr.StatusFileIsADirectory:
 		reason = "is a directory"
 	case iomgr.StatusNotADirectory:
@@ -165,6 +170,24 @@ func fullReason(v *vdisk.Volume) string {
 	}
 	return fmt.Sprintf("the volume is full (%s free of %s)",
 		humanize.IBytes(uint64(info.FreeBytes)), humanize.IBytes(uint64(info.TotalBytes)))
+}
+
+// fullDirReason says which directory is full when the file system could
+// not make another entry in the directory of name (a volume-relative
+// path): a FAT12/16 root directory has a fixed size, any other directory
+// holds at most 65,536 entries (a long name takes several).
+func fullDirReason(v *vdisk.Volume, name string) string {
+	dir := path.Dir(name)
+	if dir == "." {
+		if v == nil {
+			return "the root directory is full"
+		}
+		if info, err := v.Info(); err == nil && info.FileSystem != "FAT32" {
+			return "the root directory is full: a FAT12 or FAT16 root directory has a fixed number of entries (vdisk format --root-entries sets it); put files in a subdirectory"
+		}
+		dir = ""
+	}
+	return fmt.Sprintf("directory /%s is full: a FAT directory holds at most %s entries, and a long name takes several", dir, humanize.Comma(fat.MaxDirEntries))
 }
 
 // hasFileSystem reports whether a file system (not the raw one) mounted v.

@@ -529,8 +529,10 @@ func labelCommand() *cli.Command {
 		Name:      "label",
 		Usage:     "show or set a volume's label",
 		ArgsUsage: "VOLUME [LABEL]",
-		Description: `A FAT label is at most 11 characters of the code page, without control characters
-or any of *?/\|.,;:+=[]<>"; it is stored upper-cased. "" removes the label.
+		Description: `A FAT label is at most 11 characters of the code page, without control characters,
+a leading space or any of *?/\|.,;:+=[]<>"; its case is kept, as mkfs.fat and fatlabel keep it
+(DOS and some old systems expect upper case). "" removes the label. The label is the root
+directory's label entry; the copy in the boot sector follows it.
 
 Examples:
    vdisk label disk.img@1          # prints the label

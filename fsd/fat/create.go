@@ -178,9 +178,10 @@ func (v *Volume) create(irp *iomgr.IRP) (iomgr.Status, uint64) {
 		return iomgr.StatusObjectNameNotFound, 0
 	}
 	isDir := opts&iomgr.FileDirectoryFile != 0
+	if st := v.refuseWrite(); st != iomgr.StatusSuccess {
+		return st, 0
+	}
 	switch {
-	case v.readOnly:
-		return iomgr.StatusMediaWriteProtected, 0
 	case d.deletePending:
 		return iomgr.StatusDeletePending, 0
 	case trailing && !isDir:
@@ -279,8 +280,10 @@ func (v *Volume) openExisting(fo *iomgr.FileObject, c *ccb, f *fcb, p iomgr.Crea
 			c.counted.write = true
 		}
 	}
-	if v.readOnly && (c.mode.write || c.mode.del || overwrite) {
-		return iomgr.StatusMediaWriteProtected, 0
+	if c.mode.write || c.mode.del || overwrite {
+		if st := v.refuseWrite(); st != iomgr.StatusSuccess {
+			return st, 0
+		}
 	}
 	if f.de != nil {
 		ro := f.de.short.Attr&AttrReadOnly != 0
@@ -371,7 +374,7 @@ func (v *Volume) newEntry(d *fcb, name string, attr Attr) (*fcb, error) {
 	sn, cf, lfn, err := GenerateShortName(name, x.shortExists)
 	if err != nil {
 		if errors.Is(err, ErrNoSpace) {
-			return nil, fail(iomgr.StatusDiskFull, "directory %s has no short name left for %q", d.path(), name)
+			return nil, fail(iomgr.StatusCannotMake, "directory %s has no short name left for %q", d.path(), name)
 		}
 		return nil, err
 	}

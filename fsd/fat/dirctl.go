@@ -102,7 +102,7 @@ func (v *Volume) newDirEntry(e *DirEntry) *dirEntry {
 }
 
 func (v *Volume) setNames(de *dirEntry) {
-	de.shortDisplay = de.short.Name.Format(v.cp, de.short.Case())
+	de.shortDisplay = shortDisplayName(de.short.Name, de.short.Case(), de.slot, v.cp)
 	de.display = de.shortDisplay
 	if de.long != "" {
 		de.display = de.long
@@ -152,7 +152,48 @@ func (v *Volume) loadDir(d *fcb) error {
 		return err
 	}
 	d.dir = x
+	v.checkStarts(d)
 	return nil
+}
+
+// checkStarts looks at the first cluster of every entry of a directory just
+// read, against the FAT alone: one outside the data area, one marked free,
+// one another cluster links to (the entry starts inside another chain),
+// one a chain in memory holds, and two entries with the same one are
+// corruption that writing would make worse (the allocator would hand out
+// the free cluster; a delete would free clusters another chain uses). It
+// records the first such problem (writes are refused from then on); the
+// directory stays readable.
+func (v *Volume) checkStarts(d *fcb) {
+	if v.NeedsCheck() != nil {
+		return
+	}
+	t := v.fat
+	starts := make(map[uint32]*dirEntry, len(d.dir.order))
+	for _, de := range d.dir.order {
+		s := de.short.StartCluster(v.geo.Type)
+		if s == 0 {
+			continue
+		}
+		var why string
+		switch other := starts[s]; {
+		case s < 2 || s > t.MaxCluster():
+			why = fmt.Sprintf("starts at cluster %d, outside 2..%d", s, t.MaxCluster())
+		case t.isFree(s):
+			why = fmt.Sprintf("starts at cluster %d, which is marked free", s)
+		case t.HasPredecessor(s):
+			why = fmt.Sprintf("starts at cluster %d, inside another chain (cross-linked)", s)
+		case other != nil:
+			why = fmt.Sprintf("starts at cluster %d, as %s does (cross-linked)", s, d.childPath(other.display))
+		case de.fcb == nil && v.claimed[s>>6]&(1<<(s&63)) != 0:
+			why = fmt.Sprintf("starts at cluster %d, which another chain in use holds (cross-linked)", s)
+		}
+		if why != "" {
+			_ = v.note(fmt.Errorf("%w: %s %s", ErrCorrupt, d.childPath(de.display), why))
+			return
+		}
+		starts[s] = de
+	}
 }
 
 // buildIndex scans a directory's bytes into an index.
@@ -285,7 +326,7 @@ func (v *Volume) growNeed(d *fcb, k int) (uint32, error) {
 		return 0, nil
 	}
 	if d.isRoot && v.geo.Type != FAT32 {
-		return 0, fail(iomgr.StatusDiskFull, "the root directory is full (%d entries)", v.geo.RootEntries)
+		return 0, fail(iomgr.StatusCannotMake, "the root directory is full (%d entries)", v.geo.RootEntries)
 	}
 	trailing := 0
 	for i := x.slots.Len() - 1; i >= 0 && !x.slots.InUse(i); i-- {
@@ -294,7 +335,7 @@ func (v *Volume) growNeed(d *fcb, k int) (uint32, error) {
 	per := int(v.geo.ClusterSize) / DirEntrySize
 	n := (k - trailing + per - 1) / per
 	if x.slots.Len()+n*per > MaxDirEntries || len(x.data) < int(d.ext.total)*int(v.geo.ClusterSize) {
-		return 0, fail(iomgr.StatusDiskFull, "directory %s is full: a FAT directory holds at most %d entries", d.path(), MaxDirEntries)
+		return 0, fail(iomgr.StatusCannotMake, "directory %s is full: a FAT directory holds at most %d entries", d.path(), MaxDirEntries)
 	}
 	return uint32(n), nil
 }

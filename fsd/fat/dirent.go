@@ -2,6 +2,7 @@ package fat
 
 import (
 	"encoding/binary"
+	"fmt"
 	"iter"
 	"time"
 	"unicode/utf16"
@@ -268,8 +269,27 @@ func (e *DirEntry) DisplayName(cp *CodePage) string {
 }
 
 // ShortDisplayName is the short name decoded with cp (nil:
-// DefaultCodePage), NT case flags applied.
-func (e *DirEntry) ShortDisplayName(cp *CodePage) string { return e.Name.Format(cp, e.Case()) }
+// DefaultCodePage), NT case flags applied; an all-spaces short name gives
+// BlankName.
+func (e *DirEntry) ShortDisplayName(cp *CodePage) string {
+	return shortDisplayName(e.Name, e.Case(), e.Slot, cp)
+}
+
+// BlankName is the name an entry whose short name is all spaces goes by
+// (no tool writes one; damaged volumes hold them, and fsck.fat renames
+// them): it has no name to show, and an empty one would read as its
+// directory's own path. The slot number makes it unique in the directory,
+// and parentheses, a comma and spaces, which no short name holds, mark it
+// as made up; it is a valid long name, so the entry can be opened, copied,
+// renamed or deleted by it.
+func BlankName(slot int) string { return fmt.Sprintf("(blank name, slot %d)", slot) }
+
+func shortDisplayName(n ShortName, c CaseFlags, slot int, cp *CodePage) string {
+	if s := n.Format(cp, c); s != "" {
+		return s
+	}
+	return BlankName(slot)
+}
 
 // Scanner decodes a directory's slots block by block (a cluster, or the
 // whole FAT12/16 root directory), assembling long names across block

@@ -116,17 +116,23 @@ func (m *SlotMap) Find(k int) (int, bool) {
 const forbiddenLabel = "*?/\\|.,;:+=[]<>\""
 
 // EncodeVolumeLabel converts a label to the 11 bytes stored in the boot
-// sector and the root directory's label entry: upper-cased, encoded with cp
-// (nil: DefaultCodePage), padded with spaces. Labels longer than 11 bytes,
-// with characters the code page lacks, with control characters or any of
+// sector and the root directory's label entry: encoded with cp (nil:
+// DefaultCodePage), its case kept, padded with spaces. Case is kept as
+// mkfs.fat and fatlabel keep it (Windows and mlabel upper-case labels), so
+// that a label set and a label given to Format read back alike. Labels
+// longer than 11 bytes, starting with a space, with characters the code
+// page lacks, with control characters (DEL included) or any of
 // *?/\|.,;:+=[]<>" are refused with ErrInvalidName; "" gives the
-// all-spaces label (mkfs.fat writes "NO NAME    " instead).
+// all-spaces label (no label).
 func EncodeVolumeLabel(label string, cp *CodePage) ([11]byte, error) {
 	cp = orDefault(cp)
 	out := [11]byte{' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '}
+	if strings.HasPrefix(label, " ") {
+		return out, badName("volume label %q starts with a space", label)
+	}
 	n := 0
-	for _, r := range strings.ToUpper(label) {
-		if r < 0x20 || strings.ContainsRune(forbiddenLabel, r) {
+	for _, r := range label {
+		if r < 0x20 || r == 0x7F || strings.ContainsRune(forbiddenLabel, r) {
 			return out, badName("volume label %q contains %q", label, r)
 		}
 		b, ok := cp.Encode(r)

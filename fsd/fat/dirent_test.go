@@ -360,9 +360,12 @@ func TestVolumeLabel(t *testing.T) {
 		ok   bool
 	}{
 		{"VDISK TEST", nil, "VDISK TEST ", true},
-		{"boot", nil, "BOOT       ", true},
+		{"boot", nil, "boot       ", true}, // case kept, as mkfs.fat and fatlabel keep it
+		{" lead", nil, "", false},
+		{"del\x7f", nil, "", false},
 		{"", nil, "           ", true},
-		{"élan", CodePage850, "\x90LAN       ", true},
+		{"élan", CodePage850, "\x82lan       ", true},
+		{"ÉLAN", CodePage850, "\x90LAN       ", true},
 		{"12345678901", nil, "12345678901", true},
 		{"123456789012", nil, "", false},
 		{"a.b", nil, "", false},
@@ -374,7 +377,7 @@ func TestVolumeLabel(t *testing.T) {
 		if c.ok != (err == nil) || (c.ok && string(got[:]) != c.want) {
 			t.Errorf("%q: %q %v", c.in, got[:], err)
 		}
-		if c.ok && FormatVolumeLabel(got, c.cp) != strings.TrimRight(strings.ToUpper(c.in), " ") {
+		if c.ok && FormatVolumeLabel(got, c.cp) != strings.TrimRight(c.in, " ") {
 			t.Errorf("%q: formats as %q", c.in, FormatVolumeLabel(got, c.cp))
 		}
 	}

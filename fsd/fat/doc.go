@@ -41,19 +41,41 @@
 // Changes to the FAT and directories are written by the lazy writer
 // (lazy.go) a second after the first one, data first, then the FAT, then
 // the directories; FLUSH_BUFFERS, a volume lock, dismount and shutdown
-// write everything at once, and FSInfo with it. The volume is marked dirty
-// (boot sector and FAT[1]) at mount, or before the first change after a
-// shutdown, and clean again at dismount or shutdown; a volume found dirty
-// stays dirty.
+// write everything at once, and FSInfo with it. Nothing is written before
+// the first change: storage that refuses writes is recognised at mount by
+// IOCTL_DISK_IS_WRITABLE (as FastFAT asks it), and the volume is marked
+// dirty (the boot sector's flag, never its FAT32 backup's, and FAT[1]'s
+// clean bit, as FastFAT does) just before the first change can reach the
+// disk, and clean again at dismount or shutdown; a session that only reads
+// leaves the image byte for byte as it was. A volume found dirty stays as
+// found: its dirty state is not written at all, so the boot sector and its
+// backup stay as they were (fsck.fat compares the two and clears the flag
+// in the boot sector alone).
 //
-// Choices where NT leaves room: a full FAT12/16 root directory, and a
-// directory at its 65,536 entries, give STATUS_DISK_FULL (as a full volume
-// does; the log says which); a write or size past 4 GiB - 1 gives
-// STATUS_FILE_TOO_LARGE; a first directory query that matches nothing gives
-// STATUS_OBJECT_NAME_NOT_FOUND (iomgr has no STATUS_NO_SUCH_FILE). READ and
-// WRITE check the handle's access (FILE_READ_DATA, FILE_WRITE_DATA or
-// FILE_APPEND_DATA), renames and deletes need DELETE. Last-access dates
-// are not updated by reads.
+// A volume found corrupt refuses writes (NeedsCheck): the FAT's links are
+// checked at every mount (links into free or bad clusters, two chains
+// joined into one), each directory's entries' first clusters when it is
+// read, and a dirty volume mounted writable has every chain walked
+// (ownership.go); the first corruption found there or by any request makes
+// every later request that would write fail with STATUS_VOLUME_DIRTY,
+// while reads go on. Writing would make it worse: the allocator would hand
+// out a cluster a damaged chain still reaches, a delete would free clusters
+// another file uses.
+//
+// The label is the root directory's label entry (the boot sector's copy is
+// not read, as with fatlabel, mlabel and Windows); setting it keeps its
+// case, as mkfs.fat and fatlabel do (FastFAT upper-cases), and writes the
+// entry, the boot sector and its FAT32 backup.
+//
+// A full FAT12/16 root directory, and a directory at its 65,536 entries,
+// give STATUS_CANNOT_MAKE, as FastFAT does (a full volume gives
+// STATUS_DISK_FULL). Choices where NT leaves room: a write or size past
+// 4 GiB - 1 gives STATUS_FILE_TOO_LARGE; a first directory query that
+// matches nothing gives STATUS_OBJECT_NAME_NOT_FOUND (iomgr has no
+// STATUS_NO_SUCH_FILE); an entry whose short name is all spaces goes by
+// BlankName. READ and WRITE check the handle's access (FILE_READ_DATA,
+// FILE_WRITE_DATA or FILE_APPEND_DATA), renames and deletes need DELETE.
+// Last-access dates are not updated by reads.
 //
 // Lock order: FileSystem.mu is a leaf. Volume.mu (the volume lock, a
 // RWMutex) is taken exclusively by every request that changes metadata or
@@ -65,7 +87,7 @@
 // (dataCache.mu, which guards the pages and every FCB's pages map), held
 // while pages are loaded and written back: those IRPs go down the storage
 // stack, which never calls back into the file system. A CCB's mu (the
-// file position) and Volume.errMu (the last corruption) are leaves, as are
+// file position) and Volume.errMu (the corruption found) are leaves, as are
 // the VPB's locks (mount.VolumeState) and FileSystem.mu. A VPB's mount
 // lock (held by the mount manager around mount, verify and dismount) comes
 // before Volume.mu.

@@ -84,7 +84,7 @@ func fastRead(dev *iomgr.Device, fo *iomgr.FileObject, off int64, buf []byte, wa
 
 func fastWrite(dev *iomgr.Device, fo *iomgr.FileObject, off int64, buf []byte, wait bool, ios *iomgr.IOStatusBlock) bool {
 	v, f, c := fastTarget(dev, fo)
-	if v == nil || f.isDir || v.readOnly || c.access&iomgr.FileWriteData == 0 || fo.Flags&iomgr.FOWriteThrough != 0 || len(buf) == 0 {
+	if v == nil || f.isDir || v.refuseWrite() != iomgr.StatusSuccess || c.access&iomgr.FileWriteData == 0 || fo.Flags&iomgr.FOWriteThrough != 0 || len(buf) == 0 {
 		return false
 	}
 	if wait {

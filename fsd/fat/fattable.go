@@ -44,6 +44,11 @@ func ExtentClusters(exts []Extent) uint64 {
 // word-at-a-time scan, an exact free count, the next-free hint, and a record
 // of which FAT sectors changed since the FSD last wrote them.
 //
+// It also knows, for each cluster, whether another cluster links to it (one
+// more bit per cluster), so that links into free clusters, chains joined
+// into one, and directory entries that start inside a chain are found
+// without walking chains (CheckLinks, HasPredecessor).
+//
 // A Table is not safe for concurrent use; the FSD guards it with its volume
 // (FCB/VCB) locks. It never panics on any FAT contents: corrupt chains come
 // back as errors wrapping ErrCorrupt.
@@ -54,6 +59,9 @@ type Table struct {
 	free     uint32   // number of free clusters in 2..max
 	next     uint32   // next-free hint, 2..max
 	freeMap  []uint64 // bit c set = cluster c is free (bits 0, 1 and above max clear)
+	pred     []uint64 // bit c set = some cluster links to cluster c
+	joined   uint32   // a cluster two clusters link to (two chains joined), 0 if none
+	bads     uint32   // clusters marked bad
 	dirty    []uint64 // bit s set = FAT sector s changed
 	secShift uint     // log2(bytes per sector)
 	noRun    uint32   // no free run this long exists (0: unknown); reset when a cluster is freed
@@ -78,6 +86,7 @@ func NewTable(g *Geometry, data []byte) (*Table, error) {
 		return nil, corrupt("FAT is %d bytes, %d clusters need %d", len(data), t.max-1, need)
 	}
 	t.freeMap = make([]uint64, (uint64(t.max)+64)/64)
+	t.pred = make([]uint64, len(t.freeMap))
 	t.dirty = make([]uint64, (uint64(len(data))>>t.secShift+64)/64)
 	t.rebuildFree()
 	return t, nil
@@ -94,35 +103,93 @@ func (t *Table) entryEnd(c uint32) uint64 {
 	return uint64(c)*4 + 4
 }
 
+// rebuildFree counts the free clusters and records, for each cluster,
+// whether another links to it: one pass over the FAT.
 func (t *Table) rebuildFree() {
 	clear(t.freeMap)
-	t.free, t.noRun = 0, 0
+	clear(t.pred)
+	t.free, t.noRun, t.joined, t.bads = 0, 0, 0, 0
 	le := binary.LittleEndian
-	switch t.typ {
-	case FAT32:
-		d := t.data
-		for c := uint32(2); c <= t.max; c++ {
-			if le.Uint32(d[c*4:])&fat32Mask == 0 {
-				t.freeMap[c>>6] |= 1 << (c & 63)
-				t.free++
-			}
+	var v uint32
+	bad := t.bad()
+	for c := uint32(2); c <= t.max; c++ {
+		switch t.typ {
+		case FAT32:
+			v = le.Uint32(t.data[c*4:]) & fat32Mask
+		case FAT16:
+			v = uint32(le.Uint16(t.data[c*2:]))
+		default:
+			v = t.get(c)
 		}
-	case FAT16:
-		d := t.data
-		for c := uint32(2); c <= t.max; c++ {
-			if le.Uint16(d[c*2:]) == 0 {
-				t.freeMap[c>>6] |= 1 << (c & 63)
-				t.free++
+		switch {
+		case v == 0:
+			t.freeMap[c>>6] |= 1 << (c & 63)
+			t.free++
+		case v >= 2 && v <= t.max:
+			if t.pred[v>>6]&(1<<(v&63)) != 0 && t.joined == 0 {
+				t.joined = v
 			}
+			t.pred[v>>6] |= 1 << (v & 63)
+		case v == bad:
+			t.bads++
 		}
-	default:
+	}
+}
+
+// HasPredecessor reports whether some cluster links to cluster c: a
+// directory entry whose chain starts there would share it with another
+// chain.
+func (t *Table) HasPredecessor(c uint32) bool {
+	return c >= 2 && c <= t.max && t.pred[c>>6]&(1<<(c&63)) != 0
+}
+
+// predecessors returns up to two clusters that link to c (a linear scan,
+// for error messages).
+func (t *Table) predecessors(c uint32) []uint32 {
+	var out []uint32
+	for p := uint32(2); p <= t.max && len(out) < 2; p++ {
+		if t.get(p) == c {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// CheckLinks looks at the links between clusters alone, without reading a
+// directory, for what makes writing to the volume unsafe: two clusters
+// linking to one (two chains joined: freeing either frees the other's
+// tail), and a link to a free or bad cluster (the allocator would hand out
+// a cluster a chain still reaches). It costs one pass over the free and
+// link bitmaps; the error wraps ErrCorrupt and names the clusters.
+func (t *Table) CheckLinks() error {
+	if c := t.joined; c != 0 {
+		p := t.predecessors(c)
+		if len(p) == 2 {
+			return corrupt("clusters %d and %d both link to cluster %d: two chains share it (cross-linked)", p[0], p[1], c)
+		}
+		return corrupt("two clusters link to cluster %d: two chains share it (cross-linked)", c)
+	}
+	for i, w := range t.pred {
+		if w &= t.freeMap[i]; w != 0 {
+			c := uint32(i)<<6 + uint32(bits.TrailingZeros64(w))
+			if p := t.predecessors(c); len(p) > 0 {
+				return corrupt("cluster %d links to cluster %d, which is marked free", p[0], c)
+			}
+			return corrupt("a chain links to cluster %d, which is marked free", c)
+		}
+	}
+	if t.bads > 0 {
+		bad := t.bad()
 		for c := uint32(2); c <= t.max; c++ {
-			if t.get(c) == 0 {
-				t.freeMap[c>>6] |= 1 << (c & 63)
-				t.free++
+			if t.pred[c>>6]&(1<<(c&63)) != 0 && t.get(c) == bad {
+				if p := t.predecessors(c); len(p) > 0 {
+					return corrupt("cluster %d links to cluster %d, which is marked bad", p[0], c)
+				}
+				return corrupt("a chain links to cluster %d, which is marked bad", c)
 			}
 		}
 	}
+	return nil
 }
 
 // Type is the FAT type the table was made for.
@@ -169,6 +236,15 @@ func (t *Table) get(c uint32) uint32 {
 // put writes entry c (0..max) without checks, keeping the neighbouring
 // nibble (FAT12) or the top four bits (FAT32), and marks the sectors dirty.
 func (t *Table) put(c, v uint32) {
+	if c >= 2 {
+		// Keep the predecessor bits: the old link goes, the new one comes.
+		if o := t.get(c); o >= 2 && o <= t.max {
+			t.pred[o>>6] &^= 1 << (o & 63)
+		}
+		if n := v & t.mask(); n >= 2 && n <= t.max {
+			t.pred[n>>6] |= 1 << (n & 63)
+		}
+	}
 	var off, end uint32
 	switch t.typ {
 	case FAT12:
@@ -344,6 +420,16 @@ func (t *Table) DirtySectors(fn func(first, count uint32)) {
 	if run != 0 {
 		fn(start, run)
 	}
+}
+
+// HasDirty reports whether a FAT sector changed since the last ClearDirty.
+func (t *Table) HasDirty() bool {
+	for _, w := range t.dirty {
+		if w != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // ClearDirty forgets which sectors changed (after the FSD wrote them).

@@ -32,6 +32,7 @@ type fcb struct {
 
 	deletePending bool // delete when the last handle is cleaned up
 	deleted       bool // the entry is gone from the disk
+	grown         bool // clusters were allocated to it since it was trimmed last
 }
 
 // size is the file size from the directory entry (0 for directories).
@@ -401,8 +402,14 @@ func (v *Volume) trimAll() {
 	})
 }
 
-// trim frees the clusters past the end of a file.
+// trim frees the clusters past the end of a file that were allocated to it
+// while it was open; a chain found longer than its file is left as found,
+// so that reading a volume never writes to it.
 func (v *Volume) trim(f *fcb) error {
+	if !f.grown {
+		return nil
+	}
+	f.grown = false
 	cs := int64(v.geo.ClusterSize)
 	need := uint32((int64(f.size()) + cs - 1) / cs)
 	if f.ext.total <= need {
@@ -430,6 +437,7 @@ func (v *Volume) setClusters(f *fcb, n uint32) error {
 		}
 		// Fresh clusters cannot be claimed by another chain: they were free.
 		_ = v.claim(exts)
+		f.grown = true
 		if f.ext.total == 0 {
 			v.setStart(f, exts[0].Start)
 		}

@@ -45,6 +45,17 @@ func (v *Volume) cleanup(irp *iomgr.IRP) (iomgr.Status, uint64) {
 		if f.handles > 0 || v.Dismounted() || f.deleted || v.readOnly {
 			return iomgr.StatusSuccess, 0
 		}
+		if err := v.NeedsCheck(); err != nil && (f.deletePending || !f.isDir) {
+			// A corrupt volume frees no cluster: a delete or a trim could
+			// free clusters another chain still uses. What was written
+			// goes to the disk.
+			if f.deletePending {
+				v.fs.logf("fat: %s: not deleted: the volume needs a check (%v)", f.path(), err)
+			} else if err := v.writeBack(f, ioReq{rq: irp.Requestor, fo: fo}); err != nil {
+				return statusOf(err), 0
+			}
+			return statusOf(v.deferCommit()), 0
+		}
 		if f.deletePending {
 			if err := v.deleteFile(f); err != nil {
 				v.fs.logf("fat: %s: delete: %v", f.path(), err)

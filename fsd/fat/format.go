@@ -688,36 +688,16 @@ func fmtHintSmaller(l fmtLayout, try func(FATType, uint32) fmtLayout) string {
 	return ""
 }
 
-// fmtEncodeLabel checks a label and converts it to its 11 stored bytes,
-// keeping its case; "" and "NO NAME" give no label.
+// fmtEncodeLabel checks a label and converts it to its 11 stored bytes
+// (EncodeVolumeLabel: its case kept); "" and "NO NAME" give no label, as
+// with mkfs.fat.
 func fmtEncodeLabel(label string, cp *CodePage) (raw [11]byte, ok bool, err error) {
-	cp = orDefault(cp)
-	raw = [11]byte{' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '}
-	bad := func(format string, args ...any) error {
-		return &FormatError{Kind: ErrFormatOption, Msg: fmt.Sprintf(format, args...), cause: ErrInvalidName}
+	raw, err = EncodeVolumeLabel(label, cp)
+	if err != nil {
+		msg := strings.TrimPrefix(err.Error(), ErrInvalidName.Error()+": ")
+		return raw, false, &FormatError{Kind: ErrFormatOption, Msg: msg, cause: ErrInvalidName}
 	}
-	if label == "" {
-		return raw, false, nil
-	}
-	if label[0] == ' ' {
-		return raw, false, bad("volume label %q starts with a space", label)
-	}
-	n := 0
-	for _, r := range label {
-		if r < 0x20 || r == 0x7F || strings.ContainsRune(forbiddenLabel, r) {
-			return raw, false, bad("volume label %q contains %q, which a label cannot hold (control characters and %s)", label, r, forbiddenLabel)
-		}
-		b, enc := cp.Encode(r)
-		if !enc {
-			return raw, false, bad("volume label %q: %q is not in code page %s", label, r, cp.Name())
-		}
-		if n == len(raw) {
-			return raw, false, bad("volume label %q is longer than 11 bytes", label)
-		}
-		raw[n] = b
-		n++
-	}
-	if string(raw[:]) == "NO NAME    " {
+	if label == "" || string(raw[:]) == "NO NAME    " {
 		return raw, false, nil
 	}
 	return raw, true, nil

@@ -19,7 +19,9 @@ var fxGenSeeds = flag.Bool("fat.genseeds", false, "rewrite the FuzzMount seed co
 // FuzzMount mounts an image whose bytes come from the fuzzer, lists the
 // tree, reads every file and makes a few changes, with a deadline: no
 // panic (not even one the driver's last line of defence recovers), no
-// hang. Seeds: small mkfs.fat FAT12 images in testdata/fuzz/FuzzMount.
+// hang. Seeds: small mkfs.fat FAT12 images in testdata/fuzz/FuzzMount (and
+// one of them marked dirty, fat12-64k-tree-dirty, so that the mount runs
+// the ownership pass).
 func FuzzMount(f *testing.F) {
 	f.Fuzz(func(t *testing.T, img []byte) {
 		if len(img) < 512 || len(img) > 8<<20 {
@@ -118,6 +120,44 @@ func fxExercise(x *fxVol) {
 	_ = x.mm.Dismount(x.vol, mount.DismountOptions{Force: true})
 }
 
+// fxWriteSeeds writes images as the seed corpus of a fuzz target whose
+// argument is one []byte, trailing zeros left out (the targets pad).
+func fxWriteSeeds(t *testing.T, target string, seeds map[string][]byte) {
+	t.Helper()
+	dir := filepath.Join("testdata", "fuzz", target)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range seeds {
+		n := len(b)
+		for n > 512 && b[n-1] == 0 {
+			n--
+		}
+		data := fxSeedHeader + strconv.Quote(string(b[:n])) + ")\n"
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// fxSeedHeader starts a corpus file of one []byte.
+const fxSeedHeader = "go test fuzz v1\n[]byte("
+
+// fxReadSeed reads the image of a seed fxWriteSeeds wrote.
+func fxReadSeed(t *testing.T, target, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", "fuzz", target, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := strings.TrimSuffix(strings.TrimPrefix(string(b), fxSeedHeader), ")\n")
+	img, err := strconv.Unquote(s)
+	if err != nil {
+		t.Fatalf("seed %s/%s: %v", target, name, err)
+	}
+	return []byte(img)
+}
+
 // TestFuzzMountSeeds writes the seed corpus (with -fat.genseeds) and runs
 // the exercise on freshly made images of every type.
 func TestFuzzMountSeeds(t *testing.T) {
@@ -150,21 +190,7 @@ func TestFuzzMountSeeds(t *testing.T) {
 		seeds[c.name] = b
 	}
 	if *fxGenSeeds {
-		dir := filepath.Join("testdata", "fuzz", "FuzzMount")
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		for name, b := range seeds {
-			// Trailing zeros are left out: FuzzMount pads the image.
-			n := len(b)
-			for n > 512 && b[n-1] == 0 {
-				n--
-			}
-			data := "go test fuzz v1\n[]byte(" + strconv.Quote(string(b[:n])) + ")\n"
-			if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
+		fxWriteSeeds(t, "FuzzMount", seeds)
 	}
 	// Every type, through the same exercise.
 	for _, l := range fxLayouts[:3] {

@@ -145,7 +145,7 @@ func TestOracleFSDWritesTree(t *testing.T) {
 				mwant[strings.ReplaceAll(p, "😀", "__")] = b
 			}
 			fxCompareTrees(t, "mtools", fxMtoolsTree(t, x.img), mwant)
-			if out := odMust(t, "mlabel", "-i", x.img, "-s", "::"); !strings.Contains(out, "VDISK LBL") {
+			if out := odMust(t, "mlabel", "-i", x.img, "-s", "::"); !strings.Contains(out, "Volume label is Vdisk Lbl") {
 				t.Fatalf("mlabel: %q", out)
 			}
 			// mdir lists the long names exactly.
@@ -169,7 +169,7 @@ func TestOracleFSDWritesTree(t *testing.T) {
 			if f := y.volume().FreeClusters(); f != free {
 				t.Errorf("free clusters %d after remount, %d before", f, free)
 			}
-			if lbl := y.vol.VPB().Label(); lbl != "VDISK LBL" {
+			if lbl := y.vol.VPB().Label(); lbl != "Vdisk Lbl" { // case kept, as fatlabel keeps it
 				t.Errorf("label %q after remount", lbl)
 			}
 			// Clearing the label removes the root entry and resets the BPB.

@@ -145,8 +145,8 @@ func (v *Volume) setInformation(irp *iomgr.IRP) (iomgr.Status, uint64) {
 		c.setPosition(pos.CurrentByteOffset)
 		return iomgr.StatusSuccess, 0
 	}
-	if v.readOnly {
-		return iomgr.StatusMediaWriteProtected, 0
+	if st := v.refuseWrite(); st != iomgr.StatusSuccess {
+		return st, 0
 	}
 	if !v.lock(irp.Requestor) {
 		return iomgr.StatusVolumeDismounted, 0
@@ -613,8 +613,8 @@ func (v *Volume) setVolumeInformation(irp *iomgr.IRP) (iomgr.Status, uint64) {
 	if !ok {
 		return iomgr.StatusInvalidParameter, 0
 	}
-	if v.readOnly {
-		return iomgr.StatusMediaWriteProtected, 0
+	if st := v.refuseWrite(); st != iomgr.StatusSuccess {
+		return st, 0
 	}
 	raw, err := EncodeVolumeLabel(in.VolumeLabel, v.cp)
 	if err != nil {

@@ -22,12 +22,14 @@ const lazyWriteDelay = time.Second
 // lazyRequestor is the requestor the lazy writer's IRPs carry.
 const lazyRequestor = "lazy writer"
 
-// deferCommit has the lazy writer write the metadata changed in memory.
+// deferCommit has the lazy writer write the metadata changed in memory
+// (nothing when nothing changed: closing a file that was only read writes
+// nothing).
 // The volume is marked dirty on the disk at once, before the first change
 // can reach it (that write fails the request, as the commit did).
 // Caller holds mu exclusively.
 func (v *Volume) deferCommit() error {
-	if v.readOnly {
+	if v.readOnly || !v.fat.HasDirty() && len(v.dirtyDirs) == 0 && !v.hasDirtyData() {
 		return nil
 	}
 	if err := v.ensureDirty(); err != nil {

@@ -82,6 +82,12 @@ func (v *Volume) write(irp *iomgr.IRP) (iomgr.Status, uint64) {
 	if v.readOnly {
 		return iomgr.StatusMediaWriteProtected, 0
 	}
+	if !paging {
+		// Paging writes carry data already accepted into the cache.
+		if st := v.refuseWrite(); st != iomgr.StatusSuccess {
+			return st, 0
+		}
+	}
 	p := sl.Parameters.Write
 	n := int64(p.Length)
 	if int64(len(irp.Buffer)) < n {

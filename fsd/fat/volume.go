@@ -52,16 +52,18 @@ type Volume struct {
 	claimed     []uint64          // clusters of the chains held in memory (cross-link detection)
 	dirtyDirs   map[*fcb]struct{} // directories with changed sectors not yet written
 	cachedDirs  int               // directory FCBs kept in memory, the root excepted
-	wasDirty    bool              // the volume was dirty when mounted: it stays dirty
+	wasDirty    bool              // the volume was dirty when mounted: it stays dirty, and its dirty state is never written
 	markedDirty bool              // the dirty state is on the disk now
+	changed     bool              // something was written since the mount (FSInfo is then brought up to date)
 	lockedBy    *iomgr.FileObject // the handle that locked the volume
 	lazyArmed   bool              // a lazy write is scheduled (lazyTimer runs)
 	lazyTimer   *time.Timer       // runs lazyWrite
 	lazyDelay   time.Duration     // lazyWriteDelay; tests stretch it
 	share       shareAccess       // volume opens
 
-	errMu   sync.Mutex // guards lastErr (corruption may be found under the shared lock); a leaf
+	errMu   sync.Mutex // guards lastErr and corrupt (corruption may be found under the shared lock); a leaf
 	lastErr error      // the last corruption found, for logs
+	corrupt error      // the first corruption found: writes are refused from then on
 }
 
 // volumeStream is the FsContext of the volume stream file object.
@@ -97,20 +99,55 @@ func (v *Volume) LastError() error {
 // is sent with, so that a monitor can recognise it.
 func (v *Volume) StreamFileObject() *iomgr.FileObject { return v.stream }
 
-// note records an error for the logs when it is a corruption; it returns err.
+// NeedsCheck returns the first corruption the driver found on the volume,
+// nil if none. From then on every request that would write to the volume
+// fails with STATUS_VOLUME_DIRTY (reads go on): writing to a volume whose
+// chains are damaged can make it worse, handing out clusters a damaged
+// chain still reaches or freeing clusters another file still uses. NT's
+// FastFAT marks such a volume for chkdsk; a check that repairs it (and a
+// new mount) makes it writable again.
+func (v *Volume) NeedsCheck() error {
+	v.errMu.Lock()
+	defer v.errMu.Unlock()
+	return v.corrupt
+}
+
+// note records an error when it is a corruption, for the logs and to
+// refuse writes; it returns err.
 func (v *Volume) note(err error) error {
 	if err != nil && (errors.Is(err, ErrCorrupt) || errors.Is(err, ErrRange) || errors.Is(err, iomgr.StatusFileCorruptError)) {
 		v.errMu.Lock()
 		v.lastErr = err
+		first := v.corrupt == nil
+		if first {
+			v.corrupt = err
+		}
 		v.errMu.Unlock()
 		v.fs.logf("fat: volume %v: %v", v.Real, err)
+		if first && !v.readOnly {
+			v.fs.logf("fat: volume %v: writes are refused until the volume is checked and repaired", v.Real)
+		}
 	}
 	return err
 }
 
+// refuseWrite says whether a request that writes to the volume must fail,
+// and with which status: STATUS_MEDIA_WRITE_PROTECTED on read-only storage,
+// STATUS_VOLUME_DIRTY once corruption was found (NeedsCheck), else
+// STATUS_SUCCESS.
+func (v *Volume) refuseWrite() iomgr.Status {
+	if v.readOnly {
+		return iomgr.StatusMediaWriteProtected
+	}
+	if v.NeedsCheck() != nil {
+		return iomgr.StatusVolumeDirty
+	}
+	return iomgr.StatusSuccess
+}
+
 // mount handles IRP_MN_MOUNT_VOLUME: recognise the volume by its boot
-// sector, create the volume device, load the FAT and the root directory,
-// mark the volume dirty and claim the VPB.
+// sector, create the volume device, load the FAT and the root directory
+// (checking what load checks) and claim the VPB. Nothing is written.
 func (fs *FileSystem) mount(irp *iomgr.IRP) (iomgr.Status, error) {
 	p := irp.CurrentStackLocation().Parameters.MountVolume
 	real, vp := p.Device, p.VPB
@@ -166,7 +203,7 @@ func (fs *FileSystem) mount(irp *iomgr.IRP) (iomgr.Status, error) {
 		VolumeState: mount.VolumeState{VPB: vp, Real: real, Device: dev},
 		fs:          fs, geo: g, bs: bs, boot: boot, cp: fs.opts.CodePage, loc: fs.opts.Location,
 		serial:    bs.VolumeID,
-		readOnly:  real.Characteristics&iomgr.ReadOnlyDevice != 0,
+		readOnly:  real.Characteristics&iomgr.ReadOnlyDevice != 0 || writeProtected(bio),
 		dirtyDirs: map[*fcb]struct{}{},
 		lazyDelay: lazyWriteDelay,
 		rq:        rq,
@@ -197,8 +234,20 @@ func (fs *FileSystem) mount(irp *iomgr.IRP) (iomgr.Status, error) {
 	return iomgr.StatusSuccess, nil
 }
 
-// load reads the FAT, the FSInfo sector and the root directory, and marks
-// a writable volume dirty.
+// writeProtected asks the storage whether it takes writes
+// (IOCTL_DISK_IS_WRITABLE, as FastFAT asks at mount), so that a
+// write-protected volume is known without writing to it. Storage that does
+// not answer the question is taken as writable; a write it refuses later
+// fails that request.
+func writeProtected(bio *iomgr.BlockIO) bool {
+	return errors.Is(bio.Control(disk.IOCTLDiskIsWritable, nil, nil), iomgr.StatusMediaWriteProtected)
+}
+
+// load reads the FAT, the FSInfo sector and the root directory, and checks
+// the links between clusters; a writable volume that is dirty (not
+// cleanly unmounted) also has its chains checked (checkOwnership). Nothing
+// is written: the volume is marked dirty before the first change
+// (ensureDirty).
 func (v *Volume) load() error {
 	g := &v.geo
 	data := make([]byte, g.FATBytes())
@@ -228,6 +277,9 @@ func (v *Volume) load() error {
 			v.fs.logf("fat: volume %v: FSInfo sector ignored: %v", v.Real, err)
 		}
 	}
+	// Links into free clusters and chains joined into one show in the
+	// FAT alone; both make writing unsafe.
+	_ = v.note(t.CheckLinks())
 	root := &fcb{vol: v, isDir: true, isRoot: true, opens: 1}
 	if g.Type == FAT32 {
 		if err := v.loadChain(root, g.RootCluster); err != nil {
@@ -238,36 +290,43 @@ func (v *Volume) load() error {
 	if err := v.loadDir(root); err != nil {
 		return fmt.Errorf("root directory: %w", err)
 	}
-	v.label = v.bpbLabel()
+	// The label is the root directory's label entry alone, as fatlabel,
+	// mlabel and Windows read it; the boot sector's copy is informational.
 	if l := root.dir.label; l != nil {
 		v.label = FormatVolumeLabel(l.short.Name, v.cp)
 	}
 	v.wasDirty = v.bs.Dirty() || !t.VolumeClean()
 	v.markedDirty = v.wasDirty
-	if v.readOnly {
-		return nil
-	}
-	if err := v.setDirtyState(true); err != nil {
-		if errors.Is(err, iomgr.StatusMediaWriteProtected) {
-			v.readOnly = true
-			v.markedDirty = v.wasDirty
-			return nil
-		}
-		return err
+	if v.wasDirty && !v.readOnly && v.NeedsCheck() == nil {
+		v.checkOwnership()
 	}
 	return nil
 }
 
-// bpbLabel is the label in the boot sector ("" for none or "NO NAME").
-func (v *Volume) bpbLabel() string {
-	if v.bs.BootSignature != 0x29 {
-		return ""
+// checkOwnership runs the cluster-ownership pass (ownership.go) over the
+// volume and records the first problem that makes writing unsafe, which
+// ends the pass. A directory it cannot read leaves the chains unchecked:
+// writes are refused as for a corrupt volume, reads go on.
+func (v *Volume) checkOwnership() {
+	start := time.Now()
+	c := OwnershipCheck{Geometry: &v.geo, FAT: v.fat, CodePage: v.cp,
+		ReadAt: func(p []byte, off int64) error {
+			return v.meta.transfer(iomgr.MajorRead, ioReq{rq: v.rq}, p, off)
+		},
+		Problem: func(p *OwnershipProblem) bool {
+			if !p.UnsafeToWrite() {
+				return true
+			}
+			_ = v.note(p)
+			return false
+		}}
+	rep, err := c.Run()
+	if err != nil {
+		_ = v.note(fmt.Errorf("%w: the chains of a dirty volume could not be checked: %w", ErrCorrupt, err))
+		return
 	}
-	l := FormatVolumeLabel(v.bs.VolumeLabel, v.cp)
-	if l == "NO NAME" {
-		return ""
-	}
-	return l
+	v.fs.logf("fat: volume %v: dirty at mount: ownership check of %d files in %d directories, %d clusters: %d problems, took %v",
+		v.Real, rep.Files, rep.Directories, rep.Owned, len(rep.Problems), time.Since(start).Round(time.Microsecond))
 }
 
 // lock takes the volume lock exclusively for a request of rq, unless the
@@ -355,43 +414,58 @@ func (v *Volume) commit() error {
 // writeFAT writes the changed FAT sectors to every FAT copy (the active one
 // when mirroring is off).
 func (v *Volume) writeFAT() error {
-	g := &v.geo
-	bps := int64(g.BytesPerSector)
-	data := v.fat.Bytes()
-	var runs [][2]int64
-	v.fat.DirtySectors(func(first, count uint32) {
-		runs = append(runs, [2]int64{int64(first) * bps, min(int64(first+count)*bps, int64(len(data)))})
-	})
-	if len(runs) == 0 {
-		return nil
-	}
-	for i := uint32(0); i < g.NumFATs; i++ {
-		if !g.Mirrored && i != g.ActiveFAT {
-			continue
-		}
-		for _, r := range runs {
-			if r[0] >= r[1] {
-				continue
-			}
-			if err := v.meta.transfer(iomgr.MajorWrite, ioReq{rq: v.rq}, data[r[0]:r[1]], g.FATOffset(i)+r[0]); err != nil {
-				return fmt.Errorf("write FAT %d: %w", i, err)
-			}
+	var runs [][2]uint32
+	v.fat.DirtySectors(func(first, count uint32) { runs = append(runs, [2]uint32{first, count}) })
+	for _, r := range runs {
+		if err := v.writeFATSectors(r[0], r[1]); err != nil {
+			return err
 		}
 	}
 	v.fat.ClearDirty()
 	return nil
 }
 
-// ensureDirty puts the dirty state on the disk before the first change.
+// writeFATSectors writes FAT sectors first..first+count-1 (numbered from
+// the start of the FAT) to every FAT copy (the active one when mirroring
+// is off).
+func (v *Volume) writeFATSectors(first, count uint32) error {
+	g := &v.geo
+	bps := int64(g.BytesPerSector)
+	data := v.fat.Bytes()
+	a, b := int64(first)*bps, min(int64(first+count)*bps, int64(len(data)))
+	if a >= b {
+		return nil
+	}
+	for i := uint32(0); i < g.NumFATs; i++ {
+		if !g.Mirrored && i != g.ActiveFAT {
+			continue
+		}
+		if err := v.meta.transfer(iomgr.MajorWrite, ioReq{rq: v.rq}, data[a:b], g.FATOffset(i)+a); err != nil {
+			return fmt.Errorf("write FAT %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// ensureDirty puts the dirty state on the disk before the first change
+// (each change calls it before it can reach the disk), so that a session
+// that changes nothing writes nothing. A volume that was dirty when
+// mounted already says so and is left as it is: writing the flag again
+// would set it in the boot sector alone (its FAT32 backup never carries
+// it, as with FastFAT, and fsck.fat clears only the boot sector's), leaving
+// the two out of step.
 func (v *Volume) ensureDirty() error {
+	v.changed = true
 	if v.markedDirty {
 		return nil
 	}
 	return v.setDirtyState(true)
 }
 
-// setDirtyState sets or clears the volume dirty state in both places: the
-// NT flags byte of the boot sector and FAT[1]'s clean bit.
+// setDirtyState sets or clears the volume dirty state in both places, as
+// FastFAT does: the NT flags byte of the boot sector (not of its FAT32
+// backup) and FAT[1]'s clean bit, whose FAT sector alone is written (other
+// changed FAT sectors wait for the commit, after the data).
 func (v *Volume) setDirtyState(dirty bool) error {
 	b := bytes.Clone(v.boot)
 	if SetBootSectorDirty(b, dirty) {
@@ -400,21 +474,23 @@ func (v *Volume) setDirtyState(dirty bool) error {
 		}
 		v.boot = b
 	}
-	clean := v.fat.VolumeClean()
-	v.fat.SetVolumeClean(!dirty)
-	if err := v.writeFAT(); err != nil {
-		v.fat.SetVolumeClean(clean)
-		v.fat.ClearDirty()
-		return err
+	if clean := v.fat.VolumeClean(); clean == dirty && v.geo.Type != FAT12 {
+		v.fat.SetVolumeClean(!dirty)
+		if err := v.writeFATSectors(0, 1); err != nil {
+			v.fat.SetVolumeClean(clean)
+			return err
+		}
 	}
 	v.markedDirty = dirty
 	return nil
 }
 
 // writeFSInfo brings the FSInfo sector up to date with the free count and
-// the next-free hint.
+// the next-free hint, when something was written since the mount (FastFAT
+// too writes it when it marks a volume clean): a session that only reads
+// leaves even a stale FSInfo sector alone.
 func (v *Volume) writeFSInfo() error {
-	if v.fsinfo == nil || v.readOnly {
+	if v.fsinfo == nil || v.readOnly || !v.changed {
 		return nil
 	}
 	fi := FSInfo{FreeCount: v.fat.FreeCount(), NextFree: v.fat.NextFree()}
