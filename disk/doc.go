@@ -16,5 +16,7 @@
 // attached there see all of it.
 //
 // Lock order: Driver.mu guards the disk list and is never held while a store
-// is accessed. Stores synchronise themselves.
+// is accessed. Stores synchronise themselves. Closing the driver takes no
+// lock: it refuses new requests, waits for the queued ones to run and only
+// then closes the stores.
 package disk
