@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -374,7 +375,7 @@ func (c *conn) optStartTLS(data []byte) error {
 	tc := tls.Server(c.nc, cfg)
 	// The handshake deadline set on nc still bounds the TLS handshake.
 	if err := tc.HandshakeContext(c.ctx); err != nil {
-		return err
+		return fmt.Errorf("TLS handshake: %w", err)
 	}
 	c.rw = tc
 	c.hw.Reset(tc)
@@ -429,6 +430,7 @@ func (c *conn) optInfoGo(opt uint32, data []byte) (bool, error) {
 		e = c.srv.lookup(name)
 	}
 	if e == nil {
+		c.logDebug("nbd: client asked for an unknown export", "export", name)
 		return false, c.reply(opt, repErrUnknown, "no such export")
 	}
 	size := e.Device.Size()
@@ -488,7 +490,7 @@ func (c *conn) optExportName(data []byte) (bool, error) {
 	e := c.srv.bindExport(c, string(data))
 	if e == nil {
 		// NBD_OPT_EXPORT_NAME cannot be refused with an error reply.
-		return false, errors.New("client asked for an unknown export")
+		return false, fmt.Errorf("client asked for an unknown export %q", data)
 	}
 	size := e.Device.Size()
 	var b [8 + 2 + 124]byte
