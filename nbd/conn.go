@@ -43,6 +43,7 @@ type conn struct {
 	exp        *exportEntry // set under Server.mu by bindExport
 	size       uint64
 	minBlock   uint32
+	blockSizes bool // the client asked for NBD_INFO_BLOCK_SIZE in NBD_OPT_GO
 	maxPayload uint32
 	readOnly   bool
 	bstatus    bool // base:allocation selected for exp
@@ -443,8 +444,9 @@ func (c *conn) optInfoGo(opt uint32, data []byte) (bool, error) {
 	c.replyHeader(opt, repInfo, 12)
 	c.hw.Write(b[:12])
 
-	// Block sizes are always sent: clients that did not ask ignore them,
-	// and those that did must obey them.
+	// Block sizes are always sent: clients that did not ask may ignore
+	// them (and are served at 1-byte granularity), those that did must
+	// obey them.
 	binary.BigEndian.PutUint16(b[0:], infoBlockSize)
 	binary.BigEndian.PutUint32(b[2:], e.MinBlock)
 	binary.BigEndian.PutUint32(b[6:], e.PreferredBlock)
@@ -452,9 +454,11 @@ func (c *conn) optInfoGo(opt uint32, data []byte) (bool, error) {
 	c.replyHeader(opt, repInfo, 14)
 	c.hw.Write(b[:14])
 
-	var sentName, sentDesc bool
+	var sentName, sentDesc, askedSizes bool
 	for i := 0; i+1 < len(reqs); i += 2 {
 		switch binary.BigEndian.Uint16(reqs[i:]) {
+		case infoBlockSize:
+			askedSizes = true
 		case infoName:
 			if !sentName {
 				sentName = true
@@ -480,6 +484,7 @@ func (c *conn) optInfoGo(opt uint32, data []byte) (bool, error) {
 		return false, nil
 	}
 	c.setExport(e, size)
+	c.blockSizes = askedSizes
 	return true, nil
 }
 
