@@ -203,7 +203,7 @@ func TestUnalignedWithoutBlockSizes(t *testing.T) {
 func TestUnalignedWritesOfOneBlock(t *testing.T) {
 	dev, addr := unalignedServer(t)
 	dev.readDelay = time.Millisecond
-	const writers, rounds = 4, 128 // 512 slots of 4 bytes: the first 4 blocks
+	const writers, rounds = 4, 128  // 512 slots of 4 bytes: the first 4 blocks
 	slot := func(w, i int) uint64 { // round i of every writer is in block i%4
 		return uint64(i%4*512 + (i/4*writers+w)*4)
 	}
