@@ -6,6 +6,7 @@ package vdisk_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -264,5 +265,98 @@ print(json.dumps(r))
 			"read": "EINVAL", "write": "EINVAL", "zero": "EINVAL", "trim": "ok", "trim_small": "ok"})
 		zero(1024, 512) // the one whole block inside the trim
 		check(t, "after refused unaligned requests and an unaligned trim")
+	})
+}
+
+// TestE2EImageLock reproduces the lost-files report: `vdisk serve` holds an
+// image with a volume mounted in the server (and a file written into it
+// through the control API, in the server's cache), and `vdisk cp` into the
+// same volume from the CLI. The copy is refused (exit 1, one line saying
+// that a process writing the image holds it) instead of writing beneath
+// the server's cache; so is a second `vdisk serve`; `vdisk --force-share
+// ls` reads. After the server stops, the file it wrote is there and
+// fsck.fat finds nothing to reclaim. The lock is qemu's, so qemu is the
+// outside proof both ways: qemu-io cannot open the served image for
+// writing, and vdisk cannot write (nor read) an image qemu-nbd serves.
+func TestE2EImageLock(t *testing.T) {
+	t.Parallel()
+	e2eNeedTool(t, "sfdisk")
+	bin := e2eBuildCLI(t)
+	dir := t.TempDir()
+	img := filepath.Join(dir, "locked.img")
+	e2eMust(t, bin, "create", img, "--size", "40MiB", "--part", "16MiB:fat16:ONE", "--part", "rest:fat16:TWO")
+	src := filepath.Join(dir, "f.bin")
+	if err := os.WriteFile(src, e2eRandom(300<<10, 5, false), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+
+	srv := startControlServe(t, bin, img)
+	if _, err := srv.client.Mount(ctx, "locked@1"); err != nil {
+		t.Fatal(err)
+	}
+	served := e2eRandom(200<<10, 6, false)
+	if _, err := srv.client.WriteFile(ctx, "locked@1", "served.bin", bytes.NewReader(served)); err != nil {
+		t.Fatal(err)
+	}
+	r := e2eRun(t, "", bin, "cp", src, img+"@1:/")
+	if r.code != 1 {
+		t.Errorf("vdisk cp into a served image: exit status %d, want 1\n%s", r.code, r.stderr)
+	}
+	e2eOneLine(t, "vdisk cp into a served image", r.stderr, img, "in use by another process that writes it")
+	r = e2eRun(t, "", bin, "serve", "--listen", "unix:"+filepath.Join(dir, "second.sock"), img)
+	if r.code != 1 {
+		t.Errorf("a second vdisk serve: exit status %d, want 1\n%s", r.code, r.stderr)
+	}
+	e2eOneLine(t, "a second vdisk serve", r.stderr, img, "in use by another process that writes it")
+	if r := e2eRun(t, "", bin, "--force-share", "ls", img+"@2:/"); r.code != 0 {
+		t.Errorf("vdisk --force-share ls of a served image: exit status %d\n%s", r.code, r.stderr)
+	}
+	if _, err := exec.LookPath("qemu-io"); err == nil {
+		r := e2eRun(t, "", "qemu-io", "-f", "raw", img, "-c", "write 0 512")
+		if r.code == 0 || !strings.Contains(r.stdout+r.stderr, `Failed to get "write" lock`) {
+			t.Errorf("qemu-io writing an image vdisk serves: exit status %d, want qemu's lock failure\n%s%s", r.code, r.stdout, r.stderr)
+		}
+	}
+	if err := srv.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := srv.wait(t); code != 0 {
+		t.Fatalf("vdisk serve after SIGTERM: exit status %d\n%s", code, srv.stderr.String())
+	}
+
+	e2eMust(t, bin, "cp", src, img+"@1:/")
+	if got := e2eMust(t, bin, "cat", img+"@1:/served.bin"); got != string(served) {
+		t.Error("the file the server wrote did not survive")
+	}
+	if got := e2eMust(t, bin, "cat", img+"@1:/f.bin"); got != string(e2eRandom(300<<10, 5, false)) {
+		t.Error("the file cp wrote after the server stopped reads back differently")
+	}
+	if fsck, err := exec.LookPath("fsck.fat"); err == nil {
+		p1 := e2eSfdisk(t, img)[0]
+		part := filepath.Join(dir, "p1.img")
+		if err := os.WriteFile(part, e2eReadAt(t, img, p1.Start, p1.Size), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if r := e2eRun(t, "", fsck, "-n", part); r.code != 0 {
+			t.Errorf("fsck.fat -n of partition 1: exit status %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+	}
+
+	t.Run("qemu-nbd holds it", func(t *testing.T) {
+		qemuNBD := e2eNeedTool(t, "qemu-nbd")
+		sock := filepath.Join(dir, "qemu.sock")
+		q := e2eStart(t, exec.Command(qemuNBD, "-t", "-f", "raw", "-k", sock, img))
+		e2eWaitFor(t, q, "nbd+unix:///?socket="+sock)
+		r := e2eRun(t, "", bin, "cp", src, img+"@2:/")
+		if r.code != 1 {
+			t.Errorf("vdisk cp into an image qemu-nbd serves: exit status %d, want 1\n%s", r.code, r.stderr)
+		}
+		e2eOneLine(t, "vdisk cp into an image qemu-nbd serves", r.stderr, img, "in use by another process that writes it")
+		r = e2eRun(t, "", bin, "ls", img+"@2:/")
+		if r.code != 1 {
+			t.Errorf("vdisk ls of an image qemu-nbd serves: exit status %d, want 1\n%s", r.code, r.stderr)
+		}
+		e2eOneLine(t, "vdisk ls of an image qemu-nbd serves", r.stderr, "in use by another process that writes it", "--force-share")
 	})
 }

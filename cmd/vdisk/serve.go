@@ -92,7 +92,7 @@ func serve(c *cli.Context) error {
 		}
 	}()
 	for _, path := range images {
-		img, err := addImage(sys, path, c.Bool("read-only"))
+		img, err := addImage(sys, path, c.Bool("read-only"), c.Bool("force-share"))
 		if err != nil {
 			return err
 		}
