@@ -230,7 +230,12 @@ func (c *conn) handshake() bool {
 			return false
 		}
 		if done {
-			return c.enterTransmission()
+			if !c.enterTransmission() {
+				return false
+			}
+			c.logDebug("nbd: client connected", "export", c.exp.Name, "tls", c.tls,
+				"structured_replies", c.structured, "block_sizes", c.blockSizes)
+			return true
 		}
 	}
 }
