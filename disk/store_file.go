@@ -96,8 +96,8 @@ func CreateFile(path string, size int64) (*FileStore, error) {
 	created := true
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666)
 	if errors.Is(err, os.ErrExist) {
-		created = false
-		f, err = os.OpenFile(path, os.O_RDWR, 0)
+		created = false // (O_CREATE still makes the target of a dangling link)
+		f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o666)
 	}
 	if err != nil {
 		return nil, err
