@@ -7,11 +7,12 @@ import (
 
 // Image files are locked while a FileStore has them open, the way qemu
 // locks them, so that two programs never write one image at once (two
-// file-system caches over one disk lose each other's changes) and nothing
-// reads an image while another writes it: readers share, a writer excludes
-// everyone. OpenFile and CreateFile take the lock; closing the store (or the
-// process ending, however it ends) releases it, since the lock belongs to
-// the open file. OpenFileForceShare opens for reading without it.
+// file-system caches over one disk lose each other's changes) and no vdisk
+// command reads an image while another writes it: readers share, a writer
+// excludes other writers and readers. OpenFile and CreateFile take the
+// lock; closing the store (or the process ending, however it ends)
+// releases it, since the lock belongs to the open file. OpenFileForceShare
+// opens for reading without it.
 //
 // On Linux the lock is qemu's own (open file description locks on the bytes
 // qemu uses; see lock_linux.go), so vdisk and qemu, qemu-img, qemu-nbd

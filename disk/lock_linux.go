@@ -35,10 +35,11 @@ const (
 // A reader holds consistent reads and shares everything but writing and
 // resizing: what it reads must not change beneath it. The writer holds
 // reads and writes and shares only consistent reads: it caches file-system
-// structures, so nobody else may write. Readers and the writer still
-// exclude each other, since each reader refuses to share writing; sharing
-// consistent reads only lets in those who take no lock of their own kind,
-// qemu's -U (force-share) readers, which still ask for them.
+// structures, so nobody else may write. A vdisk reader and the writer
+// exclude each other all the same, since the reader refuses to share
+// writing; sharing consistent reads lets in only readers that declare they
+// tolerate writes: qemu's -U (force-share) readers, and qemu's read-only
+// users of a raw image (qemu-img info, qemu-io -r), which share writing.
 const (
 	readerPerms  = permConsistentRead
 	readerShares = (1<<permCount - 1) &^ (permWrite | permResize)
