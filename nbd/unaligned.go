@@ -59,11 +59,9 @@ func (c *conn) inward(off, n int64) (int64, int64) {
 func (c *conn) readUnaligned(r *Request, off, n int64) error {
 	lo, hi := c.cover(off, n)
 	r.bufp = getBuf(int(hi - lo))
-	if err := c.exp.Device.ReadAt(r, (*r.bufp)[:hi-lo], lo); err != nil {
-		return err
-	}
+	// r.data first: an OffsetError's reply sends what came before it.
 	r.data = (*r.bufp)[off-lo : off-lo+n]
-	return nil
+	return c.exp.Device.ReadAt(r, (*r.bufp)[:hi-lo], lo)
 }
 
 // writeUnaligned writes p at off by a read-modify-write of the blocks

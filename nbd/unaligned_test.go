@@ -17,9 +17,11 @@ type alignedDevice struct {
 	// readDelay widens the window between the read and the write of a
 	// read-modify-write, where another writer could slip in.
 	readDelay time.Duration
-	mu        sync.Mutex
-	bad       []string
-	trims     [][2]int64
+	// failAt, when set, fails reads with an OffsetError there.
+	failAt int64
+	mu     sync.Mutex
+	bad    []string
+	trims  [][2]int64
 }
 
 func (d *alignedDevice) note(op string, off, n int64) {
@@ -33,6 +35,12 @@ func (d *alignedDevice) note(op string, off, n int64) {
 func (d *alignedDevice) ReadAt(r *Request, p []byte, off int64) error {
 	d.note("read", off, int64(len(p)))
 	time.Sleep(d.readDelay)
+	if d.failAt > 0 && off <= d.failAt && d.failAt < off+int64(len(p)) {
+		if err := d.MemDevice.ReadAt(r, p[:d.failAt-off], off); err != nil {
+			return err
+		}
+		return &OffsetError{Offset: d.failAt, Err: EIO}
+	}
 	return d.MemDevice.ReadAt(r, p, off)
 }
 
@@ -239,4 +247,22 @@ func TestUnalignedWritesOfOneBlock(t *testing.T) {
 	if lost > 0 {
 		t.Errorf("%d of the %d unaligned writes were lost", lost, writers*rounds)
 	}
+}
+
+// TestUnalignedReadFailsPartway: a device error partway through the blocks
+// around an unaligned read is reported at its offset, with the bytes before
+// it, as for an aligned read.
+func TestUnalignedReadFailsPartway(t *testing.T) {
+	dev, addr := unalignedServer(t)
+	want := pattern(4096, 3)
+	if err := dev.MemDevice.WriteAt(nil, want, 0); err != nil {
+		t.Fatal(err)
+	}
+	dev.failAt = 1024
+	c := connectNoSizes(t, addr, false)
+	r := c.do(CmdRead, 0, 100, 2000, nil)
+	if r.errno != EIO {
+		t.Fatalf("read across the failing offset: errno %d, want EIO", r.errno)
+	}
+	eqBytes(t, "the data before the failure", r.data, want[100:1024])
 }
