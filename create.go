@@ -123,7 +123,9 @@ func CreateImage(path string, opts CreateOptions) (*partition.Table, error) {
 	}
 	if !opts.NoFormat {
 		if err := formatParts(path, t, opts); err != nil {
-			os.Remove(path)
+			if !errors.Is(err, disk.ErrLocked) { // someone else's now
+				os.Remove(path)
+			}
 			return nil, fmt.Errorf("create %s: %w", path, err)
 		}
 	}

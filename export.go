@@ -322,15 +322,29 @@ func (e *ExportDevice) dataSet(r *nbd.Request, req *disk.DataSetRequest, out any
 	return st.Err()
 }
 
-// Trim implements nbd.Device with a data-set TRIM control.
+// Trim implements nbd.Device with a data-set TRIM control, and a flush
+// after it for FUA.
 func (e *ExportDevice) Trim(r *nbd.Request, off, length int64) error {
 	if err := e.claim(r); err != nil {
 		return err
 	}
-	return e.dataSet(r, &disk.DataSetRequest{Action: disk.DataSetTrim, Offset: off, Length: length}, nil)
+	return e.durable(r, e.dataSet(r, &disk.DataSetRequest{Action: disk.DataSetTrim, Offset: off, Length: length}, nil))
 }
 
-// WriteZeroes implements nbd.Device with a data-set zeroing control.
+// durable follows a successful data-set change with an IRP_MJ_FLUSH_BUFFERS
+// when the client asked for FUA: the spec forbids the reply before the
+// change is on stable storage (nbdkit's fdatasync). A flush, rather than a
+// write-through flag on the control, because every filter of the stack
+// (an overlay, a cache) knows what a flush asks of it.
+func (e *ExportDevice) durable(r *nbd.Request, err error) error {
+	if err != nil || !r.FUA() {
+		return err
+	}
+	return e.Flush(r)
+}
+
+// WriteZeroes implements nbd.Device with a data-set zeroing control, and a
+// flush after it for FUA.
 func (e *ExportDevice) WriteZeroes(r *nbd.Request, off, length int64) error {
 	if err := e.claim(r); err != nil {
 		return err
@@ -342,7 +356,7 @@ func (e *ExportDevice) WriteZeroes(r *nbd.Request, off, length int64) error {
 	if r.Flags()&nbd.FlagFastZero != 0 {
 		flags |= disk.ZeroFast
 	}
-	return e.dataSet(r, &disk.DataSetRequest{Action: disk.DataSetZero, Offset: off, Length: length, Flags: flags}, nil)
+	return e.durable(r, e.dataSet(r, &disk.DataSetRequest{Action: disk.DataSetZero, Offset: off, Length: length, Flags: flags}, nil))
 }
 
 // BlockStatus implements nbd.Device with a data-set allocation query.

@@ -118,9 +118,31 @@ func ImageName(path string) string {
 }
 
 // AddImage opens an image file and builds its disk, partition and volume
-// devices.
+// devices. The file is locked as qemu locks images (disk.OpenFile): shared
+// while it is only read, exclusive while it is written, until Close; an
+// image another process (vdisk, qemu) holds that way fails with an error
+// that errors.Is reports as disk.ErrLocked.
 func (s *System) AddImage(path string, readOnly bool) (*Image, error) {
-	store, err := disk.OpenFile(path, readOnly)
+	return s.addImageFile(path, readOnly, func() (*disk.FileStore, error) { return disk.OpenFile(path, readOnly) })
+}
+
+// AddImageForceShare adds an image read-only without taking its lock
+// (disk.OpenFileForceShare, qemu-img's -U): to look at an image that
+// another process writes, accepting that what is read may be changing or
+// older than what the writer has cached.
+func (s *System) AddImageForceShare(path string) (*Image, error) {
+	return s.addImageFile(path, true, func() (*disk.FileStore, error) { return disk.OpenFileForceShare(path) })
+}
+
+// addImageFile adds the image file that open opens. An image of the same
+// name is refused before the file is opened (and locked), which would
+// otherwise be refused as if another process held it; AddStore checks
+// again.
+func (s *System) addImageFile(path string, readOnly bool, open func() (*disk.FileStore, error)) (*Image, error) {
+	if name := ImageName(path); s.Image(name) != nil {
+		return nil, fmt.Errorf("open image %s: an image named %q is already added (export names must be unique)", path, name)
+	}
+	store, err := open()
 	if err != nil {
 		return nil, fmt.Errorf("open image %s: %w", path, err)
 	}

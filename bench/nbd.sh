@@ -166,11 +166,19 @@ start_servers() {
 		qemu_pid=$!
 		wait_export "$quri" "$qemu_pid" "qemu-nbd"
 	fi
-	if [ -n "$FILTERED_FLAGS" ]; then
-		"$VDISK_BIN" serve "$img" --listen "127.0.0.1:$FILTERED_PORT" $VDISK_FLAGS $FILTERED_FLAGS >"$work/filtered.log" 2>&1 &
-		filtered_pid=$!
-		wait_export "$furi" "$filtered_pid" "filtered vdisk"
-	fi
+}
+# The filtered vdisk serves a copy of the filled image: two vdisk serve
+# cannot share one image (it is locked while served, as qemu locks it).
+# nbdkit takes no lock, and qemu-nbd runs with file.locking=off.
+# shellcheck disable=SC2086
+start_filtered() {
+	local fimg=$work/filtered/bench.img # the same export name, bench@1
+	mkdir "$work/filtered"
+	cp --sparse=always --reflink=auto "$img" "$fimg" || die "copying the image for the filtered server failed"
+	cat "$fimg" >/dev/null
+	"$VDISK_BIN" serve "$fimg" --listen "127.0.0.1:$FILTERED_PORT" $VDISK_FLAGS $FILTERED_FLAGS >"$work/filtered.log" 2>&1 &
+	filtered_pid=$!
+	wait_export "$furi" "$filtered_pid" "filtered vdisk"
 }
 vuri=nbd://127.0.0.1:$VDISK_PORT/$export_name
 kuri=nbd://127.0.0.1:$NBDKIT_PORT/
@@ -189,6 +197,7 @@ timeout 600 fio --name=fill --ioengine=nbd --uri="$kuri" --rw=write --bs=1m --io
 [ "$(jq '[.jobs[].error] | add' "$work/fill.json")" = 0 ] || die "fio reported errors while filling"
 sync
 cat "$img" >/dev/null # warm the page cache (the holes read as zeros, quickly)
+[ -z "$FILTERED_FLAGS" ] || start_filtered
 
 # --- sampling --------------------------------------------------------------
 status_kib() { # PID FIELD -> KiB

@@ -11,10 +11,16 @@
 // goroutines, so many are in flight at once; without, they complete in the
 // caller's goroutine.
 //
+// An image file is locked while a FileStore has it open, the way qemu locks
+// images (lock.go): shared by readers, exclusive to a writer, so that two
+// processes never write one image and nothing reads it while another writes.
+//
 // Everything above (partitions, volumes, file systems, NBD) reaches a store
 // only through IRPs sent to the top of a disk's device stack, so disk filters
 // attached there see all of it.
 //
 // Lock order: Driver.mu guards the disk list and is never held while a store
-// is accessed. Stores synchronise themselves.
+// is accessed. Stores synchronise themselves. Closing the driver takes no
+// lock: it refuses new requests, waits for the queued ones to run and only
+// then closes the stores.
 package disk

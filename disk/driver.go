@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/vdisk-dev/vdisk/iomgr"
 )
@@ -20,8 +21,18 @@ type Options struct {
 type Driver struct {
 	*iomgr.Driver
 	manager *iomgr.Manager
-	queue   chan *iomgr.IRP // nil without workers
-	wg      sync.WaitGroup
+	queue   chan *iomgr.IRP // nil without workers; never changes
+	wg      sync.WaitGroup  // the workers
+
+	// Close refuses new requests (closing) and waits until no dispatch
+	// routine is still sending on queue (senders, idle) before it closes
+	// queue, so that no send can hit a closed channel. Atomics rather than
+	// a lock: a completion routine run by a worker may send a request of
+	// its own, and must not wait for Close, which waits for the worker.
+	closing   atomic.Bool
+	senders   atomic.Int64
+	idle      chan struct{} // a sender saw closing as it left; buffered
+	closeOnce sync.Once
 
 	mu    sync.Mutex // guards disks and next
 	disks []*iomgr.Device
@@ -44,7 +55,7 @@ type Disk struct {
 
 // NewDriver loads the disk driver into m.
 func NewDriver(m *iomgr.Manager, opts Options) *Driver {
-	d := &Driver{Driver: m.CreateDriver(`\Driver\Disk`), manager: m}
+	d := &Driver{Driver: m.CreateDriver(`\Driver\Disk`), manager: m, idle: make(chan struct{}, 1)}
 	d.Dispatch[iomgr.MajorCreate] = completeSuccess
 	d.Dispatch[iomgr.MajorCleanup] = completeSuccess
 	d.Dispatch[iomgr.MajorClose] = completeSuccess
@@ -138,18 +149,53 @@ func (d *Driver) Disks() []*iomgr.Device {
 	return append([]*iomgr.Device(nil), d.disks...)
 }
 
-// Close stops the workers after the queued requests finish, and removes every disk.
+// Close stops the workers after the queued requests finish, and removes every
+// disk, closing its store. Requests sent from then on fail with
+// STATUS_NO_SUCH_DEVICE. Later calls do nothing.
 func (d *Driver) Close() error {
 	var errs []error
-	for _, dev := range d.Disks() {
-		errs = append(errs, d.RemoveDisk(dev))
-	}
-	if d.queue != nil {
-		close(d.queue)
-		d.wg.Wait()
-		d.queue = nil
-	}
+	d.closeOnce.Do(func() {
+		d.closing.Store(true)
+		if d.queue != nil {
+			// A sender that saw closing unset is counted (it counts
+			// itself before it looks), so once the count reads zero no
+			// send can start; the workers keep draining meanwhile, so
+			// blocked senders get through.
+			for d.senders.Load() != 0 {
+				<-d.idle
+			}
+			close(d.queue)
+			d.wg.Wait()
+		}
+		for _, dev := range d.Disks() {
+			errs = append(errs, d.RemoveDisk(dev))
+		}
+	})
 	return errors.Join(errs...)
+}
+
+// enqueue marks irp pending and queues it for a worker, or completes it with
+// STATUS_NO_SUCH_DEVICE once Close has begun.
+func (d *Driver) enqueue(irp *iomgr.IRP) iomgr.Status {
+	d.senders.Add(1)
+	if d.closing.Load() {
+		d.leave()
+		return irp.Complete(iomgr.StatusNoSuchDevice, 0)
+	}
+	irp.MarkPending()
+	d.queue <- irp
+	d.leave()
+	return iomgr.StatusPending
+}
+
+// leave uncounts a sender and, during Close, tells Close that one left.
+func (d *Driver) leave() {
+	if d.senders.Add(-1) == 0 && d.closing.Load() {
+		select {
+		case d.idle <- struct{}{}:
+		default: // Close has a wake-up pending already
+		}
+	}
 }
 
 func (d *Driver) worker() {
@@ -165,11 +211,12 @@ func (d *Driver) dispatchIO(dev *iomgr.Device, irp *iomgr.IRP) iomgr.Status {
 		return irp.Complete(st, 0)
 	}
 	if d.queue == nil {
+		if d.closing.Load() {
+			return irp.Complete(iomgr.StatusNoSuchDevice, 0)
+		}
 		return execute(irp)
 	}
-	irp.MarkPending()
-	d.queue <- irp
-	return iomgr.StatusPending
+	return d.enqueue(irp)
 }
 
 // validate checks alignment, range and writability before any I/O.
@@ -327,11 +374,12 @@ func (d *Driver) dispatchControl(dev *iomgr.Device, irp *iomgr.IRP) iomgr.Status
 			return irp.Complete(st, 0)
 		}
 		if d.queue == nil {
+			if d.closing.Load() {
+				return irp.Complete(iomgr.StatusNoSuchDevice, 0)
+			}
 			return executeDataSet(disk, irp)
 		}
-		irp.MarkPending()
-		d.queue <- irp
-		return iomgr.StatusPending
+		return d.enqueue(irp)
 	}
 	return irp.Complete(iomgr.StatusInvalidDeviceRequest, 0)
 }

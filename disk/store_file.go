@@ -44,9 +44,24 @@ var (
 )
 
 // OpenFile opens an existing image file or block device as a store of its
-// current size. A read-only store opens the file read-only, so it also works
-// on images the user may not write.
+// current size, and locks it (see lock.go): shared when readOnly, so that
+// nothing writes it meanwhile, else exclusive. An image another open file
+// holds in a way that excludes this one fails with a *LockError, which
+// errors.Is reports as ErrLocked. A read-only store opens the file
+// read-only, so it also works on images the user may not write.
 func OpenFile(path string, readOnly bool) (*FileStore, error) {
+	return openFile(path, readOnly, true)
+}
+
+// OpenFileForceShare opens an image read-only without taking its lock, so
+// that it opens even while another process writes it (qemu's force-share,
+// qemu-img -U): what is read may be changing, half-written, or older than
+// what the writer has cached. It does not keep any writer out either.
+func OpenFileForceShare(path string) (*FileStore, error) {
+	return openFile(path, true, false)
+}
+
+func openFile(path string, readOnly, locked bool) (*FileStore, error) {
 	flag := os.O_RDWR
 	if readOnly {
 		flag = os.O_RDONLY
@@ -54,6 +69,12 @@ func OpenFile(path string, readOnly bool) (*FileStore, error) {
 	f, err := os.OpenFile(path, flag, 0)
 	if err != nil {
 		return nil, err
+	}
+	if locked {
+		if err := lock(f, readOnly); err != nil {
+			f.Close()
+			return nil, err
+		}
 	}
 	s, err := newFileStore(f, readOnly)
 	if err != nil {
@@ -64,19 +85,35 @@ func OpenFile(path string, readOnly bool) (*FileStore, error) {
 }
 
 // CreateFile creates (or truncates, like os.Create) an image file of size
-// bytes. The file is sparse: it takes no space until written.
+// bytes, locked for writing as OpenFile locks it. The file is sparse: it
+// takes no space until written. An existing file that another open file
+// holds fails with a *LockError and is left as it was.
 func CreateFile(path string, size int64) (*FileStore, error) {
 	if size < 0 {
 		return nil, fmt.Errorf("disk: create %s: negative size %d", path, size)
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o666)
+	// Not O_TRUNC: the lock comes first, and only then the truncation.
+	created := true
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666)
+	if errors.Is(err, os.ErrExist) {
+		created = false // (O_CREATE still makes the target of a dangling link)
+		f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o666)
+	}
 	if err != nil {
 		return nil, err
 	}
 	fail := func(err error) (*FileStore, error) {
 		f.Close()
-		os.Remove(path)
+		if created {
+			os.Remove(path)
+		}
 		return nil, err
+	}
+	if err := lock(f, false); err != nil {
+		return fail(err)
+	}
+	if err := f.Truncate(0); err != nil {
+		return fail(err)
 	}
 	if err := f.Truncate(size); err != nil {
 		return fail(err)

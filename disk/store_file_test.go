@@ -330,7 +330,9 @@ func qemuMap(t *testing.T, path string) []Extent {
 	if err != nil {
 		t.Skip("qemu-img not found (Debian package qemu-utils); it is the oracle for allocation maps")
 	}
-	out, err := exec.Command(qemu, "map", "--output=json", "-f", "raw", path).Output()
+	// -U (force-share): the store under test holds the image, locked for
+	// writing as qemu would lock it, and qemu-img only reads.
+	out, err := exec.Command(qemu, "map", "-U", "--output=json", "-f", "raw", path).Output()
 	if err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {

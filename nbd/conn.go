@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -42,6 +43,7 @@ type conn struct {
 	exp        *exportEntry // set under Server.mu by bindExport
 	size       uint64
 	minBlock   uint32
+	blockSizes bool // the client asked for NBD_INFO_BLOCK_SIZE in NBD_OPT_GO
 	maxPayload uint32
 	readOnly   bool
 	bstatus    bool // base:allocation selected for exp
@@ -228,7 +230,12 @@ func (c *conn) handshake() bool {
 			return false
 		}
 		if done {
-			return c.enterTransmission()
+			if !c.enterTransmission() {
+				return false
+			}
+			c.logDebug("nbd: client connected", "export", c.exp.Name, "tls", c.tls,
+				"structured_replies", c.structured, "block_sizes", c.blockSizes)
+			return true
 		}
 	}
 }
@@ -374,7 +381,7 @@ func (c *conn) optStartTLS(data []byte) error {
 	tc := tls.Server(c.nc, cfg)
 	// The handshake deadline set on nc still bounds the TLS handshake.
 	if err := tc.HandshakeContext(c.ctx); err != nil {
-		return err
+		return fmt.Errorf("TLS handshake: %w", err)
 	}
 	c.rw = tc
 	c.hw.Reset(tc)
@@ -429,6 +436,7 @@ func (c *conn) optInfoGo(opt uint32, data []byte) (bool, error) {
 		e = c.srv.lookup(name)
 	}
 	if e == nil {
+		c.logDebug("nbd: client asked for an unknown export", "export", name)
 		return false, c.reply(opt, repErrUnknown, "no such export")
 	}
 	size := e.Device.Size()
@@ -441,8 +449,9 @@ func (c *conn) optInfoGo(opt uint32, data []byte) (bool, error) {
 	c.replyHeader(opt, repInfo, 12)
 	c.hw.Write(b[:12])
 
-	// Block sizes are always sent: clients that did not ask ignore them,
-	// and those that did must obey them.
+	// Block sizes are always sent: clients that did not ask may ignore
+	// them (and are served at 1-byte granularity), those that did must
+	// obey them.
 	binary.BigEndian.PutUint16(b[0:], infoBlockSize)
 	binary.BigEndian.PutUint32(b[2:], e.MinBlock)
 	binary.BigEndian.PutUint32(b[6:], e.PreferredBlock)
@@ -450,9 +459,11 @@ func (c *conn) optInfoGo(opt uint32, data []byte) (bool, error) {
 	c.replyHeader(opt, repInfo, 14)
 	c.hw.Write(b[:14])
 
-	var sentName, sentDesc bool
+	var sentName, sentDesc, askedSizes bool
 	for i := 0; i+1 < len(reqs); i += 2 {
 		switch binary.BigEndian.Uint16(reqs[i:]) {
+		case infoBlockSize:
+			askedSizes = true
 		case infoName:
 			if !sentName {
 				sentName = true
@@ -478,6 +489,7 @@ func (c *conn) optInfoGo(opt uint32, data []byte) (bool, error) {
 		return false, nil
 	}
 	c.setExport(e, size)
+	c.blockSizes = askedSizes
 	return true, nil
 }
 
@@ -488,7 +500,7 @@ func (c *conn) optExportName(data []byte) (bool, error) {
 	e := c.srv.bindExport(c, string(data))
 	if e == nil {
 		// NBD_OPT_EXPORT_NAME cannot be refused with an error reply.
-		return false, errors.New("client asked for an unknown export")
+		return false, fmt.Errorf("client asked for an unknown export %q", data)
 	}
 	size := e.Device.Size()
 	var b [8 + 2 + 124]byte

@@ -46,14 +46,16 @@ type Device interface {
 
 	// Trim tells the device that the range is no longer needed. It may
 	// deallocate all, part or none of it; afterwards the contents of the
-	// range are unspecified until written again.
+	// range are unspecified until written again. When r.FUA() is true,
+	// whatever it changed must be on stable storage before it returns.
 	Trim(r *Request, off, length int64) error
 
 	// WriteZeroes makes the range read back as zeroes. If r.NoHole() the
 	// range must stay allocated (no hole punched). If r.FastZero() and the
 	// device cannot zero the range faster than writing zeroes, it must
 	// fail at once, without changing the range, with an error that maps to
-	// ENOTSUP, such as ErrNotFast.
+	// ENOTSUP, such as ErrNotFast. When r.FUA() is true the zeroes must be
+	// on stable storage before it returns.
 	WriteZeroes(r *Request, off, length int64) error
 
 	// BlockStatus reports the base:allocation state of the range: it

@@ -30,8 +30,11 @@
 // Protocol decisions, where the NBD specification leaves a choice: only
 // fixed newstyle clients are served (others are disconnected after the
 // greeting); block size constraints are always sent with NBD_OPT_INFO and
-// NBD_OPT_GO, and requests not aligned to an export's MinBlock get EINVAL
-// whether or not the client asked for them; a READ larger than MaxBlock gets
+// NBD_OPT_GO; a client that asked for them in NBD_OPT_GO gets EINVAL for a
+// request not aligned to the export's MinBlock, while one that did not
+// (NBD_OPT_EXPORT_NAME included) is served at 1-byte granularity by
+// read-modify-write, and a TRIM from anyone is rounded inward to whole
+// blocks (unaligned.go); a READ larger than MaxBlock gets
 // EINVAL, and an oversized WRITE has its payload read and discarded (in
 // constant memory) before its EINVAL, so the stream stays in step; a
 // structured READ is answered with one data chunk (so NBD_CMD_FLAG_DF is
@@ -44,5 +47,7 @@
 // Locking: Server.mu guards the export table, listeners and connection
 // set; each connection has mu (drain state and in-flight accounting) and
 // qmu (reply queue). The order is Server.mu, then conn.mu, then conn.qmu;
-// no lock is held across a Device call or socket I/O.
+// none of them is held across a Device call or socket I/O. Each export's
+// rmw serializes read-modify-write cycles: it is held across the Device
+// calls of one cycle, and no other lock is taken while it is held.
 package nbd

@@ -133,6 +133,11 @@ var requestPrefixes = [][]byte{
 	cat(clientFlags(clientFixedNewstyle), opt(optExportName, []byte("ro"))),
 	cat(clientFlags(clientFixedNewstyle|clientNoZeroes), opt(optStructuredReply, nil),
 		opt(optSetMetaContext, metaData("a", metaAllocation)), opt(optGo, infoData("a", infoBlockSize))),
+	// Without agreeing to "a"'s block sizes: unaligned requests are
+	// served by read-modify-write.
+	cat(clientFlags(clientFixedNewstyle|clientNoZeroes), opt(optStructuredReply, nil),
+		opt(optSetMetaContext, metaData("a", metaAllocation)), opt(optGo, infoData("a"))),
+	cat(clientFlags(clientFixedNewstyle), opt(optExportName, []byte("a"))),
 }
 
 func requestSeeds() [][]byte {
@@ -145,6 +150,9 @@ func requestSeeds() [][]byte {
 		cat(req(Command(42), 0xffff, 0, 0, nil), req(CmdWrite, 0, 0, 10, []byte("half"))),
 		cat(req(CmdRead, 0, 0, 512, nil), []byte("garbage garbage garbage garbage")),
 		req(CmdWrite, 0, 0, 64<<10+1, make([]byte, 1000)),
+		cat(req(CmdWrite, 0, 100, 1000, make([]byte, 1000)), req(CmdRead, 0, 3, 5000, nil), req(CmdWriteZeroes, FlagFUA, 511, 2, nil),
+			req(CmdWriteZeroes, FlagFastZero, 1, 1, nil), req(CmdTrim, 0, 1, 1023, nil), req(CmdRead, 0, 64<<10+99, 1, nil),
+			req(CmdWrite, 0, 64<<10-1, 101, make([]byte, 101)), req(CmdBlockStatus, 0, 7, 9, nil)),
 	}
 }
 

@@ -89,6 +89,7 @@ type Server struct {
 // exportEntry is a validated export, shared by the connections using it.
 type exportEntry struct {
 	Export
+	rmw sync.Mutex // serializes read-modify-write cycles (unaligned.go)
 }
 
 // NewServer checks cfg and returns a server ready to Serve.

@@ -398,11 +398,10 @@ func (c *conn) check(r *Request) (errno Errno, msg string, noop bool) {
 		}
 		return EINVAL, "request beyond the end of the export", false
 	}
-	if m := uint64(c.minBlock) - 1; m != 0 {
-		end := r.offset + uint64(r.length)
-		if r.offset&m != 0 || (uint64(r.length)&m != 0 && end != c.size) {
-			return EINVAL, "request not aligned to the minimum block size", false
-		}
+	if c.blockSizes && r.cmd != CmdTrim && c.unaligned(int64(r.offset), int64(r.length)) {
+		// Only a client that agreed to the block sizes is held to them
+		// (see unaligned.go); a TRIM is rounded inward instead.
+		return EINVAL, "request not aligned to the minimum block size", false
 	}
 	if (r.cmd == CmdRead || r.cmd == CmdWrite) && r.length > c.maxPayload {
 		return EINVAL, "request larger than the maximum payload", false
@@ -474,6 +473,9 @@ func (c *conn) invoke(r *Request) (ext []Extent, err error) {
 	off, n := int64(r.offset), int64(r.length)
 	switch r.cmd {
 	case CmdRead:
+		if c.unaligned(off, n) {
+			return nil, c.readUnaligned(r, off, n)
+		}
 		if l, ok := dev.(Lender); ok && r.length >= LendMin {
 			data, release, err := l.LendRead(r, off, int(r.length))
 			if !errors.Is(err, ErrNotLent) {
@@ -493,12 +495,21 @@ func (c *conn) invoke(r *Request) (ext []Extent, err error) {
 		r.data = (*r.bufp)[:r.length]
 		return nil, dev.ReadAt(r, r.data, off)
 	case CmdWrite:
+		if c.unaligned(off, n) {
+			return nil, c.writeUnaligned(r, r.data, off)
+		}
 		return nil, dev.WriteAt(r, r.data, off)
 	case CmdFlush:
 		return nil, dev.Flush(r)
 	case CmdTrim:
+		if off, n = c.inward(off, n); n == 0 {
+			return nil, nil // a hint about less than a block
+		}
 		return nil, dev.Trim(r, off, n)
 	case CmdWriteZeroes:
+		if c.unaligned(off, n) {
+			return nil, c.zeroUnaligned(r, off, n)
+		}
 		return nil, dev.WriteZeroes(r, off, n)
 	case CmdCache:
 		return nil, dev.Cache(r, off, n)

@@ -166,7 +166,6 @@ func TestRequestErrors(t *testing.T) {
 		{"read too big structured", "", true, CmdRead, 0, 0, 32<<20 + 1, false, EINVAL},
 		{"misaligned read", "aligned", false, CmdRead, 0, 100, 512, false, EINVAL},
 		{"misaligned length", "aligned", true, CmdWrite, 0, 512, 100, true, EINVAL},
-		{"misaligned trim", "aligned", true, CmdTrim, 0, 512, 100, false, EINVAL},
 		{"above export max", "aligned", true, CmdRead, 0, 0, 128 << 10, false, EINVAL},
 		{"write above export max", "aligned", true, CmdWrite, 0, 0, 128 << 10, true, EINVAL},
 		{"write on ro", "ro", false, CmdWrite, 0, 0, 4096, true, EPERM},

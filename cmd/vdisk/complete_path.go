@@ -13,7 +13,8 @@ import (
 // inside a volume, IMAGE[@N]:/partial, or that starts one, IMAGE@ (the
 // image's partitions): the entries of the directory whose names start
 // with what was typed, directories with a trailing slash so completion can
-// go on. It opens the image read-only; anything that fails prints nothing,
+// go on. It opens the image read-only and without locking it (a served
+// image completes too); anything that fails prints nothing,
 // and the shell falls back to its own completion. It reports whether the
 // word was one it knows.
 func completeVolumePath(w io.Writer, word string) bool {
@@ -31,6 +32,7 @@ func completeVolumePath(w io.Writer, word string) bool {
 	typed := word[i+1:] // "/EFI/BO"
 	dir, prefix := path.Split(typed)
 	s := newSession("vdisk completion", false, true)
+	s.forceShare = true
 	defer s.sys.Close()
 	a.Path, a.HasPath = strings.Trim(dir, "/"), true
 	if a.Path == "" {
@@ -61,7 +63,7 @@ func completeVolumePath(w io.Writer, word string) bool {
 func completePartitions(w io.Writer, image string) bool {
 	s := newSession("vdisk completion", false, true)
 	defer s.sys.Close()
-	img, err := s.sys.AddImage(image, true)
+	img, err := s.sys.AddImageForceShare(image)
 	if err != nil {
 		return false
 	}

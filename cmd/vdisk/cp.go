@@ -202,7 +202,7 @@ func isFATSuperfloppy(path string) (bool, error) {
 	}
 	sys := vdisk.New(vdisk.Options{Requestor: "vdisk cp"})
 	defer sys.Close()
-	img, err := addImage(sys, path, true)
+	img, err := addImage(sys, path, true, true) // a probe: the copy itself takes the lock
 	if err != nil {
 		return false, fmt.Errorf("cp %s: cannot tell whether it is a disk image: %w", path, err)
 	}

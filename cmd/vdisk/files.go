@@ -29,6 +29,9 @@ type session struct {
 	// progress is set when progress bars may draw on stderr: it is a
 	// terminal and no --trace writes there.
 	progress bool
+
+	// forceShare opens the images without locking them (--force-share).
+	forceShare bool
 }
 
 // newSession starts a session. fsync says whether flushing the images ends
@@ -44,7 +47,7 @@ func (s *session) add(addrs ...vdisk.Address) error {
 		if a.IsHost() || s.images[a.Image] {
 			continue
 		}
-		img, err := addImage(s.sys, a.Image, !s.writable)
+		img, err := addImage(s.sys, a.Image, !s.writable, s.forceShare)
 		if err != nil {
 			return err
 		}
@@ -78,6 +81,7 @@ func (s *session) applyFilters(c *cli.Context) error {
 
 // open adds the images of addrs and loads the filters.
 func (s *session) open(c *cli.Context, addrs ...vdisk.Address) error {
+	s.forceShare = c.Bool("force-share")
 	if err := s.add(addrs...); err != nil {
 		return err
 	}

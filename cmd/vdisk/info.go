@@ -11,6 +11,7 @@ import (
 	"github.com/dustin/go-humanize"
 	"github.com/urfave/cli/v2"
 	"github.com/vdisk-dev/vdisk"
+	"github.com/vdisk-dev/vdisk/disk"
 )
 
 func infoCommand() *cli.Command {
@@ -42,7 +43,7 @@ Examples:
 			}
 			sys := vdisk.New(vdisk.Options{Requestor: "vdisk info"})
 			defer sys.Close()
-			img, err := addImage(sys, c.Args().First(), true)
+			img, err := addImage(sys, c.Args().First(), true, c.Bool("force-share"))
 			if err != nil {
 				return err
 			}
@@ -88,7 +89,10 @@ func fsSummary(fs *vdisk.FileSystemInfo) string {
 
 // addImage adds an image file to sys, saying plainly when it is missing
 // (the library's error would repeat the path through two layers of open).
-func addImage(sys *vdisk.System, path string, readOnly bool) (*vdisk.Image, error) {
+// forceShare (--force-share) opens it without its lock, and only for
+// reading; an image that another process holds is refused with a hint at
+// --force-share when this command only reads it.
+func addImage(sys *vdisk.System, path string, readOnly, forceShare bool) (*vdisk.Image, error) {
 	fi, err := os.Stat(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -98,7 +102,17 @@ func addImage(sys *vdisk.System, path string, readOnly bool) (*vdisk.Image, erro
 	case err == nil && fi.Size() < 512:
 		return nil, fmt.Errorf("%s is not a disk image: %d bytes is less than one sector", path, fi.Size())
 	}
-	return sys.AddImage(path, readOnly)
+	if forceShare {
+		if !readOnly {
+			return nil, usagef("--force-share opens images only for reading, and this command writes %s", path)
+		}
+		return sys.AddImageForceShare(path)
+	}
+	img, err := sys.AddImage(path, readOnly)
+	if readOnly && errors.Is(err, disk.ErrLocked) {
+		err = fmt.Errorf("%w; --force-share reads it anyway, though it may be changing", err)
+	}
+	return img, err
 }
 
 // tableText describes a partition table in words: "gpt table, 2

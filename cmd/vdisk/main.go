@@ -117,6 +117,7 @@ Examples:
 			&cli.BoolFlag{Name: "sync", Usage: "end cp, mkdir, rm, mv and label with an fsync of the image (by default their writes stop at the page cache, which survives the process but not a machine crash, as with cp and mcopy; create and format always fsync, as mkfs.fat does)"},
 			&cli.BoolFlag{Name: "trace", Usage: "print the IRP trace of the command to stderr (monitor and disk trace filters)"},
 			&cli.StringSliceFlag{Name: "filter", Usage: "load a filter NAME[:key=value,...] (repeatable): monitor, scan, readonly, trace, writeprotect, faults, cow, crypt"},
+			&cli.BoolFlag{Name: "force-share", Aliases: []string{"U"}, Usage: "open images without locking them, as qemu-img -U does, to read an image that another process (vdisk serve, vdisk cp, qemu) has open for writing; only for commands that do not write the image, and what they read may be changing"},
 		},
 		Commands: []*cli.Command{createCommand(), infoCommand(), lsCommand(), catCommand(), cpCommand(),
 			mkdirCommand(), rmCommand(), mvCommand(), labelCommand(), formatCommand(), completionCommand(), stackCommand(), serveCommand(), mountCommand(), dismountCommand(), lockCommand(), unlockCommand(), monitorCommand(), filterCommand(), attachCommand(), detachCommand()},

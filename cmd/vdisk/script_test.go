@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/dustin/go-humanize"
 	"github.com/rogpeppe/go-internal/testscript"
@@ -59,6 +61,7 @@ func TestScripts(t *testing.T) {
 			"filesize": cmdFilesize,
 			"poke":     cmdPoke,
 			"maxalloc": cmdMaxAlloc,
+			"nbdraw":   cmdNbdRaw,
 		},
 	})
 }
@@ -250,5 +253,30 @@ func cmdMaxAlloc(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	if used := uint64(st.Blocks) * 512; used > limit {
 		ts.Fatalf("%s takes %s of storage, want at most %s", args[0], humanize.IBytes(used), humanize.IBytes(limit))
+	}
+}
+
+// cmdNbdRaw plays a client that sends raw bytes: it connects to an NBD
+// server's unix socket, reads the greeting, sends the bytes and reads until
+// the server closes (within 10 s), to provoke what no real client sends:
+//
+//	nbdraw nbd.sock 00000003...
+func cmdNbdRaw(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: nbdraw SOCKET HEX")
+	}
+	b, err := hex.DecodeString(args[1])
+	ts.Check(err)
+	c, err := net.Dial("unix", ts.MkAbs(args[0]))
+	ts.Check(err)
+	defer c.Close()
+	ts.Check(c.SetDeadline(time.Now().Add(10 * time.Second)))
+	greeting := make([]byte, 18)
+	_, err = io.ReadFull(c, greeting)
+	ts.Check(err)
+	_, err = c.Write(b)
+	ts.Check(err)
+	if _, err := io.Copy(io.Discard, c); err != nil {
+		ts.Fatalf("nbdraw: the server did not close the connection: %v", err)
 	}
 }

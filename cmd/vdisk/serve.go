@@ -92,7 +92,7 @@ func serve(c *cli.Context) error {
 		}
 	}()
 	for _, path := range images {
-		img, err := addImage(sys, path, c.Bool("read-only"))
+		img, err := addImage(sys, path, c.Bool("read-only"), c.Bool("force-share"))
 		if err != nil {
 			return err
 		}
@@ -124,7 +124,9 @@ func serve(c *cli.Context) error {
 	// the clients are local (loopback or a unix socket) by default.
 	cfg := nbd.Config{Exports: exports, TLSConfig: tlsConfig, TLSRequired: c.Bool("tls-required"), Errno: vdisk.Errno, ErrorMessages: true}
 	if c.Bool("verbose") {
-		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+		// The connection events (handshake failures and timeouts, unknown
+		// export names, TLS errors, disconnects) are logged at Debug.
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	srv, err := nbd.NewServer(cfg)
 	if err != nil {

@@ -1,0 +1,7 @@
+//go:build !linux && !darwin && !dragonfly && !freebsd && !netbsd && !openbsd
+
+package disk
+
+// On the remaining systems (Windows among them) images are not locked:
+// nothing keeps two programs from writing one image at once there.
+func lockFD(fd uintptr, path string, readOnly bool) error { return nil }

@@ -1,0 +1,154 @@
+//go:build linux || darwin || dragonfly || freebsd || netbsd || openbsd
+
+package disk
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// lockedImage creates a 1 MiB image file holding a pattern and returns its path.
+func lockedImage(t *testing.T) (string, []byte) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "disk.img")
+	data := bytes.Repeat([]byte("vdisk lock test "), 1<<16)
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path, data
+}
+
+// wantLocked checks that err is the LockError of a holder that writes
+// (writer) or reads.
+func wantLocked(t *testing.T, what string, err error, path string, writer bool) {
+	t.Helper()
+	var le *LockError
+	if !errors.Is(err, ErrLocked) || !errors.As(err, &le) {
+		t.Fatalf("%s: %v, want a LockError", what, err)
+	}
+	if le.Writer != writer || le.Path != path {
+		t.Errorf("%s: %+v, want writer %v on %s", what, le, writer, path)
+	}
+	word := "reads"
+	if writer {
+		word = "writes"
+	}
+	if !strings.Contains(err.Error(), "in use by another process that "+word+" it") {
+		t.Errorf("%s: message %q does not say the holder %s it", what, err, word)
+	}
+}
+
+// TestFileStoreLocks: readers share an image, a writer excludes readers
+// and writers, force-share opens anyway (read-only), a refused CreateFile
+// leaves the file as it was, and closing a store lets the next one in.
+func TestFileStoreLocks(t *testing.T) {
+	path, data := lockedImage(t)
+	open := func(readOnly bool) (*FileStore, error) { return OpenFile(path, readOnly) }
+
+	w, err := open(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = open(false)
+	wantLocked(t, "a second writer", err, path, true)
+	_, err = open(true)
+	wantLocked(t, "a reader while a writer holds it", err, path, true)
+	fs, err := OpenFileForceShare(path)
+	if err != nil {
+		t.Fatalf("force-share while a writer holds it: %v", err)
+	}
+	if !fs.ReadOnly() {
+		t.Error("a force-share store is writable")
+	}
+	fs.Close()
+	_, err = CreateFile(path, 4096)
+	wantLocked(t, "CreateFile while a writer holds it", err, path, true)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	r1, err := open(true)
+	if err != nil {
+		t.Fatalf("a reader after the writer closed: %v", err)
+	}
+	r2, err := open(true)
+	if err != nil {
+		t.Fatalf("a second reader: %v", err)
+	}
+	_, err = open(false)
+	wantLocked(t, "a writer while readers hold it", err, path, false)
+	_, err = CreateFile(path, 4096)
+	wantLocked(t, "CreateFile while readers hold it", err, path, false)
+	if got, err := os.ReadFile(path); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("a refused CreateFile changed the file (%d bytes, %v)", len(got), err)
+	}
+	r1.Close()
+	_, err = open(false)
+	wantLocked(t, "a writer while one reader is left", err, path, false)
+	r2.Close()
+
+	c, err := CreateFile(path, 8192)
+	if err != nil {
+		t.Fatalf("CreateFile of the released file: %v", err)
+	}
+	if c.Size() != 8192 {
+		t.Errorf("CreateFile over the old file: size %d, want 8192", c.Size())
+	}
+	_, err = open(true)
+	wantLocked(t, "a reader while CreateFile's store holds it", err, path, true)
+	c.Close()
+	if _, err := OpenFile(filepath.Join(t.TempDir(), "none.img"), true); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a missing file: %v", err)
+	}
+}
+
+// TestFileStoreLockReleasedWhenKilled: the lock goes with the process, even
+// one killed with SIGKILL: a child process holds the image for writing, a
+// reader here is refused, and once the child is killed a writer gets in.
+func TestFileStoreLockReleasedWhenKilled(t *testing.T) {
+	if path := os.Getenv("VDISK_TEST_LOCK_HOLDER"); path != "" {
+		s, err := OpenFile(path, false)
+		if err != nil {
+			fmt.Println("error:", err)
+			os.Exit(1)
+		}
+		fmt.Println("locked")
+		time.Sleep(time.Minute) // killed long before; a bound regardless
+		s.Close()
+		os.Exit(0)
+	}
+	path, _ := lockedImage(t)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestFileStoreLockReleasedWhenKilled$")
+	cmd.Env = append(os.Environ(), "VDISK_TEST_LOCK_HOLDER="+path)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || line != "locked\n" {
+		t.Fatalf("the holder process: %q, %v", line, err)
+	}
+	_, err = OpenFile(path, true)
+	wantLocked(t, "a reader while another process writes", err, path, true)
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	s, err := OpenFile(path, false)
+	if err != nil {
+		t.Fatalf("a writer after the holder was killed: %v", err)
+	}
+	s.Close()
+}
