@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 )
 
 // odTable makes an empty table for clusters 2..max.
@@ -189,14 +188,11 @@ func TestChainLongCycle(t *testing.T) {
 		tab.put(c, c+1)
 	}
 	tab.put(max, 1000)
-	start := time.Now()
 	exts, err := tab.Chain(2)
 	if !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("err = %v", err)
 	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Errorf("took %v", d)
-	}
+	// The work is bounded by the clusters visited, not by a clock.
 	if n := ExtentClusters(exts); n > 4*max {
 		t.Errorf("visited %d clusters", n)
 	}

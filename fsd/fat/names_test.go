@@ -6,7 +6,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 	"unicode/utf8"
 )
 
@@ -132,13 +131,12 @@ func TestGenerateShortNameCollisions(t *testing.T) {
 // Work is bounded even when every candidate is taken.
 func TestGenerateShortNameExhausted(t *testing.T) {
 	calls := 0
-	start := time.Now()
 	_, _, _, err := GenerateShortName("some long name.txt", func(ShortName) bool { calls++; return true })
 	if !errors.Is(err, ErrNoSpace) {
 		t.Fatalf("err = %v, want ErrNoSpace", err)
 	}
-	if calls > 1+4+9<<16 || time.Since(start) > 5*time.Second {
-		t.Errorf("%d candidates in %v", calls, time.Since(start))
+	if calls > 1+4+9<<16 {
+		t.Errorf("%d candidates tried", calls)
 	}
 }
 
