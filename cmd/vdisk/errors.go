@@ -50,7 +50,7 @@ func explain(op string, vol vdisk.Address, v *vdisk.Volume, err error) error {
 		obj = volume
 	}
 	st := iomgr.StatusOf(pe.Err)
-	if v != nil && st != iomgr.StatusUnsuccessful && !hasFileSystem(v) {
+	if v != nil && st != iomgr.StatusUnsuccessful && !isDeviceError(st) && !hasFileSystem(v) {
 		// The raw file system claimed the volume: it answers
 		// "not found" or "invalid request" to everything, and the
 		// reason is that there is nothing to find things in.
@@ -191,6 +191,17 @@ func fullDirReason(v *vdisk.Volume, name string) string {
 }
 
 // hasFileSystem reports whether a file system (not the raw one) mounted v.
+// isDeviceError reports whether st says the device failed (a read or write
+// error beneath the file system), which no missing file system explains.
+func isDeviceError(st iomgr.Status) bool {
+	switch st {
+	case iomgr.StatusDeviceDataError, iomgr.StatusIODeviceError, iomgr.StatusDeviceNotReady,
+		iomgr.StatusNoSuchDevice, iomgr.StatusNoMediaInDevice:
+		return true
+	}
+	return false
+}
+
 func hasFileSystem(v *vdisk.Volume) bool {
 	_, err := v.Info()
 	return err == nil

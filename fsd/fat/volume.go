@@ -168,7 +168,14 @@ func (fs *FileSystem) mount(irp *iomgr.IRP) (iomgr.Status, error) {
 	bio := &iomgr.BlockIO{Device: real, Requestor: rq}
 	first := make([]byte, max(ss, 512))
 	if _, err := bio.ReadAt(first, 0); err != nil {
-		return iomgr.StatusUnrecognizedVolume, fmt.Errorf("read the boot sector: %w", err)
+		// A volume that cannot be read is not "unrecognised": as in NT, the
+		// read's own status ends the mount, so the user hears of the I/O
+		// error rather than of a missing file system.
+		st := iomgr.StatusUnrecognizedVolume
+		if s := iomgr.StatusOf(err); !s.IsSuccess() {
+			st = s
+		}
+		return st, fmt.Errorf("read the boot sector: %w", err)
 	}
 	bs, err := ParseBootSector(first)
 	if err != nil {
