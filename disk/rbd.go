@@ -123,12 +123,12 @@ type RBDOptions struct {
 	// other clients may hold it. A snapshot always opens read-only.
 	ReadOnly bool
 	// LockWait is how long a writable open keeps asking for the image's
-	// exclusive lock while another client holds it. A holder that died
-	// without releasing it (a killed process, a crashed machine) still
-	// holds it until the OSDs time out its watch on the image
-	// (osd_client_watch_timeout, 30 s by default); after that librbd breaks
-	// the lock and blocklists the dead client, so a wait longer than the
-	// timeout takes over from a dead server. 0 asks once.
+	// exclusive lock while a live client holds it and refuses to give it
+	// up (0 asks once). A holder that cannot answer, because it was killed
+	// or its machine died or was cut off, needs no LockWait: librbd keeps
+	// asking it until the OSDs time out its watch on the image
+	// (osd_client_watch_timeout, 30 s by default), then breaks its lock and
+	// blocklists it, so the open succeeds after that long.
 	LockWait time.Duration
 	// ConnectTimeout bounds reaching the monitors (30 s when 0), so an
 	// unreachable cluster fails the open rather than hanging it.
@@ -198,7 +198,7 @@ func (e *RBDLockedError) Error() string {
 	if who == "" {
 		who = "a client that released it meanwhile"
 	}
-	return fmt.Sprintf("%s: %v: held by %s", e.Spec, ErrRBDLocked, who)
+	return fmt.Sprintf("%s: %v: %s", e.Spec, ErrRBDLocked, who)
 }
 
 func (e *RBDLockedError) Unwrap() error { return ErrRBDLocked }

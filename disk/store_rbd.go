@@ -386,7 +386,10 @@ func breakRBDLock(spec RBDSpec, opts RBDOptions) ([]RBDLocker, error) {
 		return nil, err
 	}
 	defer c.close()
-	img, err := rbd.OpenImageReadOnly(c.ioctx, spec.Image, rbd.NoSnapshot)
+	// Writable, though nothing is written: librbd lists and breaks the
+	// exclusive lock only through an image opened so, and opening takes
+	// no lock.
+	img, err := rbd.OpenImage(c.ioctx, spec.Image, rbd.NoSnapshot)
 	if err != nil {
 		return nil, rbdError("open", spec, err)
 	}
