@@ -135,20 +135,6 @@ type RBDOptions struct {
 	ConnectTimeout time.Duration
 }
 
-func (o RBDOptions) id() string {
-	if o.ID == "" {
-		return "admin"
-	}
-	return o.ID
-}
-
-func (o RBDOptions) connectTimeout() time.Duration {
-	if o.ConnectTimeout <= 0 {
-		return 30 * time.Second
-	}
-	return o.ConnectTimeout
-}
-
 var (
 	// ErrRBDNotCompiled is what every RBD operation answers in a vdisk
 	// built without RBD support. It matches errors.ErrUnsupported.
@@ -238,9 +224,8 @@ type RBDStore struct {
 	size     int64
 	readOnly bool
 
-	mu     sync.RWMutex // read-held by each operation, write-held by Close
-	img    rbdImage     // nil once closed
-	closed bool
+	mu  sync.RWMutex // read-held by each operation, write-held by Close
+	img rbdImage     // nil once closed
 }
 
 var (
@@ -544,9 +529,4 @@ func BreakRBDLock(spec RBDSpec, opts RBDOptions) ([]RBDLocker, error) {
 		return nil, err
 	}
 	return breakRBDLock(spec.Head(), opts)
-}
-
-// notCompiled is the answer of a build without RBD support.
-func notCompiled(what string, spec RBDSpec) error {
-	return fmt.Errorf("%s %s: %w", what, spec, ErrRBDNotCompiled)
 }

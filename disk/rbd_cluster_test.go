@@ -28,7 +28,7 @@ import (
 var rbdCluster struct {
 	once    sync.Once
 	conf    string
-	dir     string // "" for a cluster given by VDISK_CEPH_CONF
+	dir     string // the cluster's directory; "" for one given by VDISK_CEPH_CONF
 	err     error
 	started time.Duration
 }
@@ -49,7 +49,7 @@ func TestMain(m *testing.M) {
 			fmt.Fprintf(os.Stderr, "stopping the test cluster: %v\n%s", err, out)
 			code = 1
 		}
-		os.RemoveAll(rbdCluster.dir)
+		os.RemoveAll(filepath.Dir(rbdCluster.dir))
 	}
 	os.Exit(code)
 }
@@ -76,10 +76,10 @@ func testCephConf(t testing.TB) string {
 			rbdCluster.err = err
 			return
 		}
-		rbdCluster.dir = dir
+		rbdCluster.dir = filepath.Join(dir, "cluster")
 		start := time.Now()
 		var stderr bytes.Buffer
-		cmd := exec.Command(cephMicro, "start", filepath.Join(dir, "cluster"), strconv.Itoa(os.Getpid()))
+		cmd := exec.Command(cephMicro, "start", rbdCluster.dir, strconv.Itoa(os.Getpid()))
 		cmd.Stderr = &stderr
 		out, err := cmd.Output()
 		rbdCluster.started = time.Since(start)

@@ -25,6 +25,20 @@ import (
 const rbdFeatures = rbd.FeatureLayering | rbd.FeatureExclusiveLock | rbd.FeatureObjectMap |
 	rbd.FeatureFastDiff | rbd.FeatureDeepFlatten
 
+func (o RBDOptions) id() string {
+	if o.ID == "" {
+		return "admin"
+	}
+	return o.ID
+}
+
+func (o RBDOptions) connectTimeout() time.Duration {
+	if o.ConnectTimeout <= 0 {
+		return 30 * time.Second
+	}
+	return o.ConnectTimeout
+}
+
 // rbdConn is a connection to the cluster with an I/O context on the spec's
 // pool and namespace.
 type rbdConn struct {

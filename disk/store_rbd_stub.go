@@ -2,6 +2,8 @@
 
 package disk
 
+import "fmt"
+
 // Without the rbd build tag vdisk stays pure Go: every RBD operation
 // answers ErrRBDNotCompiled, and nothing links against librbd.
 
@@ -23,4 +25,9 @@ func cloneRBD(parent, child RBDSpec, opts RBDOptions) error {
 
 func breakRBDLock(spec RBDSpec, opts RBDOptions) ([]RBDLocker, error) {
 	return nil, notCompiled("break the lock of", spec)
+}
+
+// notCompiled is the answer of a build without RBD support.
+func notCompiled(what string, spec RBDSpec) error {
+	return fmt.Errorf("%s %s: %w", what, spec, ErrRBDNotCompiled)
 }

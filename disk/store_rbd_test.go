@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -25,6 +26,8 @@ var (
 	TestCephConf = testCephConf
 	NewTestRBD   = newTestRBD
 	CephTool     = cephTool
+	RBDDiffData  = rbdDiffData
+	DataExtents  = dataExtents
 )
 
 // The Store contract, with each subtest on its own new image.
@@ -96,6 +99,38 @@ func TestRBDStoreMatchesRBDExport(t *testing.T) {
 		t.Fatalf("a second read-only open of the snapshot: %v", err)
 	}
 	ro2.Close()
+}
+
+// rbdDiffData is `rbd diff` of the image: its extents holding data,
+// adjacent ones merged.
+func rbdDiffData(t testing.TB, spec RBDSpec) [][2]int64 {
+	t.Helper()
+	var diff []struct {
+		Offset int64  `json:"offset"`
+		Length int64  `json:"length"`
+		Exists string `json:"exists"`
+	}
+	out := cephTool(t, "rbd", "diff", "--format", "json", strings.TrimPrefix(spec.String(), RBDPrefix))
+	if err := json.Unmarshal(out, &diff); err != nil {
+		t.Fatalf("rbd diff: %v\n%s", err, out)
+	}
+	var ext []Extent
+	for _, d := range diff {
+		ext = appendExtent(ext, Extent{Offset: d.Offset, Length: d.Length, Hole: d.Exists != "true"})
+	}
+	return dataExtents(ext)
+}
+
+// dataExtents lists the extents of ext that hold data, as offset and
+// length pairs.
+func dataExtents(ext []Extent) [][2]int64 {
+	var out [][2]int64
+	for _, e := range ext {
+		if !e.Hole {
+			out = append(out, [2]int64{e.Offset, e.Length})
+		}
+	}
+	return out
 }
 
 // Opening what is not there, or cannot be reached, fails with an error
@@ -462,6 +497,15 @@ func TestRBDClonesOfGoldenSnapshot(t *testing.T) {
 		}
 		clear(want[size-1<<20 : size-1<<20+4096])
 		checkAll(t, s, want)
+		ext, err := s.Allocation(0, size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, rbd := dataExtents(ext), rbdDiffData(t, child); fmt.Sprint(got) != fmt.Sprint(rbd) {
+			t.Fatalf("clone %d: Allocation %v, rbd diff %v", i, got, rbd)
+		} else if i == 0 {
+			t.Logf("clone allocation (rbd diff): %v", rbd)
+		}
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}

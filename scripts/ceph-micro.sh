@@ -155,12 +155,12 @@ EOF
 		# The watchdog outlives this script (it is what stops the daemons
 		# if the owner dies without calling stop) and holds none of its
 		# output open, so a caller reading that output sees it end.
+		# A stop ends it first.
 		(
-			trap - EXIT
-			while kill -0 "$owner" 2>/dev/null && [ -f "$dir/run/watchdog.pid" ]; do
+			while kill -0 "$owner" 2>/dev/null; do
 				sleep 1
 			done
-			[ -f "$dir/run/watchdog.pid" ] && stop
+			stop
 		) </dev/null >/dev/null 2>&1 &
 		echo $! >"$dir/run/watchdog.pid"
 	fi
