@@ -215,7 +215,7 @@ type rbdImage interface {
 // (read-only). Writes go through librbd's cache; Sync is rbd_flush.
 // Trim discards, WriteZeroes discards without leaving stale bytes (or, with
 // ZeroNoHole, writes zeros), and Allocation is RBD's diff of the image
-// since its creation (`rbd diff`), parent image included for a clone.
+// since its creation, parent image included for a clone.
 //
 // A writable store holds the image's exclusive lock from the open until
 // Close, so no other client writes the image meanwhile, on any machine.
@@ -414,9 +414,12 @@ func (w imageWriter) WriteAt(p []byte, off int64) (int, error) {
 	return len(p), nil
 }
 
-// Allocation reports what RBD's diff since the image's creation reports
-// (what `rbd diff` lists): ranges holding data, the rest as holes. For a
-// clone the parent's data counts; for a snapshot, the data as of it.
+// Allocation reports what RBD's diff since the image's creation reports:
+// ranges holding data, the rest as holes. For a clone the parent's data
+// counts; for a snapshot, the data as of it. An image with fast-diff (as
+// CreateRBD makes them) answers per object from its object map, as
+// `rbd diff --whole-object` lists; others per written range within each
+// object, as `rbd diff` lists, at a round trip per object.
 func (s *RBDStore) Allocation(off, length int64) ([]Extent, error) {
 	if err := checkRange64("map", off, length, s.size); err != nil {
 		return nil, err

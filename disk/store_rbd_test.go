@@ -101,16 +101,20 @@ func TestRBDStoreMatchesRBDExport(t *testing.T) {
 	ro2.Close()
 }
 
-// rbdDiffData is `rbd diff` of the image: its extents holding data,
-// adjacent ones merged.
-func rbdDiffData(t testing.TB, spec RBDSpec) [][2]int64 {
+// rbdDiffData is `rbd diff` of the image (with --whole-object if whole):
+// its extents holding data, adjacent ones merged.
+func rbdDiffData(t testing.TB, spec RBDSpec, whole bool) [][2]int64 {
 	t.Helper()
+	args := []string{"diff", "--format", "json", strings.TrimPrefix(spec.String(), RBDPrefix)}
+	if whole {
+		args = append(args, "--whole-object")
+	}
 	var diff []struct {
 		Offset int64  `json:"offset"`
 		Length int64  `json:"length"`
 		Exists string `json:"exists"`
 	}
-	out := cephTool(t, "rbd", "diff", "--format", "json", strings.TrimPrefix(spec.String(), RBDPrefix))
+	out := cephTool(t, "rbd", args...)
 	if err := json.Unmarshal(out, &diff); err != nil {
 		t.Fatalf("rbd diff: %v\n%s", err, out)
 	}
@@ -189,6 +193,36 @@ func TestRBDOpenErrors(t *testing.T) {
 		t.Fatalf("read-only open without exclusive-lock: %v", err)
 	}
 	ro.Close()
+}
+
+// An image without fast-diff (but with exclusive-lock, so it opens
+// writable) answers allocation queries per written range, as plain
+// `rbd diff` lists them.
+func TestRBDAllocationWithoutFastDiff(t *testing.T) {
+	opts := testRBDOptions(t)
+	spec := uniqueImage(t)
+	cephTool(t, "rbd", "create", "--size", "16M", "--image-feature", "layering,exclusive-lock", strings.TrimPrefix(spec.String(), RBDPrefix))
+	s, err := OpenRBD(spec, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, off := range []int64{4096, 9<<20 + 512} {
+		if _, err := s.WriteAt(bytes.Repeat([]byte{1}, 1024), off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	ext := checkExtents(t, s, 0, s.Size())
+	got, want := dataExtents(ext), rbdDiffData(t, spec, false)
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("Allocation %v, rbd diff %v", got, want)
+	}
+	if whole := rbdDiffData(t, spec, true); fmt.Sprint(got) == fmt.Sprint(whole) {
+		t.Fatalf("Allocation %v is per object, as rbd diff --whole-object lists it; want per written range", got)
+	}
 }
 
 // The holder process of the lock tests.
@@ -501,7 +535,7 @@ func TestRBDClonesOfGoldenSnapshot(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got, rbd := dataExtents(ext), rbdDiffData(t, child); fmt.Sprint(got) != fmt.Sprint(rbd) {
+		if got, rbd := dataExtents(ext), rbdDiffData(t, child, true); fmt.Sprint(got) != fmt.Sprint(rbd) {
 			t.Fatalf("clone %d: Allocation %v, rbd diff %v", i, got, rbd)
 		} else if i == 0 {
 			t.Logf("clone allocation (rbd diff): %v", rbd)
