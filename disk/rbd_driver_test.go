@@ -247,8 +247,25 @@ func rbdBenchImage(b *testing.B, size int64) *disk.RBDStore {
 	return st
 }
 
-// rbdBenchOps runs Ceph's own `rbd bench` read benchmark (librbd with no
-// vdisk in between) on the image and returns its operations per second.
+// rbdBenchPeer runs the driver benchmark between two runs of Ceph's own
+// `rbd bench` (librbd with no vdisk in between) doing the same reads, and
+// reports both rates and their ratio: the peer's rate is the mean of its
+// runs, so a machine that slows or speeds up meanwhile skews the ratio
+// less.
+func rbdBenchPeer(b *testing.B, spec disk.RBDSpec, ioSize string, threads int, pattern, total string, run func(b *testing.B)) {
+	before := rbdBenchOps(b, spec, ioSize, threads, pattern, total)
+	b.ResetTimer()
+	run(b)
+	b.StopTimer()
+	ops := float64(b.N) / b.Elapsed().Seconds()
+	peer := (before + rbdBenchOps(b, spec, ioSize, threads, pattern, total)) / 2
+	b.ReportMetric(ops, "ops/s")
+	b.ReportMetric(peer, "rbd-bench-ops/s")
+	b.ReportMetric(ops/peer, "x-rbd-bench")
+}
+
+// rbdBenchOps runs Ceph's own `rbd bench` read benchmark on the image and
+// returns its operations per second.
 func rbdBenchOps(b *testing.B, spec disk.RBDSpec, ioSize string, threads int, pattern string, total string) float64 {
 	b.Helper()
 	out := disk.CephTool(b, "rbd", "bench", "--io-type", "read", "--io-size", ioSize, "--io-threads", strconv.Itoa(threads),
@@ -277,18 +294,15 @@ func BenchmarkRBDDriver(b *testing.B) {
 		dev := rbdDisk(b, st, 1)
 		buf := make([]byte, 1<<20)
 		b.SetBytes(int64(len(buf)))
-		var off int64
-		for b.Loop() {
-			if ios := transfer(dev, iomgr.MajorRead, buf, off, 0); ios.Status != iomgr.StatusSuccess {
-				b.Fatal(ios.Status)
+		rbdBenchPeer(b, st.Spec(), "1M", 1, "seq", "256M", func(b *testing.B) {
+			var off int64
+			for range b.N {
+				if ios := transfer(dev, iomgr.MajorRead, buf, off, 0); ios.Status != iomgr.StatusSuccess {
+					b.Fatal(ios.Status)
+				}
+				off = (off + int64(len(buf))) % size
 			}
-			off = (off + int64(len(buf))) % size
-		}
-		ops := float64(b.N) / b.Elapsed().Seconds()
-		peer := rbdBenchOps(b, st.Spec(), "1M", 1, "seq", "256M")
-		b.ReportMetric(ops, "ops/s")
-		b.ReportMetric(peer, "rbd-bench-ops/s")
-		b.ReportMetric(ops/peer, "x-rbd-bench")
+		})
 	})
 	b.Run("RandRead4KQD16", func(b *testing.B) {
 		const qd = 16
@@ -296,22 +310,18 @@ func BenchmarkRBDDriver(b *testing.B) {
 		b.SetBytes(4096)
 		var seed atomic.Uint64
 		b.SetParallelism((qd + 1) / 2) // GOMAXPROCS is 2 in CI: 16 readers
-		b.ResetTimer()
-		b.RunParallel(func(pb *testing.PB) {
-			r := rand.New(rand.NewPCG(seed.Add(1), 7))
-			buf := make([]byte, 4096)
-			for pb.Next() {
-				off := r.Int64N(size/4096) * 4096
-				if ios := transfer(dev, iomgr.MajorRead, buf, off, 0); ios.Status != iomgr.StatusSuccess {
-					b.Error(ios.Status)
-					return
+		rbdBenchPeer(b, st.Spec(), "4K", qd, "rand", "64M", func(b *testing.B) {
+			b.RunParallel(func(pb *testing.PB) {
+				r := rand.New(rand.NewPCG(seed.Add(1), 7))
+				buf := make([]byte, 4096)
+				for pb.Next() {
+					off := r.Int64N(size/4096) * 4096
+					if ios := transfer(dev, iomgr.MajorRead, buf, off, 0); ios.Status != iomgr.StatusSuccess {
+						b.Error(ios.Status)
+						return
+					}
 				}
-			}
+			})
 		})
-		ops := float64(b.N) / b.Elapsed().Seconds()
-		peer := rbdBenchOps(b, st.Spec(), "4K", qd, "rand", "64M")
-		b.ReportMetric(ops, "ops/s")
-		b.ReportMetric(peer, "rbd-bench-ops/s")
-		b.ReportMetric(ops/peer, "x-rbd-bench")
 	})
 }

@@ -466,6 +466,9 @@ func TestRBDBreakLockFencesTheHolder(t *testing.T) {
 	if got := h.write(t, 4096, 6); !strings.HasPrefix(got, "error:") || !strings.Contains(got, "blocklisted") {
 		t.Fatalf("the fenced holder's write answered %q, want a blocklisted error", got)
 	}
+	// A fenced client can still close the image, promptly.
+	fmt.Fprintln(h.in, "close")
+	t.Logf("the fenced holder's close answered %q", h.line(t))
 	checkPrefix(t, s, []byte{5, 0})
 	if broken, err := BreakRBDLock(spec, RBDOptions{ConfFile: opts.ConfFile}); err != nil || len(broken) != 1 || broken[0].Client != s.Client() {
 		t.Fatalf("BreakRBDLock of our own lock = %+v, %v", broken, err)
