@@ -198,8 +198,8 @@ type rbdImage interface {
 	// discard frees whole objects (or granules) inside the range; it may
 	// leave the partial ends as they were.
 	discard(off, length int64) error
-	// zero makes the range read as zeros by discarding it, without
-	// allocating; fast reports whether it does so without writing zeros.
+	// zero makes the whole range read as zeros, partial ends included:
+	// by discarding it where zeroIsFast, by writing zeros otherwise.
 	zero(off, length int64) error
 	zeroIsFast() bool
 	flush() error
@@ -212,7 +212,8 @@ type rbdImage interface {
 }
 
 // RBDStore is a Store over a Ceph RBD image, or over one of its snapshots
-// (read-only). Writes go through librbd's cache; Sync is rbd_flush.
+// (read-only). Writes complete as librbd's cache policy lets them; Sync is
+// rbd_flush, after which every completed write is on the OSDs.
 // Trim discards, WriteZeroes discards without leaving stale bytes (or, with
 // ZeroNoHole, writes zeros), and Allocation is RBD's diff of the image
 // since its creation, parent image included for a clone.
@@ -249,10 +250,6 @@ func OpenRBD(spec RBDSpec, opts RBDOptions) (*RBDStore, error) {
 	img, size, err := openRBDImage(spec, opts, readOnly)
 	if err != nil {
 		return nil, err
-	}
-	if size < 0 {
-		img.close()
-		return nil, fmt.Errorf("%s: librbd reports size %d", spec, size)
 	}
 	return &RBDStore{spec: spec, size: size, readOnly: readOnly, img: img}, nil
 }

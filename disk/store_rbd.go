@@ -12,6 +12,7 @@ import (
 	"io"
 	"io/fs"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -50,11 +51,11 @@ type rbdConn struct {
 func errno(err error) syscall.Errno {
 	var c interface{ ErrorCode() int }
 	if errors.As(err, &c) {
-		if n := c.ErrorCode(); n < 0 {
-			return syscall.Errno(-n)
-		} else {
-			return syscall.Errno(n)
+		n := c.ErrorCode()
+		if n < 0 {
+			n = -n
 		}
+		return syscall.Errno(n)
 	}
 	return 0
 }
@@ -96,7 +97,7 @@ func dialRBD(spec RBDSpec, opts RBDOptions) (*rbdConn, error) {
 			return fail(fmt.Errorf("read Ceph configuration %s: %w", opts.ConfFile, err))
 		}
 	} else if err := conn.ReadDefaultConfigFile(); err != nil {
-		return fail(fmt.Errorf("read Ceph configuration ($CEPH_CONF or /etc/ceph/ceph.conf; give one with --ceph-conf): %w", err))
+		return fail(fmt.Errorf("no Ceph configuration given, and none found at $CEPH_CONF, /etc/ceph/ceph.conf, ~/.ceph/config or ./ceph.conf: %w", err))
 	}
 	// CEPH_ARGS, as the ceph and rbd commands honour it.
 	if err := conn.ParseDefaultConfigEnv(); err != nil {
@@ -182,8 +183,8 @@ func openRBDImage(spec RBDSpec, opts RBDOptions, readOnly bool) (rbdImage, int64
 	if !readOnly {
 		if features&rbd.FeatureExclusiveLock == 0 {
 			return fail(fmt.Errorf("%s has no exclusive-lock feature, so vdisk cannot keep other writers out; "+
-				"enable it with 'rbd feature enable %s/%s exclusive-lock' or open the image read-only",
-				spec, spec.Pool, spec.Image))
+				"enable it with 'rbd feature enable %s exclusive-lock' or open the image read-only",
+				spec, strings.TrimPrefix(spec.Head().String(), RBDPrefix)))
 		}
 		if err := ci.lock(opts.LockWait); err != nil {
 			return fail(err)

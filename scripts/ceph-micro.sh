@@ -14,7 +14,9 @@
 #   ceph-micro.sh stop DIR               stop the daemons of DIR by pid
 #
 # Clients use the cluster with CEPH_CONF=DIR/ceph.conf (or -c / --ceph-conf)
-# and the default client id "admin".
+# and the default client id "admin". For debugging a start: CEPH_MICRO_KEEP=1
+# leaves a failed start's daemons running, CEPH_MICRO_DEBUG_OSD=N sets the
+# OSD's log level; the logs are in DIR/log.
 set -eEuo pipefail
 
 usage() {
@@ -123,6 +125,7 @@ mon allow pool delete = true
 mon warn on pool no redundancy = false
 mon data avail crit = 0
 mon data avail warn = 1
+mon warn on insecure global id reclaim allowed = false
 # A client killed without closing its image keeps its watch on the image
 # header this long; only then may another client break its exclusive lock.
 osd client watch timeout = 10
@@ -165,7 +168,7 @@ EOF
 		echo $! >"$dir/run/watchdog.pid"
 	fi
 	# A start that fails part way leaves nothing running.
-	[ -n "${CEPH_MICRO_KEEP:-}" ] || trap 'stop' ERR
+	[ -n "${CEPH_MICRO_KEEP:-}" ] || trap 'echo "ceph-micro: start failed (line $LINENO); logs are in $dir/log" >&2; stop' ERR
 
 	monmaptool --create --fsid "$fsid" --addv a "[v2:127.0.0.1:$port]" "$dir/monmap" >/dev/null
 	ceph-mon -i a --mkfs --monmap "$dir/monmap" --keyring /dev/null
@@ -178,7 +181,7 @@ EOF
 	ceph-osd -i 0 --mkfs --osd-uuid "$osd_uuid" 2>"$dir/log/osd-mkfs.err" || { cat "$dir/log/osd-mkfs.err" >&2; false; }
 	ceph-osd -i 0
 	wait_for 60 "the OSD coming up" osd_up
-	ceph osd pool create rbd 8 8 >/dev/null 2>&1
+	ceph osd pool create rbd 8 8 >/dev/null
 	rbd pool init rbd
 	# The pool takes writes once its placement groups are active.
 	wait_for 60 "a first write to pool rbd" rados -p rbd put ceph-micro-probe /dev/null
