@@ -239,9 +239,10 @@ var (
 // OpenRBD opens an RBD image, or a snapshot of one (read-only), as a store.
 // A writable open takes the image's exclusive lock (the image needs the
 // exclusive-lock feature, which CreateRBD and CloneRBD give it) and fails
-// with an *RBDLockedError naming the holder if it cannot have it within
-// opts.LockWait. A missing image fails with an error matching
-// fs.ErrNotExist.
+// with an *RBDLockedError naming the holder if a live client holds it
+// beyond opts.LockWait; a holder that died is waited out until the OSDs
+// time out its watch, then fenced (see RBDOptions.LockWait). A missing
+// image, snapshot or pool fails with an error matching fs.ErrNotExist.
 func OpenRBD(spec RBDSpec, opts RBDOptions) (*RBDStore, error) {
 	if err := spec.check(); err != nil {
 		return nil, err
