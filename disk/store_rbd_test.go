@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -33,6 +34,49 @@ var (
 // The Store contract, with each subtest on its own new image.
 func TestRBDStore(t *testing.T) {
 	runStoreSuite(t, func(t *testing.T, size int64) Store { return newTestRBD(t, size) })
+}
+
+// Close while requests are in flight waits for them, and requests after it
+// fail with fs.ErrClosed: librbd's handle is never used after it is closed
+// (which would crash the process, not fail a test).
+func TestRBDCloseDuringIO(t *testing.T) {
+	s := newTestRBD(t, 8<<20)
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := range 8 {
+		wg.Go(func() {
+			p := make([]byte, 64<<10)
+			for i := 0; ; i++ {
+				off := int64((g*97+i)%120) * int64(len(p))
+				var err error
+				switch i % 4 {
+				case 0:
+					_, err = s.WriteAt(p, off)
+				case 1:
+					err = s.WriteZeroes(off, int64(len(p)), 0)
+				case 2:
+					_, err = s.Allocation(off, int64(len(p)))
+				default:
+					_, err = s.ReadAt(p, off)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	time.Sleep(300 * time.Millisecond)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if !errors.Is(err, fs.ErrClosed) {
+			t.Errorf("request racing Close failed with %v, want fs.ErrClosed", err)
+		}
+	}
 }
 
 // rbdExport is the image (or snapshot) as `rbd export` reads it: Ceph's
