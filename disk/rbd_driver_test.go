@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/vdisk-dev/vdisk/disk"
+	"github.com/vdisk-dev/vdisk/disk/rbdtest"
 	"github.com/vdisk-dev/vdisk/iomgr"
 )
 
@@ -126,7 +127,7 @@ func TestRBDThroughDiskDriver(t *testing.T) {
 		t.Fatalf("flush: %v", ios.Status)
 	}
 
-	if got := disk.CephTool(t, "rbd", "export", "--no-progress", rbdName(st.Spec()), "-"); !bytes.Equal(got, model) {
+	if got := rbdtest.Tool(t, "rbd", "export", "--no-progress", rbdName(st.Spec()), "-"); !bytes.Equal(got, model) {
 		t.Fatalf("rbd export differs from what was written through the driver")
 	}
 
@@ -172,7 +173,7 @@ func TestRBDThroughDiskDriver(t *testing.T) {
 	if err := os.WriteFile(ref, model, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	qemuRBD := "rbd:" + rbdName(st.Spec()) + ":conf=" + disk.TestCephConf(t)
+	qemuRBD := "rbd:" + rbdName(st.Spec()) + ":conf=" + rbdtest.Conf(t)
 	if out, err := exec.Command("qemu-img", "compare", "-f", "raw", "-F", "raw", ref, qemuRBD).CombinedOutput(); err != nil {
 		t.Fatalf("qemu-img compare: %v\n%s", err, out)
 	}
@@ -202,7 +203,7 @@ func TestRBDSnapshotDiskIsReadOnly(t *testing.T) {
 	}
 	snap := st.Spec()
 	snap.Snap = "ro"
-	opts := disk.RBDOptions{ConfFile: disk.TestCephConf(t)}
+	opts := disk.RBDOptions{ConfFile: rbdtest.Conf(t)}
 	if err := disk.SnapshotRBD(snap, false, opts); err != nil {
 		t.Fatal(err)
 	}
@@ -268,7 +269,7 @@ func rbdBenchPeer(b *testing.B, spec disk.RBDSpec, ioSize string, threads int, p
 // returns its operations per second.
 func rbdBenchOps(b *testing.B, spec disk.RBDSpec, ioSize string, threads int, pattern string, total string) float64 {
 	b.Helper()
-	out := disk.CephTool(b, "rbd", "bench", "--io-type", "read", "--io-size", ioSize, "--io-threads", strconv.Itoa(threads),
+	out := rbdtest.Tool(b, "rbd", "bench", "--io-type", "read", "--io-size", ioSize, "--io-threads", strconv.Itoa(threads),
 		"--io-pattern", pattern, "--io-total", total, rbdName(spec))
 	m := regexp.MustCompile(`elapsed:\s*[0-9.]+\s+ops:\s*[0-9]+\s+ops/sec:\s*([0-9.]+)`).FindSubmatch(out)
 	if m == nil {

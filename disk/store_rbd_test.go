@@ -20,15 +20,15 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/vdisk-dev/vdisk/disk/rbdtest"
 )
 
 // Hooks for the driver-level RBD tests of package disk_test.
 var (
-	TestCephConf = testCephConf
-	NewTestRBD   = newTestRBD
-	CephTool     = cephTool
-	RBDDiffData  = rbdDiffData
-	DataExtents  = dataExtents
+	NewTestRBD  = newTestRBD
+	RBDDiffData = rbdDiffData
+	DataExtents = dataExtents
 )
 
 // The Store contract, with each subtest on its own new image.
@@ -83,7 +83,7 @@ func TestRBDCloseDuringIO(t *testing.T) {
 // own view of the bytes, the oracle for what vdisk wrote.
 func rbdExport(t testing.TB, spec RBDSpec) []byte {
 	t.Helper()
-	return cephTool(t, "rbd", "export", "--no-progress", strings.TrimPrefix(spec.String(), RBDPrefix), "-")
+	return rbdtest.Tool(t, "rbd", "export", "--no-progress", strings.TrimPrefix(spec.String(), RBDPrefix), "-")
 }
 
 // Writes through the store are what rbd export reads, once flushed; a
@@ -158,7 +158,7 @@ func rbdDiffData(t testing.TB, spec RBDSpec, whole bool) [][2]int64 {
 		Length int64  `json:"length"`
 		Exists string `json:"exists"`
 	}
-	out := cephTool(t, "rbd", args...)
+	out := rbdtest.Tool(t, "rbd", args...)
 	if err := json.Unmarshal(out, &diff); err != nil {
 		t.Fatalf("rbd diff: %v\n%s", err, out)
 	}
@@ -215,10 +215,10 @@ func TestRBDOpenErrors(t *testing.T) {
 	if err := CreateRBD(spec, 1<<20, opts); !errors.Is(err, fs.ErrExist) {
 		t.Errorf("creating an existing image = %v, want fs.ErrExist", err)
 	}
-	if err := SnapshotRBD(RBDSpec{Pool: rbdPool, Image: missing.Image, Snap: "s"}, true, opts); !errors.Is(err, fs.ErrNotExist) {
+	if err := SnapshotRBD(RBDSpec{Pool: rbdtest.Pool, Image: missing.Image, Snap: "s"}, true, opts); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("snapshot of a missing image = %v, want fs.ErrNotExist", err)
 	}
-	if _, err := OpenRBD(RBDSpec{Pool: rbdPool, Image: spec.Image, Snap: "nosnap"}, opts); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := OpenRBD(RBDSpec{Pool: rbdtest.Pool, Image: spec.Image, Snap: "nosnap"}, opts); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("open of a missing snapshot = %v, want fs.ErrNotExist", err)
 	}
 
@@ -226,7 +226,7 @@ func TestRBDOpenErrors(t *testing.T) {
 	// writer: a writable open refuses it and says how to fix it; a
 	// read-only open is fine.
 	bare := uniqueImage(t)
-	cephTool(t, "rbd", "create", "--size", "1M", "--image-feature", "layering", strings.TrimPrefix(bare.String(), RBDPrefix))
+	rbdtest.Tool(t, "rbd", "create", "--size", "1M", "--image-feature", "layering", strings.TrimPrefix(bare.String(), RBDPrefix))
 	if _, err := OpenRBD(bare, opts); err == nil || !strings.Contains(err.Error(), "rbd feature enable") {
 		t.Errorf("writable open without exclusive-lock = %v, want a refusal saying how to enable it", err)
 	}
@@ -245,7 +245,7 @@ func TestRBDOpenErrors(t *testing.T) {
 func TestRBDAllocationWithoutFastDiff(t *testing.T) {
 	opts := testRBDOptions(t)
 	spec := uniqueImage(t)
-	cephTool(t, "rbd", "create", "--size", "16M", "--image-feature", "layering,exclusive-lock", strings.TrimPrefix(spec.String(), RBDPrefix))
+	rbdtest.Tool(t, "rbd", "create", "--size", "16M", "--image-feature", "layering,exclusive-lock", strings.TrimPrefix(spec.String(), RBDPrefix))
 	s, err := OpenRBD(spec, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -281,7 +281,7 @@ type rbdHolder struct {
 func startRBDHolder(t *testing.T, spec RBDSpec) *rbdHolder {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), rbdHelperEnv+"="+testCephConf(t)+"|"+spec.String())
+	cmd.Env = append(os.Environ(), rbdHelperEnv+"="+rbdtest.Conf(t)+"|"+spec.String())
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {
@@ -325,7 +325,7 @@ func (h *rbdHolder) write(t *testing.T, off int64, b byte) string {
 
 // lockList is `rbd lock ls --format json`: lockers by id.
 func lockList(t *testing.T, spec RBDSpec) string {
-	return string(cephTool(t, "rbd", "lock", "ls", "--format", "json", strings.TrimPrefix(spec.String(), RBDPrefix)))
+	return string(rbdtest.Tool(t, "rbd", "lock", "ls", "--format", "json", strings.TrimPrefix(spec.String(), RBDPrefix)))
 }
 
 // Two writers, one image: the second writable open fails at once naming
@@ -397,7 +397,7 @@ func TestRBDSingleWriterAndDeadHolder(t *testing.T) {
 		t.Fatalf("rbd lock ls after the takeover shows %s, want %s instead of %s", ls, s.Client(), h.client)
 	}
 	addr := locked.Holders[0].Address
-	if bl := string(cephTool(t, "ceph", "osd", "blocklist", "ls")); !strings.Contains(bl, addr) {
+	if bl := string(rbdtest.Tool(t, "ceph", "osd", "blocklist", "ls")); !strings.Contains(bl, addr) {
 		t.Fatalf("the dead holder %s is not blocklisted: %s", addr, bl)
 	}
 	checkPrefix(t, s, []byte{7, 8})
@@ -449,7 +449,7 @@ func TestRBDLockWaitForRelease(t *testing.T) {
 	}
 	defer r.s.Close()
 	checkPrefix(t, r.s, []byte{3})
-	if bl := string(cephTool(t, "ceph", "osd", "blocklist", "ls")); strings.Contains(bl, addrOf(t, h.client, err)) {
+	if bl := string(rbdtest.Tool(t, "ceph", "osd", "blocklist", "ls")); strings.Contains(bl, addrOf(t, h.client, err)) {
 		t.Fatalf("a holder that closed cleanly was blocklisted: %s", bl)
 	}
 }
@@ -549,7 +549,7 @@ func TestRBDClonesOfGoldenSnapshot(t *testing.T) {
 	if before != sha256Hex(goldenData) {
 		t.Fatal("rbd export of the golden snapshot differs from what was written")
 	}
-	info := string(cephTool(t, "rbd", "snap", "ls", "--format", "json", strings.TrimPrefix(golden.Spec().String(), RBDPrefix)))
+	info := string(rbdtest.Tool(t, "rbd", "snap", "ls", "--format", "json", strings.TrimPrefix(golden.Spec().String(), RBDPrefix)))
 	if !strings.Contains(info, `"protected":"true"`) {
 		t.Fatalf("golden snapshot is not protected: %s", info)
 	}
@@ -559,7 +559,7 @@ func TestRBDClonesOfGoldenSnapshot(t *testing.T) {
 		if err := CloneRBD(snap, child, opts); err != nil {
 			t.Fatal(err)
 		}
-		if js := string(cephTool(t, "rbd", "info", "--format", "json", strings.TrimPrefix(child.String(), RBDPrefix))); !strings.Contains(js, `"image":"`+snap.Image+`"`) || !strings.Contains(js, `"snapshot":"base"`) {
+		if js := string(rbdtest.Tool(t, "rbd", "info", "--format", "json", strings.TrimPrefix(child.String(), RBDPrefix))); !strings.Contains(js, `"image":"`+snap.Image+`"`) || !strings.Contains(js, `"snapshot":"base"`) {
 			t.Fatalf("clone %d has not the golden snapshot as parent: %s", i, js)
 		}
 		s, err := OpenRBD(child, opts)
