@@ -145,6 +145,40 @@ func TestRBDStoreMatchesRBDExport(t *testing.T) {
 	ro2.Close()
 }
 
+// An image in a namespace of the pool (rbd:POOL/NAMESPACE/IMAGE) is
+// created, written and read there, as rbd export of POOL/NAMESPACE/IMAGE
+// sees it.
+func TestRBDNamespace(t *testing.T) {
+	opts := testRBDOptions(t)
+	ns := strings.ToLower(rbdtest.Image(t))
+	rbdtest.Tool(t, "rbd", "namespace", "create", rbdtest.Pool+"/"+ns)
+	spec, err := ParseRBD("rbd:" + rbdtest.Pool + "/" + ns + "/disk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := CreateRBD(spec, 1<<20, opts); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenRBD(RBDSpec{Pool: rbdtest.Pool, Image: "disk"}, opts); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the image is also outside its namespace (open = %v)", err)
+	}
+	s, err := OpenRBD(spec, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	want := randBytes(rand.New(rand.NewPCG(41, 42)), 1<<20)
+	if _, err := s.WriteAt(want, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if got := rbdExport(t, spec); !bytes.Equal(got, want) {
+		t.Fatal("rbd export of the namespaced image differs from what was written")
+	}
+}
+
 // rbdDiffData is `rbd diff` of the image (with --whole-object if whole):
 // its extents holding data, adjacent ones merged.
 func rbdDiffData(t testing.TB, spec RBDSpec, whole bool) [][2]int64 {
