@@ -1,9 +1,11 @@
 package disk
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -203,9 +205,9 @@ type rbdImage interface {
 	zero(off, length int64) error
 	zeroIsFast() bool
 	flush() error
-	// extents calls fn for each allocated range inside [off, off+length)
-	// in ascending order (with data set) and for each that is known to
-	// read as zeros (data unset); ranges it skips are holes too.
+	// extents calls fn for the ranges of [off, off+length) that hold data
+	// (data set) or are known to read as zeros (data unset), in any order;
+	// ranges it skips are holes.
 	extents(off, length int64, fn func(off, length int64, data bool)) error
 	client() string
 	close() error
@@ -418,38 +420,44 @@ func (w imageWriter) WriteAt(p []byte, off int64) (int, error) {
 // CreateRBD makes them) answers per object from its object map, as
 // `rbd diff --whole-object` lists; others per written range within each
 // object, as `rbd diff` lists, at a round trip per object.
+//
+// Whatever order librbd reports ranges in, and however they overlap, a
+// range it reports as data is data here: calling data a hole would let a
+// copy skip it, while the reverse only costs reading zeros.
 func (s *RBDStore) Allocation(off, length int64) ([]Extent, error) {
 	if err := checkRange64("map", off, length, s.size); err != nil {
 		return nil, err
 	}
-	if length == 0 {
-		return nil, s.do(func(rbdImage) error { return nil })
-	}
-	var ext []Extent
+	end := off + length
+	var data [][2]int64
 	err := s.do(func(img rbdImage) error {
-		pos := off
-		return img.extents(off, length, func(o, n int64, data bool) {
-			// Clip to the range and to what was already covered, so a
-			// misbehaving answer cannot break the contract.
-			o, end := max(o, pos), min(o+n, off+length)
-			if end <= o {
-				return
+		if length == 0 {
+			return nil
+		}
+		return img.extents(off, length, func(o, n int64, isData bool) {
+			if o, e := max(o, off), min(o+n, end); isData && e > o {
+				data = append(data, [2]int64{o, e})
 			}
-			if o > pos {
-				ext = appendExtent(ext, Extent{Offset: pos, Length: o - pos, Hole: true, Zero: true})
-			}
-			ext = appendExtent(ext, Extent{Offset: o, Length: end - o, Hole: !data, Zero: !data})
-			pos = end
 		})
 	})
-	if err != nil {
+	if err != nil || length == 0 {
 		return nil, err
 	}
-	if end := off + length; len(ext) == 0 || ext[len(ext)-1].End() < end {
-		pos := off
-		if len(ext) > 0 {
-			pos = ext[len(ext)-1].End()
+	slices.SortFunc(data, func(a, b [2]int64) int { return cmp.Compare(a[0], b[0]) })
+	var ext []Extent
+	pos := off
+	for _, d := range data {
+		o, e := max(d[0], pos), d[1]
+		if e <= o {
+			continue // inside what is already data
 		}
+		if o > pos {
+			ext = appendExtent(ext, Extent{Offset: pos, Length: o - pos, Hole: true, Zero: true})
+		}
+		ext = appendExtent(ext, Extent{Offset: o, Length: e - o})
+		pos = e
+	}
+	if pos < end {
 		ext = appendExtent(ext, Extent{Offset: pos, Length: end - pos, Hole: true, Zero: true})
 	}
 	return ext, nil

@@ -117,3 +117,58 @@ func FuzzParseRBD(f *testing.F) {
 		}
 	})
 }
+
+// fakeImage answers extents from a fixed list, in the order given; nothing
+// else is called by Allocation.
+type fakeImage struct {
+	rbdImage
+	reports []struct {
+		off, n int64
+		data   bool
+	}
+}
+
+func (f *fakeImage) extents(off, length int64, fn func(off, length int64, data bool)) error {
+	for _, r := range f.reports {
+		fn(r.off, r.n, r.data)
+	}
+	return nil
+}
+
+// Allocation is the union of what librbd reports as data, whatever the
+// order and overlap of its reports (a clone's own extents may come after
+// its parent's), clipped to the range asked; the rest is holes.
+func TestRBDAllocationMergesReports(t *testing.T) {
+	img := &fakeImage{}
+	add := func(off, n int64, data bool) {
+		img.reports = append(img.reports, struct {
+			off, n int64
+			data   bool
+		}{off, n, data})
+	}
+	add(8<<20, 4<<20, true)  // the parent's, first
+	add(24<<20, 4<<20, true) // the parent's
+	add(0, 4<<20, true)      // the clone's own, after them
+	add(16<<20, 4<<20, true)
+	add(10<<20, 1<<20, false) // zero, inside data: data wins
+	add(26<<20, 4<<20, true)  // overlapping
+	add(40<<20, 1<<20, false) // zero
+	s := &RBDStore{spec: RBDSpec{Pool: "p", Image: "i"}, size: 48 << 20, img: img}
+	ext, err := s.Allocation(1<<20, 46<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Extent{
+		{Offset: 1 << 20, Length: 3 << 20},
+		{Offset: 4 << 20, Length: 4 << 20, Hole: true, Zero: true},
+		{Offset: 8 << 20, Length: 4 << 20},
+		{Offset: 12 << 20, Length: 4 << 20, Hole: true, Zero: true},
+		{Offset: 16 << 20, Length: 4 << 20},
+		{Offset: 20 << 20, Length: 4 << 20, Hole: true, Zero: true},
+		{Offset: 24 << 20, Length: 6 << 20},
+		{Offset: 30 << 20, Length: 17 << 20, Hole: true, Zero: true},
+	}
+	if !equalExtents(ext, want) {
+		t.Fatalf("Allocation = %v\nwant %v", ext, want)
+	}
+}

@@ -145,6 +145,67 @@ func TestRBDStoreMatchesRBDExport(t *testing.T) {
 	ro2.Close()
 }
 
+// A clone's allocation is its own writes and its parent's data together,
+// whatever order librbd reports them in: a sparse golden image, a clone
+// written between and over the golden's extents, and every byte that is
+// not zero lies in a data extent (and the extents are rbd diff's).
+func TestRBDCloneAllocation(t *testing.T) {
+	opts := testRBDOptions(t)
+	const size = 32 << 20
+	golden := newTestRBD(t, size)
+	model := make([]byte, size)
+	write := func(s *RBDStore, off, n int64, b byte) {
+		t.Helper()
+		p := bytes.Repeat([]byte{b}, int(n))
+		if _, err := s.WriteAt(p, off); err != nil {
+			t.Fatal(err)
+		}
+		copy(model[off:], p)
+	}
+	write(golden, 8<<20, 4096, 1)  // object 2
+	write(golden, 24<<20, 4096, 2) // object 6
+	if err := golden.Close(); err != nil {
+		t.Fatal(err)
+	}
+	snap := golden.Spec()
+	snap.Snap = "base"
+	if err := SnapshotRBD(snap, true, opts); err != nil {
+		t.Fatal(err)
+	}
+	child := uniqueImage(t)
+	if err := CloneRBD(snap, child, opts); err != nil {
+		t.Fatal(err)
+	}
+	s, err := OpenRBD(child, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	write(s, 0, 4096, 3)        // object 0, before the parent's data
+	write(s, 16<<20, 4096, 4)   // object 4, between the parent's extents
+	write(s, 24<<20+8192, 1, 5) // object 6, over the parent's data
+	write(s, 31<<20, 4096, 6)   // object 7, after it
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	checkAll(t, s, model)
+	ext := checkExtents(t, s, 0, size)
+	got := dataExtents(ext)
+	for i, b := range model {
+		in := false
+		for _, e := range got {
+			in = in || int64(i) >= e[0] && int64(i) < e[0]+e[1]
+		}
+		if b != 0 && !in {
+			t.Fatalf("byte %d holds data but lies in no data extent of %v", i, got)
+		}
+	}
+	if want := rbdDiffData(t, child, true); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("clone's Allocation %v, rbd diff --whole-object %v", got, want)
+	}
+	t.Logf("clone allocation: %v", got)
+}
+
 // An image in a namespace of the pool (rbd:POOL/NAMESPACE/IMAGE) is
 // created, written and read there, as rbd export of POOL/NAMESPACE/IMAGE
 // sees it.
