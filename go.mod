@@ -3,6 +3,7 @@ module github.com/vdisk-dev/vdisk
 go 1.26.0
 
 require (
+	github.com/ceph/go-ceph v0.40.0
 	github.com/cpuguy83/go-md2man/v2 v2.0.5 // indirect
 	github.com/dustin/go-humanize v1.0.1 // indirect
 	github.com/mitchellh/colorstring v0.0.0-20190213212951-d06e56a500db // indirect
