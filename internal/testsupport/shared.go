@@ -20,18 +20,29 @@ const SharedEnv = "VDISK_SHARED"
 // the checkout. The material is read-only: copy what a test changes.
 func SharedDir(t testing.TB) string {
 	t.Helper()
+	dir, err := LookupShared()
+	if err != nil {
+		t.Skipf("shared test material: %v", err)
+	}
+	return dir
+}
+
+// LookupShared is SharedDir for callers that go on without the material
+// (a fuzzer that adds seeds from it when it is there): the directory, or
+// an error saying where it was looked for.
+func LookupShared() (string, error) {
 	dir := os.Getenv(SharedEnv)
 	if dir == "" {
 		root, err := moduleRoot()
 		if err != nil {
-			t.Skipf("shared test material: %v", err)
+			return "", err
 		}
 		dir = filepath.Join(filepath.Dir(root), "shared")
 	}
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-		t.Skipf("shared test material not found: %s is not a directory (CI has it next to the checkout; set %s to use another place)", dir, SharedEnv)
+		return "", fmt.Errorf("%s is not a directory (CI has it next to the checkout; set %s to use another place)", dir, SharedEnv)
 	}
-	return dir
+	return dir, nil
 }
 
 // moduleRoot is the nearest directory at or above the working directory
