@@ -54,9 +54,11 @@ func readGPT(r io.ReaderAt, diskSize int64, sectorSize int) (t *Table, warns []W
 	seen = pseen || bseen
 	switch {
 	case perr == nil:
+		same := *pt
+		same.EntryLBA = 0 // the backup's array is elsewhere by design
 		if berr != nil {
 			warns = append(warns, Warning(fmt.Sprintf("backup GPT is damaged (%v); using the primary", berr)))
-		} else if !reflect.DeepEqual(pt, bt) {
+		} else if !reflect.DeepEqual(&same, bt) {
 			warns = append(warns, "primary and backup GPT differ; using the primary")
 		}
 		return pt, warns, seen, nil
@@ -129,6 +131,9 @@ func readGPTHeader(r io.ReaderAt, diskSize int64, sectorSize int, lba int64) (t 
 	}
 	t = &Table{Kind: GPT, SectorSize: sectorSize, DiskSize: diskSize, DiskGUID: getGUID(sec[56:]),
 		FirstUsableLBA: int64(first), LastUsableLBA: int64(last), EntryCount: int(count), EntrySize: int(esize)}
+	if primary && entLBA != 2 {
+		t.EntryLBA = int64(entLBA)
+	}
 	for i := range int(count) {
 		e := ents[i*int(esize):]
 		typ := getGUID(e)
@@ -164,8 +169,8 @@ func getName(b []byte) string {
 func (t *Table) validateGPT() error {
 	ss := int64(t.SectorSize)
 	lastLBA := t.DiskSize/ss - 1
-	if t.Extended != nil || t.DiskID != 0 {
-		return errors.New("extended partition or MBR disk ID set on a GPT table")
+	if t.Extended != nil {
+		return errors.New("extended partition set on a GPT table")
 	}
 	if t.EntrySize < 128 || t.EntrySize%8 != 0 {
 		return fmt.Errorf("entry size %d (want a multiple of 8, at least 128)", t.EntrySize)
@@ -174,9 +179,12 @@ func (t *Table) validateGPT() error {
 		return fmt.Errorf("%d entries of %d bytes: more than this package accepts", t.EntryCount, t.EntrySize)
 	}
 	arr := arraySectors(t.EntryCount, t.EntrySize, ss)
+	entLBA := t.entryLBA()
 	switch {
-	case t.FirstUsableLBA < 2+arr:
-		return fmt.Errorf("first usable LBA %d overlaps the primary entry array (LBAs 2-%d)", t.FirstUsableLBA, 1+arr)
+	case entLBA < 2:
+		return fmt.Errorf("entry array at LBA %d overlaps the protective MBR or the header", entLBA)
+	case t.FirstUsableLBA < entLBA+arr:
+		return fmt.Errorf("first usable LBA %d overlaps the primary entry array (LBAs %d-%d)", t.FirstUsableLBA, entLBA, entLBA+arr-1)
 	case t.LastUsableLBA < t.FirstUsableLBA:
 		return fmt.Errorf("last usable LBA %d is before the first, %d", t.LastUsableLBA, t.FirstUsableLBA)
 	case t.LastUsableLBA > lastLBA-1-arr:
@@ -184,7 +192,7 @@ func (t *Table) validateGPT() error {
 	}
 	lo, hi := t.FirstUsableLBA*ss, (t.LastUsableLBA+1)*ss
 	xs := make([]extent, 0, len(t.Partitions))
-	last := 0
+	last, hybrid := 0, 0
 	for i := range t.Partitions {
 		p := &t.Partitions[i]
 		what := fmt.Sprintf("partition %d", p.Number)
@@ -205,10 +213,98 @@ func (t *Table) validateGPT() error {
 		if err := checkName(p.Name); err != nil {
 			return fmt.Errorf("%s: %v", what, err)
 		}
+		if p.MBRType != 0 {
+			switch {
+			case !t.HybridMBR:
+				return fmt.Errorf("%s: an MBR type needs a hybrid MBR", what)
+			case p.MBRType == mbrGPT || isExtended(p.MBRType):
+				return fmt.Errorf("%s: type %x cannot be a hybrid MBR entry", what, p.MBRType)
+			case p.Start/ss > max32 || p.Size/ss > max32:
+				return fmt.Errorf("%s: beyond the 32-bit sector numbers of an MBR", what)
+			}
+			hybrid++
+		}
 		last = p.Number
 		xs = append(xs, extent{p.Start, p.End(), what})
 	}
+	if hybrid > 3 {
+		return fmt.Errorf("%d partitions in the hybrid MBR: it has room for 3 beside the GPT entry", hybrid)
+	}
+	if t.HybridMBR && hybrid == 0 {
+		return errors.New("a hybrid MBR without partitions in it")
+	}
 	return checkOverlap(xs)
+}
+
+// entryLBA is where the primary entry array starts.
+func (t *Table) entryLBA() int64 {
+	if t.EntryLBA == 0 {
+		return 2
+	}
+	return t.EntryLBA
+}
+
+// protectiveMBR is sector 0 of a GPT disk. A plain protective MBR has one
+// entry, covering the whole disk after LBA 0 (or as much as 32 bits reach),
+// whose ending CHS is FF FF FF when CHS cannot express it, as the UEFI
+// specification asks. A hybrid MBR has the partitions with an MBRType in
+// table order, then the GPT entry covering the header and the primary entry
+// array, as genimage writes it.
+func (t *Table) protectiveMBR() []byte {
+	ss := int64(t.SectorSize)
+	sec := make([]byte, ss)
+	copy(sec, t.BootCode)
+	le.PutUint32(sec[mbrDiskIDOff:], t.DiskID)
+	if t.HybridMBR {
+		slot := 0
+		for i := range t.Partitions {
+			p := &t.Partitions[i]
+			if p.MBRType == 0 {
+				continue
+			}
+			var boot byte
+			if p.Attributes&AttrLegacyBIOSBootable != 0 {
+				boot = 0x80
+			}
+			putMBREntry(sec, slot, boot, p.MBRType, p.Start/ss, p.Start/ss, p.Size/ss)
+			slot++
+		}
+		end := t.entryLBA() + arraySectors(t.EntryCount, t.EntrySize, ss)
+		putMBREntry(sec, slot, 0, mbrGPT, 1, 1, end-1)
+	} else {
+		size := min(t.DiskSize/ss-1, max32)
+		putMBREntry(sec, 0, 0, mbrGPT, 1, 1, size)
+		if c := chs(size); c == [3]byte{0xfe, 0xff, 0xff} {
+			copy(sec[mbrTableOff+5:], []byte{0xff, 0xff, 0xff})
+		}
+	}
+	sec[mbrSigOff], sec[mbrSigOff+1] = 0x55, 0xaa
+	return sec
+}
+
+// readHybrid reads what a GPT disk's sector 0 adds to the table: its disk
+// signature and, in a hybrid MBR, which GPT partitions it lists.
+func (t *Table) readHybrid(sec []byte) []Warning {
+	t.DiskID = le.Uint32(sec[mbrDiskIDOff:])
+	var warns []Warning
+	ss := int64(t.SectorSize)
+	for i, e := range mbrEntries(sec) {
+		if e.empty() || e.typ == mbrGPT {
+			continue
+		}
+		found := false
+		for j := range t.Partitions {
+			p := &t.Partitions[j]
+			if p.MBRType == 0 && p.Start == int64(e.start)*ss && p.Size == int64(e.size)*ss && !isExtended(e.typ) {
+				p.MBRType, t.HybridMBR, found = e.typ, true, true
+				break
+			}
+		}
+		if !found {
+			warns = append(warns, Warning(fmt.Sprintf("hybrid MBR entry %d (type %x) matches no GPT partition; ignored", i+1, e.typ)))
+		}
+	}
+	return warns
 }
 
 func (t *Table) writeGPT(w io.WriterAt) error {
@@ -246,26 +342,23 @@ func (t *Table) writeGPT(w io.WriterAt) error {
 		le.PutUint32(h[16:], crc32.ChecksumIEEE(h[:gptHeaderSize]))
 		return h
 	}
-	// The protective MBR covers the whole disk after LBA 0 (or as much as
-	// 32 bits reach); its ending CHS is FF FF FF when CHS cannot express it,
-	// as the UEFI specification asks.
-	pmbr := make([]byte, ss)
-	size := min(lastLBA, max32)
-	putMBREntry(pmbr, 0, 0, mbrGPT, 1, 1, size)
-	if c := chs(size); c == [3]byte{0xfe, 0xff, 0xff} {
-		copy(pmbr[mbrTableOff+5:], []byte{0xff, 0xff, 0xff})
+	entLBA, backup := t.entryLBA(), lastLBA
+	if t.NoBackup {
+		backup = 1
 	}
-	pmbr[mbrSigOff], pmbr[mbrSigOff+1] = 0x55, 0xaa
 	writes := []struct {
 		off  int64
 		b    []byte
 		what string
 	}{
-		{0, pmbr, "protective MBR"},
-		{ss, header(1, lastLBA, 2), "primary GPT header"},
-		{2 * ss, ents, "primary GPT entries"},
+		{0, t.protectiveMBR(), "protective MBR"},
+		{ss, header(1, backup, entLBA), "primary GPT header"},
+		{entLBA * ss, ents, "primary GPT entries"},
 		{(lastLBA - arr) * ss, ents, "backup GPT entries"},
 		{lastLBA * ss, header(lastLBA, 1, lastLBA-arr), "backup GPT header"},
+	}
+	if t.NoBackup {
+		writes = writes[:3]
 	}
 	for _, x := range writes {
 		if _, err := w.WriteAt(x.b, x.off); err != nil {

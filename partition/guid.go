@@ -2,6 +2,8 @@ package partition
 
 import (
 	"crypto/rand"
+	"crypto/sha1"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -90,4 +92,52 @@ func getGUID(b []byte) GUID {
 	g[6], g[7] = b[7], b[6]
 	copy(g[8:16], b[8:16])
 	return g
+}
+
+// NameGUID derives a GUID from a namespace and a name the way RFC 9562
+// name-based UUIDs do (version 5: SHA-1 of the namespace's 16 bytes and
+// the name): the same two always give the same GUID, and different names
+// give unrelated ones. Reproducible images take their disk and partition
+// GUIDs from it rather than from a random source.
+func NameGUID(namespace GUID, name string) GUID {
+	h := sha1.New()
+	h.Write(namespace[:])
+	h.Write([]byte(name))
+	var g GUID
+	copy(g[:], h.Sum(nil))
+	g[6] = g[6]&0x0f | 0x50
+	g[8] = g[8]&0x3f | 0x80
+	return g
+}
+
+// namespaceVdisk is the namespace of every seed: NameGUID(namespaceVdisk,
+// seed) roots the identities one seed gives.
+var namespaceVdisk = mustGUID("3B7E9E8A-1C1F-4A39-9A0E-6F2D4C8B5D17")
+
+// Seeded derives identities (GUIDs, MBR disk signatures, FAT volume
+// serials) from a seed string and names, so that rebuilding from the same
+// seed gives the same identities and a name's identity does not depend on
+// what else is built: adding a partition changes no other partition's
+// GUID. The zero value is not usable; make one with NewSeeded.
+type Seeded struct{ ns GUID }
+
+// NewSeeded returns the identities of seed.
+func NewSeeded(seed string) Seeded { return Seeded{ns: NameGUID(namespaceVdisk, seed)} }
+
+// Sub returns the identities of the part of what the seed describes that
+// name names (an image of a build, a partition of an image), a namespace
+// of its own.
+func (s Seeded) Sub(name string) Seeded { return Seeded{ns: NameGUID(s.ns, name)} }
+
+// GUID is the GUID of name.
+func (s Seeded) GUID(name string) GUID { return NameGUID(s.ns, name) }
+
+// Uint32 is a 32-bit identity of name (an MBR disk signature, a volume
+// serial number), never 0, which tools take for "none".
+func (s Seeded) Uint32(name string) uint32 {
+	g := s.GUID(name)
+	if v := binary.BigEndian.Uint32(g[:4]); v != 0 {
+		return v
+	}
+	return 1
 }

@@ -92,9 +92,6 @@ func classifyMBR(sec []byte) (mbrState, []Warning) {
 		}
 	}
 	if gpt {
-		if used > 0 {
-			return mbrProtective, []Warning{"hybrid MBR: its non-GPT entries are ignored"}
-		}
 		return mbrProtective, nil
 	}
 	if (used == 0 || used == 1 && atZero) && looksLikeBootSector(sec) {
@@ -249,8 +246,8 @@ func (t *Table) validateMBR() error {
 			return fmt.Errorf("%s: beyond the 32-bit sector numbers of an MBR", what)
 		case p.End() > end:
 			return fmt.Errorf("%s: ends at byte %d, beyond the %d-byte disk", what, p.End(), t.DiskSize)
-		case p.Name != "" || !p.GUID.IsZero() || p.Attributes != 0 || !p.Type.GPT.IsZero():
-			return fmt.Errorf("%s: names, GUIDs and attributes need a GPT", what)
+		case p.Name != "" || !p.GUID.IsZero() || p.Attributes != 0 || !p.Type.GPT.IsZero() || p.MBRType != 0:
+			return fmt.Errorf("%s: names, GUIDs, attributes and hybrid MBR types need a GPT", what)
 		}
 		return nil
 	}
@@ -283,7 +280,10 @@ func (t *Table) validateMBR() error {
 		if err := check(what, p); err != nil {
 			return err
 		}
-		if p.Type.MBR == 0 || isExtended(p.Type.MBR) || p.Type.MBR == mbrGPT && !p.Logical {
+		// Type EE is allowed: it is how a hybrid MBR is written by hand
+		// (genimage's tests do). Read takes such a sector for a GPT's
+		// protective MBR, so this is the one table Read does not give back.
+		if p.Type.MBR == 0 || isExtended(p.Type.MBR) {
 			return fmt.Errorf("%s: type %x cannot hold data", what, p.Type.MBR)
 		}
 		if !p.Logical {
@@ -348,6 +348,7 @@ func (t *Table) validateMBR() error {
 func (t *Table) writeMBR(w io.WriterAt) error {
 	ss := int64(t.SectorSize)
 	sec := make([]byte, ss)
+	copy(sec, t.BootCode)
 	binary.LittleEndian.PutUint32(sec[mbrDiskIDOff:], t.DiskID)
 	put := func(sec []byte, slot int, p *Partition, base int64) {
 		var boot byte

@@ -572,7 +572,21 @@ func TestValidate(t *testing.T) {
 		{"gpt extended", GPT, func(t *Table) { t.Extended = &Partition{} }, "extended partition"},
 		{"mbr name", MBR, func(t *Table) { t.Partitions[0].Name = "x" }, "need a GPT"},
 		{"mbr type 0", MBR, func(t *Table) { t.Partitions[0].Type.MBR = 0 }, "cannot hold data"},
-		{"mbr type ee", MBR, func(t *Table) { t.Partitions[0].Type.MBR = 0xee }, "cannot hold data"},
+		{"mbr logical type 5", MBR, func(t *Table) { t.Partitions[4].Type.MBR = 0x05 }, "cannot hold data"},
+		{"mbr hybrid type", MBR, func(t *Table) { t.Partitions[0].MBRType = 0x83 }, "need a GPT"},
+		{"mbr entry array", MBR, func(t *Table) { t.EntryLBA = 64 }, "need a GPT"},
+		{"boot code too long", MBR, func(t *Table) { t.BootCode = make([]byte, 441) }, "room for 440"},
+		{"gpt entry array in header", GPT, func(t *Table) { t.EntryLBA = 1 }, "overlaps the protective MBR or the header"},
+		{"gpt entry array in data", GPT, func(t *Table) { t.EntryLBA = 2048 }, "overlaps the primary entry array"},
+		{"gpt MBR type without hybrid", GPT, func(t *Table) { t.Partitions[0].MBRType = 0x83 }, "needs a hybrid MBR"},
+		{"gpt hybrid without entries", GPT, func(t *Table) { t.HybridMBR = true }, "without partitions"},
+		{"gpt hybrid EE", GPT, func(t *Table) { t.HybridMBR = true; t.Partitions[0].MBRType = 0xee }, "cannot be a hybrid MBR entry"},
+		{"gpt hybrid four", GPT, func(t *Table) {
+			t.HybridMBR = true
+			for i := range 4 {
+				t.Partitions[i].MBRType = 0x83
+			}
+		}, "room for 3"},
 		{"mbr slot", MBR, func(t *Table) { t.Partitions[1].Number = 1 }, "distinct MBR slots"},
 		{"mbr logical number", MBR, func(t *Table) { t.Partitions[4].Number = 7 }, "want 6"},
 		{"mbr no extended", MBR, func(t *Table) { t.Extended = nil }, "without an extended partition"},

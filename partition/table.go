@@ -42,8 +42,17 @@ type Table struct {
 	SectorSize int   // logical sector size in bytes: 512, 1024, 2048 or 4096
 	DiskSize   int64 // bytes; a GPT's backup lives in its last whole sector
 
-	DiskID   uint32 // MBR disk signature (what Linux shows as PARTUUID prefix)
-	DiskGUID GUID   // GPT disk GUID
+	// DiskID is the MBR disk signature (what Linux shows as the PARTUUID
+	// prefix); on a GPT disk, the signature in its protective or hybrid
+	// MBR, usually 0.
+	DiskID   uint32
+	DiskGUID GUID // GPT disk GUID
+
+	// BootCode is written at the start of sector 0 (at most 440 bytes,
+	// the rest up to the disk signature stays zero) by Write on an MBR or
+	// GPT disk: a boot loader's first bytes, which the table must not
+	// overwrite. Read leaves it nil.
+	BootCode []byte
 
 	// Extended is the MBR extended partition that holds the logical
 	// partitions; it is not a volume, so it is kept out of Partitions.
@@ -55,6 +64,22 @@ type Table struct {
 	LastUsableLBA  int64
 	EntryCount     int
 	EntrySize      int
+	// EntryLBA is where the primary entry array starts; 0 means LBA 2,
+	// right after the header. Boards whose boot ROM reads a boot loader
+	// from the first sectors move it out of the way (genimage's
+	// gpt-location). It must end before FirstUsableLBA.
+	EntryLBA int64
+	// NoBackup makes Write leave out the backup header and entry array
+	// (the primary header then names LBA 1 as its backup, as genimage's
+	// gpt-no-backup does), for media whose end is not where the table's
+	// disk ends. Read leaves it false.
+	NoBackup bool
+	// HybridMBR makes Write put the partitions with an MBRType into the
+	// protective MBR as well (at most three, in table order, then the GPT
+	// entry covering the header and the primary entry array), for firmware
+	// that reads only an MBR, such as the Raspberry Pi's. Read sets it
+	// when sector 0 holds such entries.
+	HybridMBR bool
 
 	// Partitions in table order: MBR primaries by slot then logicals in
 	// chain order; GPT entries by entry index. Empty slots are left out.
@@ -81,6 +106,10 @@ type Partition struct {
 	Attributes uint64 // GPT attribute bits (bit 0 required, bit 2 legacy BIOS bootable)
 
 	Bootable bool  // MBR active flag (0x80)
+	// MBRType is a GPT partition's system ID in a hybrid MBR (0: not
+	// there); the entry is active when Attributes has bit 2 (legacy BIOS
+	// bootable) set.
+	MBRType byte
 	Logical  bool  // MBR logical partition, inside Table.Extended
 	EBR      int64 // byte offset of a logical's EBR; 0 lets Write choose
 }
@@ -127,7 +156,7 @@ func ReadSectorSize(r io.ReaderAt, diskSize int64, sectorSize int) (*Table, []Wa
 		for _, ss := range sizes {
 			t, w, seen, err := readGPT(r, diskSize, ss)
 			if t != nil {
-				return t, append(warns, w...), nil
+				return t, append(append(warns, w...), t.readHybrid(sec)...), nil
 			}
 			if err != nil && !errors.Is(err, ErrCorrupt) {
 				return nil, nil, err
@@ -200,10 +229,16 @@ func (t *Table) validate() error {
 	if t.DiskSize < 0 || t.Kind != None && t.DiskSize < int64(t.SectorSize) {
 		return fmt.Errorf("disk size %d is less than a sector", t.DiskSize)
 	}
+	if len(t.BootCode) > mbrDiskIDOff {
+		return fmt.Errorf("boot code of %d bytes: sector 0 has room for %d before the disk signature", len(t.BootCode), mbrDiskIDOff)
+	}
+	if t.Kind != GPT && (t.EntryLBA != 0 || t.NoBackup || t.HybridMBR) {
+		return fmt.Errorf("entry array location, no-backup and hybrid MBR need a GPT")
+	}
 	switch t.Kind {
 	case None:
-		if len(t.Partitions) > 0 || t.Extended != nil {
-			return errors.New("a disk without a table has no partitions")
+		if len(t.Partitions) > 0 || t.Extended != nil || t.BootCode != nil {
+			return errors.New("a disk without a table has no partitions and no boot code")
 		}
 		return nil
 	case MBR:

@@ -2,6 +2,7 @@ package partition
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -93,6 +94,43 @@ func isExtended(b byte) bool {
 	return b == mbrExtended || b == mbrExtendedLBA || b == mbrLinuxExt
 }
 
+// GPT partition attribute bits: the three the UEFI specification defines
+// for every partition, and the ones the Discoverable Partitions
+// Specification (and Microsoft, for basic data) define for Linux and data
+// partitions, which genimage's read-only, hidden and no-automount set.
+const (
+	AttrRequired           uint64 = 1 << 0
+	AttrNoBlockIO          uint64 = 1 << 1
+	AttrLegacyBIOSBootable uint64 = 1 << 2
+	AttrReadOnly           uint64 = 1 << 60
+	AttrHidden             uint64 = 1 << 62
+	AttrNoAutomount        uint64 = 1 << 63
+)
+
+// AttributeNames prints GPT attribute bits as sfdisk -d does: the three
+// UEFI bits by name, the others as GUID:N[,N...] ("" for none).
+func AttributeNames(a uint64) string {
+	var names []string
+	for _, b := range []struct {
+		bit  uint64
+		name string
+	}{{AttrRequired, "RequiredPartition"}, {AttrNoBlockIO, "NoBlockIOProtocol"}, {AttrLegacyBIOSBootable, "LegacyBIOSBootable"}} {
+		if a&b.bit != 0 {
+			names = append(names, b.name)
+		}
+	}
+	var bits []string
+	for i := 3; i < 64; i++ {
+		if a&(1<<i) != 0 {
+			bits = append(bits, strconv.Itoa(i))
+		}
+	}
+	if len(bits) > 0 {
+		names = append(names, "GUID:"+strings.Join(bits, ","))
+	}
+	return strings.Join(names, " ")
+}
+
 // GPT type GUIDs this package gives meaning to.
 var (
 	// GUIDESP is the EFI System Partition.
@@ -108,27 +146,26 @@ var (
 	GUIDLinuxReserved = mustGUID("8DA63339-0007-60C0-C436-083AC8230908")
 )
 
-var mbrNames = map[byte]string{
-	mbrFAT12:       "FAT12",
-	mbrFAT16Small:  "FAT16 <32M",
-	mbrExtended:    "Extended",
-	mbrFAT16:       "FAT16",
-	mbrFAT32:       "W95 FAT32",
-	mbrFAT32LBA:    "W95 FAT32 (LBA)",
-	mbrFAT16LBA:    "W95 FAT16 (LBA)",
-	mbrExtendedLBA: "W95 Ext'd (LBA)",
-	mbrLinuxExt:    "Linux extended",
-	mbrLinux:       "Linux",
-	mbrNonFS:       "Non-FS data",
-	mbrGPT:         "GPT",
-	mbrESP:         "EFI (FAT-12/16/32)",
-}
+// gptNames and gptByName index gptTypes: description by GUID, GUID by
+// lower-cased name.
+var gptNames, gptByName = func() (map[GUID]string, map[string]GUID) {
+	names, byName := map[GUID]string{}, map[string]GUID{}
+	for _, t := range gptTypes {
+		g := mustGUID(t.guid)
+		names[g] = t.description
+		for _, n := range t.names {
+			byName[strings.ToLower(n)] = g
+		}
+	}
+	return names, byName
+}()
 
-var gptNames = map[GUID]string{
-	GUIDESP:           "EFI System",
-	GUIDBasicData:     "Microsoft basic data",
-	GUIDLinux:         "Linux filesystem",
-	GUIDLinuxReserved: "Linux reserved",
+// GPTTypeByName resolves a name genimage accepts as a partition-type-uuid
+// ("L", "esp", "root-x86-64", ...; see typenames.go), ignoring case as
+// genimage does.
+func GPTTypeByName(name string) (GUID, bool) {
+	g, ok := gptByName[strings.ToLower(name)]
+	return g, ok
 }
 
 // TypeFor maps the CLI's type names to what kind k stores. On MBR, fat16 is
