@@ -105,13 +105,13 @@ type Partition struct {
 	GUID       GUID   // GPT unique partition GUID
 	Attributes uint64 // GPT attribute bits (bit 0 required, bit 2 legacy BIOS bootable)
 
-	Bootable bool  // MBR active flag (0x80)
+	Bootable bool // MBR active flag (0x80)
 	// MBRType is a GPT partition's system ID in a hybrid MBR (0: not
 	// there); the entry is active when Attributes has bit 2 (legacy BIOS
 	// bootable) set.
 	MBRType byte
-	Logical  bool  // MBR logical partition, inside Table.Extended
-	EBR      int64 // byte offset of a logical's EBR; 0 lets Write choose
+	Logical bool  // MBR logical partition, inside Table.Extended
+	EBR     int64 // byte offset of a logical's EBR; 0 lets Write choose
 }
 
 // End is the byte offset just past the partition.
