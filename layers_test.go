@@ -9,7 +9,7 @@ import (
 // layer ranks follow DESIGN.md's table, bottom first. vpb is a leaf that
 // imports nothing of vdisk, so the kernel (iomgr) can use it; internal
 // holds test support that imports nothing of vdisk either.
-var layers = []string{"internal", "vpb", "iomgr", "disk", "partition", "volume", "mount", "fsd", "filter", "nbd", "", "cmd", "vmtest"}
+var layers = []string{"internal", "vpb", "iomgr", "disk", "partition", "volume", "mount", "fsd", "filter", "nbd", "", "build", "cmd", "vmtest"}
 
 func rank(t *testing.T, pkg string) int {
 	const mod = "github.com/vdisk-dev/vdisk"

@@ -7,6 +7,11 @@ cd "$(dirname "$0")/.."
 
 # Outside oracles the tests compare vdisk against.
 packages=(dosfstools mtools xxd fdisk libnbd-bin python3-libnbd qemu-utils fio nbdkit graphviz jq strace)
+# vdisk build against genimage: genimage's own test suite (../shared/genimage-test,
+# sharness) runs with a genimage that execs vdisk build and needs hexdump; Debian's
+# genimage is the reference binary (its --configdump reads configurations as
+# libconfuse does).
+packages+=(genimage bsdextrautils)
 # The VM test (vmtest/): QEMU boots a Debian kernel whose initramfs holds a
 # static busybox and nbd-client.
 packages+=(qemu-system-x86 busybox-static nbd-client)

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"runtime/debug"
 	"runtime/pprof"
@@ -120,7 +122,7 @@ Examples:
 			&cli.BoolFlag{Name: "force-share", Aliases: []string{"U"}, Usage: "open images without locking them, as qemu-img -U does, to read an image that another process (vdisk serve, vdisk cp, qemu) has open for writing; only for commands that do not write the image, and what they read may be changing"},
 		},
 		Commands: []*cli.Command{createCommand(), infoCommand(), lsCommand(), catCommand(), cpCommand(),
-			mkdirCommand(), rmCommand(), mvCommand(), labelCommand(), formatCommand(), completionCommand(), stackCommand(), serveCommand(), mountCommand(), dismountCommand(), lockCommand(), unlockCommand(), monitorCommand(), filterCommand(), attachCommand(), detachCommand()},
+			mkdirCommand(), rmCommand(), mvCommand(), labelCommand(), formatCommand(), completionCommand(), stackCommand(), serveCommand(), mountCommand(), dismountCommand(), lockCommand(), unlockCommand(), monitorCommand(), filterCommand(), attachCommand(), detachCommand(), buildCommand()},
 	}
 }
 
@@ -157,6 +159,16 @@ func init() {
 	// --version only: urfave/cli's default adds -v, which reads like
 	// "verbose" to users of serve.
 	cli.VersionFlag = &cli.BoolFlag{Name: "version", Usage: "print the version"}
+	// Help leaves in one write, so that a reader that stops early
+	// (`vdisk build --help | grep -q ...`, as genimage's test suite
+	// probes its options, under pipefail) cannot make vdisk die of SIGPIPE
+	// halfway through.
+	render := cli.HelpPrinter
+	cli.HelpPrinter = func(w io.Writer, templ string, data any) {
+		var b bytes.Buffer
+		render(&b, templ, data)
+		_, _ = w.Write(b.Bytes())
+	}
 }
 
 // interspersed moves a command's flags in front of its positional
