@@ -39,6 +39,7 @@ func TestParseSize(t *testing.T) {
 		{"x", false, 0, false, "want a number"},
 		{"99999999999999999999", false, 0, false, "want a number"},
 		{"9999999999999G", false, 0, false, "too large"},
+		{"0x100000000000000", false, 0, false, "more than 32 PiB"},
 	} {
 		got, pct, err := parseSize(c.in, c.pct)
 		if c.err != "" {

@@ -417,6 +417,12 @@ func (l *Layout) setupImage(c *Config, p *Placed, sizes sizeOf) error {
 		return layoutError(img, cp.Pos, "partition %q: its size %d is too small for %s (%d bytes)", p.Name, p.Size, child.File, p.DataSize)
 	}
 	l.FileSize = max(l.FileSize, p.Offset+p.DataSize)
+	if cp.Fill {
+		// Every byte of the partition is written. (genimage leaves the
+		// file at the image's data and then finds it longer than it
+		// expected, unless the whole image is filled.)
+		l.FileSize = max(l.FileSize, p.end())
+	}
 	return nil
 }
 

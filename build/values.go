@@ -51,6 +51,10 @@ func digitValue(c byte) int {
 	return 99
 }
 
+// maxSize bounds every size and offset, so that sums of them cannot
+// overflow: 32 PiB, more than any disk this builds.
+const maxSize = 1 << 55
+
 // parseSize reads a genimage size: a number with an optional suffix k or K
 // (KiB), M (MiB), G (GiB) or s (512-byte sectors), and % where percent
 // is allowed (an image's size, as a share of its content). genimage
@@ -84,8 +88,8 @@ func parseSize(s string, percent bool) (v int64, isPercent bool, err error) {
 		return 0, false, fmt.Errorf("size %q: unknown suffix %q (want %s)", s, rest, allowed)
 	}
 	hi, lo := bits.Mul64(n, mul)
-	if hi != 0 || lo > math.MaxInt64 {
-		return 0, false, fmt.Errorf("size %q is too large", s)
+	if hi != 0 || lo > maxSize {
+		return 0, false, fmt.Errorf("size %q is too large (more than 32 PiB)", s)
 	}
 	return int64(lo), isPercent, nil
 }

@@ -376,7 +376,9 @@ func (t *Table) writeMBR(w io.WriterAt) error {
 		ebrs := t.ebrs()
 		link := func(sec []byte, i int) {
 			if i < len(logicals) {
-				next := &Partition{Start: ebrs[i], Size: logicals[i].End() - ebrs[i], Type: Type{MBR: mbrExtended}}
+				// A link has the extended partition's own type: 05 as
+				// sfdisk writes, or 0F as genimage writes.
+				next := &Partition{Start: ebrs[i], Size: logicals[i].End() - ebrs[i], Type: Type{MBR: e.Type.MBR}}
 				put(sec, 1, next, e.Start)
 			}
 		}
