@@ -258,3 +258,29 @@ func TestSuiteFailCases(t *testing.T) {
 		})
 	}
 }
+
+func TestSplitWords(t *testing.T) {
+	for in, want := range map[string][]string{
+		"-n 'vfat-test'":             {"-n", "vfat-test"},
+		`-F 32 -n "MY BOOT" -s 4`:    {"-F", "32", "-n", "MY BOOT", "-s", "4"},
+		`-n it\'s`:                   {"-n", "it's"},
+		`-n "a\"b\\c"`:               {"-n", `a"b\c`},
+		"  -i\t0x1234  ":             {"-i", "0x1234"},
+		`-n ''`:                      {"-n", ""},
+		`-n a'b c'd`:                 {"-n", "ab cd"},
+		"":                           nil,
+		`--invariant --codepage=850`: {"--invariant", "--codepage=850"},
+		`-n "tab\there"`:             {"-n", `tab\there`},
+		`-n 'x#y' -n a#b`:            {"-n", "x#y", "-n", "a#b"},
+	} {
+		got, err := splitWords(in)
+		if err != nil || strings.Join(got, "\x00") != strings.Join(want, "\x00") || len(got) != len(want) {
+			t.Errorf("splitWords(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"-n $LABEL", "-n 'x", `-n "x`, "-F 32; rm -rf /", "-n `id`", `-n "$X"`, "-n *", "# comment"} {
+		if _, err := splitWords(bad); err == nil {
+			t.Errorf("splitWords(%q) accepted", bad)
+		}
+	}
+}

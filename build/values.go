@@ -189,3 +189,66 @@ func parseHole(s string) (Hole, error) {
 	}
 	return Hole{start, end}, nil
 }
+
+// splitWords splits genimage's extraargs into words the way the shell
+// genimage hands them to does: blanks separate words, '...' keeps
+// everything, "..." keeps everything but \" \\ \$ \` and a backslash
+// before a newline, and a backslash outside quotes keeps the next
+// character. What only a shell could do (expansions, globs, redirections,
+// several commands) is an error, since vdisk runs no shell.
+func splitWords(s string) ([]string, error) {
+	var words []string
+	var cur []byte
+	inWord := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == ' ' || c == '\t' || c == '\n':
+			if inWord {
+				words, cur, inWord = append(words, string(cur)), nil, false
+			}
+		case c == '\'':
+			j := strings.IndexByte(s[i+1:], '\'')
+			if j < 0 {
+				return nil, fmt.Errorf("%q: a ' is never closed", s)
+			}
+			cur, inWord = append(cur, s[i+1:i+1+j]...), true
+			i += j + 1
+		case c == '"':
+			inWord = true
+			for i++; ; i++ {
+				if i >= len(s) {
+					return nil, fmt.Errorf("%q: a \" is never closed", s)
+				}
+				if s[i] == '"' {
+					break
+				}
+				if s[i] == '$' || s[i] == '`' {
+					return nil, fmt.Errorf("%q: %c expands in a shell, and vdisk runs none", s, s[i])
+				}
+				if s[i] == '\\' && i+1 < len(s) && strings.IndexByte("\"\\$`\n", s[i+1]) >= 0 {
+					i++
+					if s[i] == '\n' {
+						continue
+					}
+				}
+				cur = append(cur, s[i])
+			}
+		case c == '\\':
+			if i+1 < len(s) {
+				i++
+				if s[i] != '\n' {
+					cur, inWord = append(cur, s[i]), true
+				}
+			}
+		case strings.IndexByte("$`;|&<>()*?[~", c) >= 0 || c == '#' && !inWord:
+			return nil, fmt.Errorf("%q: %c means something to a shell, and vdisk runs none (quote it if it is part of a value)", s, c)
+		default:
+			cur, inWord = append(cur, c), true
+		}
+	}
+	if inWord {
+		words = append(words, string(cur))
+	}
+	return words, nil
+}
