@@ -1,0 +1,138 @@
+package build
+
+// Reproducibility: two builds of one configuration from two copies of the
+// input tree that differ in everything but content (files created in
+// another order, so readdir returns them in another order; mtimes, all
+// after SOURCE_DATE_EPOCH, that differ; another TZ and umask; another
+// directory) must give identical images. When they do not, diffoscope (if
+// installed) says where.
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+)
+
+// reproTree writes the same files into dir in the given order, with
+// mtimes offset from base by shift.
+func reproTree(t *testing.T, dir string, reverse bool, base time.Time, shift time.Duration) {
+	t.Helper()
+	in := t.TempDir()
+	boardInputs(t, in) // the payloads, once, to copy from
+	var names []string
+	err := filepath.Walk(in, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() {
+			rel, _ := filepath.Rel(in, p)
+			names = append(names, rel)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(names)
+	if reverse {
+		slices.Reverse(names)
+	}
+	for i, rel := range names {
+		src, dst := filepath.Join(in, rel), filepath.Join(dir, rel)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o777); err != nil {
+			t.Fatal(err)
+		}
+		data, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(dst, data, 0o666); err != nil {
+			t.Fatal(err)
+		}
+		mt := base.Add(shift + time.Duration(i)*time.Minute)
+		if err := os.Chtimes(dst, mt, mt); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func sha(t *testing.T, path string) string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// explainDiff runs diffoscope on two images that should be equal.
+func explainDiff(t *testing.T, a, b string) {
+	t.Helper()
+	if _, err := exec.LookPath("diffoscope"); err != nil {
+		t.Logf("(diffoscope not installed: it would say where %s and %s differ)", a, b)
+		return
+	}
+	out, _ := exec.Command("diffoscope", "--max-report-size", "20000", a, b).CombinedOutput()
+	t.Logf("diffoscope %s %s:\n%s", filepath.Base(a), filepath.Base(b), out)
+}
+
+// vdiskBinary builds cmd/vdisk once per test binary run.
+func vdiskBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "vdisk")
+	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/vdisk").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func TestBuildReproducible(t *testing.T) {
+	needBoardTools(t)
+	vdisk := vdiskBinary(t)
+	epoch := time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
+	cfgs, _ := filepath.Glob("testdata/boards/*.cfg")
+	type run struct {
+		reverse bool
+		shift   time.Duration
+		tz      string
+		umask   string
+	}
+	runs := []run{{false, time.Hour, "UTC", "022"}, {true, 30 * 24 * time.Hour, "Pacific/Kiritimati", "077"}}
+	outs := make([]string, len(runs))
+	for i, r := range runs {
+		in := filepath.Join(t.TempDir(), fmt.Sprintf("copy %d", i))
+		reproTree(t, in, r.reverse, epoch, r.shift)
+		outs[i] = filepath.Join(t.TempDir(), "images")
+		for _, cfg := range cfgs {
+			abs, _ := filepath.Abs(cfg)
+			cmd := exec.Command("sh", "-c", "umask "+r.umask+" && exec \"$0\" build --config \"$1\" --inputpath . --rootpath root --outputpath \"$2\" --tmppath \"$3\" --loglevel 0",
+				vdisk, abs, filepath.Join(outs[i], filepath.Base(cfg)), filepath.Join(t.TempDir(), "tmp"))
+			cmd.Dir = in
+			cmd.Env = append(filteredEnv("TZ", "SOURCE_DATE_EPOCH"), "TZ="+r.tz, fmt.Sprintf("SOURCE_DATE_EPOCH=%d", epoch.Unix()))
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("vdisk build %s: %v\n%s", filepath.Base(cfg), err, out)
+			}
+		}
+	}
+	images, _ := filepath.Glob(filepath.Join(outs[0], "*", "*"))
+	if len(images) < 10 {
+		t.Fatalf("only %d images built", len(images))
+	}
+	for _, a := range images {
+		rel, _ := filepath.Rel(outs[0], a)
+		b := filepath.Join(outs[1], rel)
+		if sha(t, a) != sha(t, b) {
+			t.Errorf("%s differs between the two builds", rel)
+			explainDiff(t, a, b)
+		}
+	}
+}
