@@ -26,7 +26,7 @@ type blockDevice interface {
 // file: paging, non-cached IRPs on the volume stream file object, to the
 // top of the volume device's own stack, so filters above the file system
 // see them; the driver's read/write dispatch passes them to the storage.
-type streamDevice struct{ vol *Volume }
+type streamDevice struct{ vol *vcb }
 
 func (s *streamDevice) transfer(major iomgr.MajorFunction, req ioReq, p []byte, off int64) error {
 	v := s.vol
@@ -40,7 +40,7 @@ func (s *streamDevice) flush(req ioReq) error {
 }
 
 // storageDevice sends file data to the top of the storage volume's stack.
-type storageDevice struct{ vol *Volume }
+type storageDevice struct{ vol *vcb }
 
 func (s *storageDevice) transfer(major iomgr.MajorFunction, req ioReq, p []byte, off int64) error {
 	return sendTransfer(iomgr.GetAttachedDevice(s.vol.Real), iomgr.IRPNoCache, req.fo, major, req, p, off, "")
@@ -81,7 +81,7 @@ func opName(major iomgr.MajorFunction) string {
 
 // forwardToStorage passes a request on to the top of the storage volume's
 // stack unchanged (volume stream I/O, DASD I/O, device controls).
-func (v *Volume) forwardToStorage(irp *iomgr.IRP) iomgr.Status {
+func (v *vcb) forwardToStorage(irp *iomgr.IRP) iomgr.Status {
 	low := iomgr.GetAttachedDevice(v.Real)
 	if irp.RemainingStackLocations() < low.StackSize {
 		return iomgr.ForwardDeeper(irp, low, nil, nil)
@@ -93,7 +93,7 @@ func (v *Volume) forwardToStorage(irp *iomgr.IRP) iomgr.Status {
 // dasd handles READ and WRITE on a volume open: sector I/O on the volume
 // itself. Writes need the volume locked by the same handle (as FORMAT
 // does): the file system's view of the metadata would otherwise be wrong.
-func (v *Volume) dasd(irp *iomgr.IRP) iomgr.Status {
+func (v *vcb) dasd(irp *iomgr.IRP) iomgr.Status {
 	sl := irp.CurrentStackLocation()
 	if v.Dismounted() {
 		return irp.Complete(iomgr.StatusVolumeDismounted, 0)
