@@ -15,14 +15,14 @@ func fsdRequest(major MajorFunction, dev *Device, buf []byte, offset int64) *IRP
 	sl.Major = major
 	switch major {
 	case MajorRead:
-		irp.Buffer = buf
 		irp.Flags |= IRPReadOperation
-		sl.Parameters.Read = ReadWriteParameters{Length: uint32(len(buf)), ByteOffset: offset}
 	case MajorWrite:
-		irp.Buffer = buf
 		irp.Flags |= IRPWriteOperation
-		sl.Parameters.Write = ReadWriteParameters{Length: uint32(len(buf)), ByteOffset: offset}
+	default:
+		return irp
 	}
+	irp.Buffer = buf
+	sl.SetTransfer(len(buf), offset)
 	return irp
 }
 

@@ -1037,11 +1037,7 @@ func TestStorageFilterAttachedAfterMount(t *testing.T) {
 		mu.Lock()
 		seen[fmt.Sprintf("%v paging=%v", sl.Major, irp.Flags&iomgr.IRPPagingIO != 0)]++
 		mu.Unlock()
-		if irp.RemainingStackLocations() < lower.StackSize {
-			return iomgr.ForwardDeeper(irp, lower, nil, nil)
-		}
-		irp.SkipCurrentStackLocation()
-		return iomgr.CallDriver(lower, irp)
+		return iomgr.PassDown(irp, lower)
 	})
 	data := fxContent("late", 70000)
 	x.mkdir(`\after`)
