@@ -22,7 +22,8 @@ func fsdRequest(major MajorFunction, dev *Device, buf []byte, offset int64) *IRP
 		return irp
 	}
 	irp.Buffer = buf
-	sl.SetTransfer(len(buf), offset)
+	p := sl.Transfer()
+	p.Length, p.ByteOffset = uint32(len(buf)), offset
 	return irp
 }
 

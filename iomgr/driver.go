@@ -61,13 +61,14 @@ func CompleteSuccess(_ *Device, irp *IRP) Status { return irp.Complete(StatusSuc
 
 // SetDispatchLayered fills the dispatch table of a driver whose devices lie
 // on a lower device and pass what they do not check down to it (a
-// partition on its disk, a volume on its partition): create, cleanup and
-// close complete at once (CompleteSuccess), reads and writes go to
-// transfer, device controls to control (both check the request against the
-// device's extent before passing it on), and every other request to pass,
-// which hands it down unchanged (PassDown).
-func (d *Driver) SetDispatchLayered(pass, transfer, control DispatchFunc) {
-	d.SetDispatchAll(pass)
+// partition on its disk, a volume on its partition); lower returns where a
+// device sends requests (the top of the stack it lies on). Create, cleanup
+// and close complete at once (CompleteSuccess), reads and writes go to
+// transfer and device controls to control (both check the request against
+// the device's extent before passing it on), and every other request goes
+// down unchanged (PassDown).
+func (d *Driver) SetDispatchLayered(lower func(dev *Device) *Device, transfer, control DispatchFunc) {
+	d.SetDispatchAll(func(dev *Device, irp *IRP) Status { return PassDown(irp, lower(dev)) })
 	d.Dispatch[MajorCreate] = CompleteSuccess
 	d.Dispatch[MajorCleanup] = CompleteSuccess
 	d.Dispatch[MajorClose] = CompleteSuccess

@@ -152,9 +152,13 @@ func (sl *StackLocation) Transfer() *ReadWriteParameters {
 func (sl *StackLocation) SetTransfer(length int, offset int64) {
 	p := sl.Transfer()
 	if p == nil {
-		panic(fmt.Sprintf("iomgr: SetTransfer on a %v stack location", sl.Major))
+		notATransfer(sl.Major)
 	}
 	p.Length, p.ByteOffset = uint32(length), offset
+}
+
+func notATransfer(major MajorFunction) {
+	panic(fmt.Sprintf("iomgr: SetTransfer on a %v stack location", major))
 }
 
 // CreateParameters are the arguments of IRP_MJ_CREATE. The name is the file

@@ -35,7 +35,7 @@ type Extension struct {
 // NewDriver loads the partition driver into m.
 func NewDriver(m *iomgr.Manager) *Driver {
 	d := &Driver{Driver: m.CreateDriver(`\Driver\Partition`), manager: m, byDisk: map[*iomgr.Device][]*iomgr.Device{}}
-	d.SetDispatchLayered(forward, dispatchTransfer, dispatchControl)
+	d.SetDispatchLayered(lower, dispatchTransfer, dispatchControl)
 	d.Unload = func(*iomgr.Driver) error {
 		for _, disk := range d.disks() {
 			d.RemovePartitions(disk)
@@ -112,26 +112,19 @@ func (d *Driver) RemovePartitions(diskDev *iomgr.Device) {
 }
 
 // lower returns the device a partition sends requests to: the top of its disk's stack.
-func lower(dev *iomgr.Device) (*Extension, *iomgr.Device) {
-	ext := dev.Extension.(*Extension)
-	return ext, iomgr.GetAttachedDevice(ext.Disk)
-}
-
-// forward passes a request down unchanged.
-func forward(dev *iomgr.Device, irp *iomgr.IRP) iomgr.Status {
-	_, low := lower(dev)
-	return iomgr.PassDown(irp, low)
+func lower(dev *iomgr.Device) *iomgr.Device {
+	return iomgr.GetAttachedDevice(dev.Extension.(*Extension).Disk)
 }
 
 // dispatchTransfer bounds a read or write by the partition and shifts it to disk offsets.
 func dispatchTransfer(dev *iomgr.Device, irp *iomgr.IRP) iomgr.Status {
-	ext, low := lower(dev)
+	ext := dev.Extension.(*Extension)
 	p := irp.CurrentStackLocation().Transfer()
 	off, n := p.ByteOffset, int64(p.Length)
 	if off < 0 || off > ext.Partition.Size || n > ext.Partition.Size-off {
 		return irp.Complete(iomgr.StatusInvalidParameter, 0)
 	}
-	return iomgr.PassDownWith(irp, low, func(next *iomgr.StackLocation) {
+	return iomgr.PassDownWith(irp, lower(dev), func(next *iomgr.StackLocation) {
 		next.Transfer().ByteOffset += ext.Partition.Start
 	}, nil, nil)
 }
@@ -159,7 +152,7 @@ func shiftExtentsBack(_ *iomgr.Device, irp *iomgr.IRP, context any) iomgr.Status
 }
 
 func dispatchControl(dev *iomgr.Device, irp *iomgr.IRP) iomgr.Status {
-	ext, low := lower(dev)
+	ext := dev.Extension.(*Extension)
 	sl := irp.CurrentStackLocation()
 	switch sl.Parameters.DeviceIoControl.ControlCode {
 	case disk.IOCTLDiskGetPartitionInfoEx:
@@ -186,11 +179,11 @@ func dispatchControl(dev *iomgr.Device, irp *iomgr.IRP) iomgr.Status {
 		}
 		ctx := &dataSetContext{req: *req, start: ext.Partition.Start}
 		ctx.req.Offset += ext.Partition.Start
-		return iomgr.PassDownWith(irp, low, func(next *iomgr.StackLocation) {
+		return iomgr.PassDownWith(irp, lower(dev), func(next *iomgr.StackLocation) {
 			next.Parameters.DeviceIoControl.Input = &ctx.req
 		}, shiftExtentsBack, ctx)
 	}
-	return forward(dev, irp)
+	return iomgr.PassDown(irp, lower(dev))
 }
 
 // Info describes the partition as IOCTL_DISK_GET_PARTITION_INFO_EX does.

@@ -45,7 +45,7 @@ type Extension struct {
 // NewDriver loads the volume driver into m.
 func NewDriver(m *iomgr.Manager) *Driver {
 	d := &Driver{Driver: m.CreateDriver(`\Driver\Volume`), manager: m, next: 1}
-	d.SetDispatchLayered(forward, dispatchTransfer, dispatchControl)
+	d.SetDispatchLayered(lower, dispatchTransfer, dispatchControl)
 	d.Unload = func(*iomgr.Driver) error {
 		for _, v := range d.Volumes() {
 			d.RemoveVolume(v)
@@ -159,15 +159,8 @@ func (e *Extension) ReleaseMount() {
 }
 
 // lower returns the top of the stack the volume lies on.
-func lower(dev *iomgr.Device) (*Extension, *iomgr.Device) {
-	ext := dev.Extension.(*Extension)
-	return ext, iomgr.GetAttachedDevice(ext.Target)
-}
-
-// forward passes a request down unchanged.
-func forward(dev *iomgr.Device, irp *iomgr.IRP) iomgr.Status {
-	_, low := lower(dev)
-	return iomgr.PassDown(irp, low)
+func lower(dev *iomgr.Device) *iomgr.Device {
+	return iomgr.GetAttachedDevice(dev.Extension.(*Extension).Target)
 }
 
 func dispatchTransfer(dev *iomgr.Device, irp *iomgr.IRP) iomgr.Status {
@@ -176,7 +169,7 @@ func dispatchTransfer(dev *iomgr.Device, irp *iomgr.IRP) iomgr.Status {
 	if p.ByteOffset < 0 || p.ByteOffset > ext.Size || int64(p.Length) > ext.Size-p.ByteOffset {
 		return irp.Complete(iomgr.StatusInvalidParameter, 0)
 	}
-	return forward(dev, irp)
+	return iomgr.PassDown(irp, lower(dev))
 }
 
 // dispatchControl bounds data-set requests (trim, zeroing, allocation) by
@@ -190,5 +183,5 @@ func dispatchControl(dev *iomgr.Device, irp *iomgr.IRP) iomgr.Status {
 			return irp.Complete(iomgr.StatusInvalidParameter, 0)
 		}
 	}
-	return forward(dev, irp)
+	return iomgr.PassDown(irp, lower(dev))
 }
