@@ -343,7 +343,7 @@ func TestPartitionDriverNamesAndRemove(t *testing.T) {
 type seen struct {
 	major      iomgr.MajorFunction
 	offset     int64 // read/write byte offset or data-set offset
-	associated bool  // the IRP is an associated IRP (iomgr.ForwardDeeper)
+	associated bool  // the IRP is an associated IRP (iomgr.PassDown's short-stack path)
 }
 
 // countingFilter is a pass-through disk filter that records what passes.
@@ -416,8 +416,9 @@ func attachCountingFilter(t *testing.T, m *iomgr.Manager, target *iomgr.Device) 
 // TestPartitionDriverFilterAttachedLater attaches a disk filter after the
 // partition devices were made: their IRPs have one stack location too few
 // for the deeper disk stack, so the partition driver forwards them in
-// associated IRPs (iomgr.ForwardDeeper). The filter sees every request,
-// translated, and allocation answers still come back partition-relative.
+// associated IRPs (iomgr.PassDownWith's short-stack path). The filter sees
+// every request, translated, and allocation answers still come back
+// partition-relative.
 func TestPartitionDriverFilterAttachedLater(t *testing.T) {
 	forEach(t, func(t *testing.T, layout string, workers int) {
 		p := newPartitioned(t, layout, workers)

@@ -1017,9 +1017,9 @@ func TestDirectoryCacheIsBounded(t *testing.T) {
 }
 
 // A filter attached to the storage volume after the mount makes its stack
-// deeper than the FSD's IRPs were built for: metadata IRPs take
-// iomgr.ForwardDeeper; everything still works and the filter sees both
-// metadata and file data.
+// deeper than the FSD's IRPs were built for: metadata IRPs take the
+// short-stack path of iomgr.PassDown; everything still works and the filter
+// sees both metadata and file data.
 func TestStorageFilterAttachedAfterMount(t *testing.T) {
 	x := fxNew(t, fxFAT16)
 	x.create(`\before`, []byte("b"))
