@@ -1019,9 +1019,9 @@ func TestDirectoryCacheIsBounded(t *testing.T) {
 }
 
 // A filter attached to the storage volume after the mount makes its stack
-// deeper than the FSD's IRPs were built for: metadata IRPs take
-// iomgr.ForwardDeeper; everything still works and the filter sees both
-// metadata and file data.
+// deeper than the FSD's IRPs were built for: metadata IRPs take the
+// short-stack path of iomgr.PassDown; everything still works and the filter
+// sees both metadata and file data.
 func TestStorageFilterAttachedAfterMount(t *testing.T) {
 	x := fxNew(t, fxFAT16)
 	x.create(`\before`, []byte("b"))
@@ -1039,11 +1039,7 @@ func TestStorageFilterAttachedAfterMount(t *testing.T) {
 		mu.Lock()
 		seen[fmt.Sprintf("%v paging=%v", sl.Major, irp.Flags&iomgr.IRPPagingIO != 0)]++
 		mu.Unlock()
-		if irp.RemainingStackLocations() < lower.StackSize {
-			return iomgr.ForwardDeeper(irp, lower, nil, nil)
-		}
-		irp.SkipCurrentStackLocation()
-		return iomgr.CallDriver(lower, irp)
+		return iomgr.PassDown(irp, lower)
 	})
 	data := fxContent("late", 70000)
 	x.mkdir(`\after`)

@@ -31,7 +31,7 @@ func (v *vcb) read(irp *iomgr.IRP) (iomgr.Status, uint64) {
 	if irp.Flags&iomgr.IRPPagingIO == 0 && c.access&(iomgr.FileReadData|iomgr.FileExecute) == 0 {
 		return iomgr.StatusAccessDenied, 0
 	}
-	p := sl.Parameters.Read
+	p := sl.Transfer()
 	n := int64(p.Length)
 	if int64(len(irp.Buffer)) < n {
 		return iomgr.StatusInvalidUserBuffer, 0
@@ -89,7 +89,7 @@ func (v *vcb) write(irp *iomgr.IRP) (iomgr.Status, uint64) {
 			return st, 0
 		}
 	}
-	p := sl.Parameters.Write
+	p := sl.Transfer()
 	n := int64(p.Length)
 	if int64(len(irp.Buffer)) < n {
 		return iomgr.StatusInvalidUserBuffer, 0
