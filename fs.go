@@ -105,6 +105,14 @@ func (v *Volume) send(fo *iomgr.FileObject, major iomgr.MajorFunction, minor iom
 	return ios
 }
 
+// transfer sends one read or write of p at off on fo, as its user's
+// request.
+func (v *Volume) transfer(fo *iomgr.FileObject, major iomgr.MajorFunction, p []byte, off int64) iomgr.IOStatusBlock {
+	b := iomgr.BlockIO{Device: iomgr.RelatedDevice(fo), Here: true, FileObject: fo, Requestor: v.Requestor, RequestorMode: iomgr.UserMode}
+	ios, _ := b.Send(iomgr.BlockRequest{Major: major, Buffer: p, Offset: off})
+	return ios
+}
+
 // fastIO returns the device at the top of fo's volume stack and its
 // driver's fast I/O table (nil when it has none). Callers try a routine of
 // it first and send the IRP only when it answers "not possible", as NT's
@@ -555,18 +563,7 @@ func (f *File) ReadAt(p []byte, off int64) (int, error) {
 	}
 	total := 0
 	for total < len(p) {
-		chunk := p[total:]
-		if len(chunk) > 1<<30 {
-			chunk = chunk[:1<<30]
-		}
-		var ios iomgr.IOStatusBlock
-		if dev, fio := fastIO(f.fo); fio == nil || fio.Read == nil || !fio.Read(dev, f.fo, off+int64(total), chunk, true, &ios) {
-			ios = f.vol.send(f.fo, iomgr.MajorRead, 0, func(irp *iomgr.IRP, sl *iomgr.StackLocation) {
-				irp.Buffer = chunk
-				irp.Flags |= iomgr.IRPReadOperation
-				sl.Parameters.Read = iomgr.ReadWriteParameters{Length: uint32(len(chunk)), ByteOffset: off + int64(total)}
-			})
-		}
+		n, ios := f.transferChunk(iomgr.MajorRead, p[total:], off+int64(total))
 		total += int(ios.Information)
 		if ios.Status == iomgr.StatusEndOfFile {
 			return total, io.EOF
@@ -574,11 +571,33 @@ func (f *File) ReadAt(p []byte, off int64) (int, error) {
 		if !ios.Status.IsSuccess() {
 			return total, pathError("read", f.name, ios.Status)
 		}
-		if int(ios.Information) < len(chunk) {
+		if int(ios.Information) < n {
 			return total, io.EOF
 		}
 	}
 	return total, nil
+}
+
+// transferChunk reads or writes at most 1 GiB of p at off: a fast I/O call,
+// or an IRP when the file system cannot serve it from its cache. It returns
+// how many bytes it asked for and the I/O status.
+func (f *File) transferChunk(major iomgr.MajorFunction, p []byte, off int64) (int, iomgr.IOStatusBlock) {
+	if len(p) > 1<<30 {
+		p = p[:1<<30]
+	}
+	var ios iomgr.IOStatusBlock
+	dev, fio := fastIO(f.fo)
+	var call func(*iomgr.Device, *iomgr.FileObject, int64, []byte, bool, *iomgr.IOStatusBlock) bool
+	if fio != nil {
+		call = fio.Read
+		if major == iomgr.MajorWrite {
+			call = fio.Write
+		}
+	}
+	if call == nil || !call(dev, f.fo, off, p, true, &ios) {
+		ios = f.vol.transfer(f.fo, major, p, off)
+	}
+	return len(p), ios
 }
 
 // Write implements io.Writer.
@@ -596,18 +615,7 @@ func (f *File) WriteAt(p []byte, off int64) (int, error) {
 	}
 	total := 0
 	for total < len(p) {
-		chunk := p[total:]
-		if len(chunk) > 1<<30 {
-			chunk = chunk[:1<<30]
-		}
-		var ios iomgr.IOStatusBlock
-		if dev, fio := fastIO(f.fo); fio == nil || fio.Write == nil || !fio.Write(dev, f.fo, off+int64(total), chunk, true, &ios) {
-			ios = f.vol.send(f.fo, iomgr.MajorWrite, 0, func(irp *iomgr.IRP, sl *iomgr.StackLocation) {
-				irp.Buffer = chunk
-				irp.Flags |= iomgr.IRPWriteOperation
-				sl.Parameters.Write = iomgr.ReadWriteParameters{Length: uint32(len(chunk)), ByteOffset: off + int64(total)}
-			})
-		}
+		_, ios := f.transferChunk(iomgr.MajorWrite, p[total:], off+int64(total))
 		total += int(ios.Information)
 		if !ios.Status.IsSuccess() {
 			return total, pathError("write", f.name, ios.Status)

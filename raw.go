@@ -68,23 +68,14 @@ func (r *RawVolume) SectorSize() int { return r.sectorSize }
 
 // transfer sends one read or write of p at off.
 func (r *RawVolume) transfer(major iomgr.MajorFunction, p []byte, off int64) (int, error) {
-	op, flag := "read", iomgr.IRPReadOperation
+	op := "read"
 	if major == iomgr.MajorWrite {
-		op, flag = "write", iomgr.IRPWriteOperation
+		op = "write"
 	}
 	if r.closed {
 		return 0, fmt.Errorf("%s %s: %w", op, r.v.Name, iomgr.StatusFileClosed)
 	}
-	ios := r.v.send(r.fo, major, 0, func(irp *iomgr.IRP, sl *iomgr.StackLocation) {
-		irp.Buffer = p
-		irp.Flags |= flag
-		params := iomgr.ReadWriteParameters{Length: uint32(len(p)), ByteOffset: off}
-		if major == iomgr.MajorWrite {
-			sl.Parameters.Write = params
-		} else {
-			sl.Parameters.Read = params
-		}
-	})
+	ios := r.v.transfer(r.fo, major, p, off)
 	if !ios.Status.IsSuccess() {
 		return int(ios.Information), fmt.Errorf("%s %d bytes at offset %d of %s: %w", op, len(p), off, r.v.Name, ios.Status)
 	}

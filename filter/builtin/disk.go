@@ -41,7 +41,7 @@ func WriteProtect(dev *iomgr.Device, irp *iomgr.IRP) iomgr.Status {
 func ScanDisk(sigs [][]byte) iomgr.DispatchFunc {
 	return func(dev *iomgr.Device, irp *iomgr.IRP) iomgr.Status {
 		sl := irp.CurrentStackLocation()
-		if sl.Major == iomgr.MajorWrite && containsAny(irp.Buffer[:sl.Parameters.Write.Length], sigs) {
+		if sl.Major == iomgr.MajorWrite && containsAny(irp.Buffer[:sl.Transfer().Length], sigs) {
 			return irp.Complete(iomgr.StatusAccessDenied, 0)
 		}
 		return filter.PassThrough(dev, irp)

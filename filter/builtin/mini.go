@@ -64,7 +64,7 @@ func Scan(sigs [][]byte) fltmgr.Registration {
 		longest = max(longest, len(s))
 	}
 	preWrite := func(_ *fltmgr.Instance, d *fltmgr.CallbackData) (fltmgr.PreopStatus, any) {
-		n := int(d.Params.Parameters.Write.Length)
+		n := int(d.Params.Transfer().Length)
 		if n <= len(d.Buffer) && containsAny(d.Buffer[:n], sigs) {
 			if d.FileObject != nil {
 				st.mu.Lock()
