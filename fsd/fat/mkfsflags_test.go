@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"github.com/vdisk-dev/vdisk/fsd/fat/internal/fattest"
-	"github.com/vdisk-dev/vdisk/iomgr"
 	"github.com/vdisk-dev/vdisk/fsd/fat/internal/ondisk"
+	"github.com/vdisk-dev/vdisk/iomgr"
 )
 
 func TestParseMkfsFlags(t *testing.T) {
