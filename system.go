@@ -34,6 +34,10 @@ type Options struct {
 	// mcopy do; never for a server, whose clients' flushes promise stable
 	// storage.
 	NoFsync bool
+	// FAT configures the FAT file system driver: a fixed clock and UTC
+	// for reproducible images (fat.Options.Now, Location); the zero value
+	// is the wall clock in local time.
+	FAT fat.Options
 }
 
 // System is one instance of vdisk's storage stack.
@@ -101,7 +105,7 @@ func New(opts Options) *System {
 		panic(fmt.Sprintf("vdisk: loading the raw file system: %v", err))
 	}
 	s.Raw = raw
-	if s.FAT, err = fat.Register(s.Mounts, fat.Options{}); err != nil {
+	if s.FAT, err = fat.Register(s.Mounts, opts.FAT); err != nil {
 		panic(fmt.Sprintf("vdisk: loading the FAT file system: %v", err))
 	}
 	return s

@@ -181,18 +181,22 @@ func (p *Plan) content(img *Image) (*tree, error) {
 			}
 			dir, base := path.Split(target)
 			parent := root
+			var err error
 			for _, d := range strings.Split(strings.Trim(dir, "/"), "/") {
 				if d == "" {
 					continue
 				}
-				var err error
 				if parent, err = parent.mkdir(d); err != nil {
 					return nil, configErrorf(f.Pos, "image %q: %s: %v", img.File, target, err)
 				}
 			}
-			n, err := s.scan(src, base)
-			if err != nil {
-				return nil, configErrorf(f.Pos, "image %q: %v", img.File, err)
+			var n *tree
+			if child.Type == "file" {
+				if n, err = s.scan(src, base); err != nil {
+					return nil, configErrorf(f.Pos, "image %q: %v", img.File, err)
+				}
+			} else { // built by this configuration, before this image
+				n = &tree{name: base, src: src, size: p.Sizes[child]}
 			}
 			for _, c := range parent.children {
 				if c.name == base {
@@ -269,6 +273,15 @@ func (p *Plan) setupVFAT(img *Image) error {
 	if len(v.Label) > 11 {
 		return configErrorf(v.LabelPos, "image %q: label %q is longer than the 11 bytes a FAT label holds", img.File, v.Label)
 	}
+	m, err := vfatFlags(img)
+	if err != nil {
+		return err
+	}
+	opts := m.Resolve(512)
+	t, err := p.content(img)
+	if err != nil {
+		return err
+	}
 	var size int64
 	switch {
 	case !img.Size.Set:
@@ -280,21 +293,17 @@ func (p *Plan) setupVFAT(img *Image) error {
 		}
 		size = n * img.Size.Bytes / 100
 	case img.Size.Auto:
-		t, err := p.content(img)
-		if err != nil {
-			return err
-		}
-		if p.volumeFit == nil {
-			return configErrorf(img.Size.Pos, "image %q: size = auto is not available here", img.File)
-		}
-		if size, err = p.volumeFit(img, t); err != nil {
-			return err
+		if size, err = smallestFit(t, opts); err != nil {
+			return configErrorf(img.Size.Pos, "image %q: %v", img.File, err)
 		}
 	default:
 		size = img.Size.Bytes
 	}
 	if size == 0 {
 		return configErrorf(img.Size.Pos, "image %q: its size comes out as 0 bytes (an empty content directory?)", img.File)
+	}
+	if err := p.checkFit(img, t, size, opts); err != nil {
+		return err
 	}
 	p.Sizes[img] = size
 	return nil

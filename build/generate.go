@@ -70,7 +70,7 @@ func (p *Plan) generate(img *Image, out string) error {
 // writeAtomically writes an image of size bytes through fill into a
 // temporary file next to out, syncs it and renames it over out.
 func (p *Plan) writeAtomically(img *Image, out string, size int64, fill func(*disk.FileStore) error) error {
-	tmp := filepath.Join(filepath.Dir(out), "."+filepath.Base(out)+".vdisk-build")
+	tmp := tempName(out)
 	dst, err := disk.CreateFile(tmp, size)
 	if err != nil {
 		return fmt.Errorf("image %q: creating %s: %w", img.File, tmp, err)
@@ -96,6 +96,11 @@ func (p *Plan) writeAtomically(img *Image, out string, size int64, fill func(*di
 	}
 	ok = true
 	return nil
+}
+
+// tempName is where an image is written before it is renamed into place.
+func tempName(out string) string {
+	return filepath.Join(filepath.Dir(out), "."+filepath.Base(out)+".vdisk-build")
 }
 
 // generateHD writes an hdimage: each partition's image where the layout
@@ -304,8 +309,4 @@ func (p *Plan) logf(level int, img *Image, format string, args ...any) {
 	}
 	kind := map[int]string{1: "INFO", 2: "DEBUG"}[level]
 	fmt.Fprintf(p.log(), "%s: %s(%s): %s\n", kind, img.Type, img.File, fmt.Sprintf(format, args...))
-}
-
-func (p *Plan) generateVFAT(img *Image, out string) error {
-	return fmt.Errorf("image %q: vfat images are not built yet", img.File)
 }

@@ -56,6 +56,17 @@ func (s *idSource) diskSignature(img *Image) uint32 {
 	return binary.LittleEndian.Uint32(b[:])
 }
 
+// volumeID is a vfat image's serial number in a reproducible build (one
+// that is not has mkfs.fat's, from the time).
+func (s *idSource) volumeID(img *Image) uint32 {
+	if s.seeded != nil {
+		return s.seeded.Sub(img.File).Uint32("volume-id")
+	}
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return binary.LittleEndian.Uint32(b[:])
+}
+
 func randomGUID() partition.GUID {
 	g, _ := partition.NewGUID(nil)
 	return g

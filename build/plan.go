@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/vdisk-dev/vdisk/partition"
 )
@@ -24,10 +25,13 @@ type Options struct {
 	// configuration; nil means the process environment.
 	LookupEnv func(string) (string, bool)
 	// Seed, when Seeded, derives every identity the configuration leaves
-	// open from names (see idSource); Repro also stamps FAT volumes with
-	// Epoch rather than the clock.
+	// open from names (see idSource) and makes the build reproducible.
 	Seed   string
 	Seeded bool
+	// Epoch, when set, is SOURCE_DATE_EPOCH: the build is reproducible,
+	// FAT timestamps are clamped to it and written in UTC, and without a
+	// Seed the identities derive from it.
+	Epoch time.Time
 	// Log receives genimage-style progress lines at LogLevel and above;
 	// nil means os.Stderr.
 	Log io.Writer
@@ -101,12 +105,11 @@ type Plan struct {
 	// Inputs maps file images to the files they read.
 	Inputs map[*Image]string
 
-	opts      *Options
-	ids       *idSource
-	state     map[*Image]int // 0 new, 1 being set up, 2 done
-	contents  map[*Image]*tree
-	views     map[string]bool // mount views made for exec commands
-	volumeFit func(*Image, *tree) (int64, error)
+	opts     *Options
+	ids      *idSource
+	state    map[*Image]int // 0 new, 1 being set up, 2 done
+	contents map[*Image]*tree
+	views    map[string]bool // mount views made for exec commands
 }
 
 // NewPlan resolves paths and identities and sets every image up, in
@@ -133,8 +136,13 @@ func NewPlan(c *Config, opts *Options) (*Plan, error) {
 	p.LogLevel = n
 	if seed, ok := opts.Setting(c, "randomseed"); ok && seed != "" {
 		p.ids.prng = newGenimagePRNG(seed)
-	} else if opts.Seeded {
+	}
+	switch {
+	case opts.Seeded:
 		s := partition.NewSeeded(opts.Seed)
+		p.ids.seeded = &s
+	case !opts.Epoch.IsZero():
+		s := partition.NewSeeded("SOURCE_DATE_EPOCH=" + strconv.FormatInt(opts.Epoch.Unix(), 10))
 		p.ids.seeded = &s
 	}
 	for _, img := range c.Images {

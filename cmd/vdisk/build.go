@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"os"
+	"strconv"
+	"time"
 
 	"github.com/urfave/cli/v2"
 	"github.com/vdisk-dev/vdisk/build"
@@ -18,6 +20,21 @@ var buildSettings = []struct{ name, env, usage string }{
 	{"includepath", "GENIMAGE_INCLUDEPATH", "colon-separated directories include() searches before the working directory"},
 	{"loglevel", "GENIMAGE_LOGLEVEL", "0 errors only, 1 one line per image, 2 one per partition (default 1)"},
 	{"randomseed", "GENIMAGE_RANDOMSEED", "genimage's seed: identities left open are the ones genimage draws from it"},
+}
+
+// sourceDateEpoch reads SOURCE_DATE_EPOCH (https://reproducible-builds.org/specs/source-date-epoch/):
+// the zero time when it is unset or empty, an error when it is not a
+// number of seconds.
+func sourceDateEpoch() (time.Time, error) {
+	v := os.Getenv("SOURCE_DATE_EPOCH")
+	if v == "" {
+		return time.Time{}, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 || v[0] < '0' || v[0] > '9' {
+		return time.Time{}, usagef("SOURCE_DATE_EPOCH=%q is not a number of seconds since 1970", v)
+	}
+	return time.Unix(n, 0).UTC(), nil
 }
 
 func buildCommand() *cli.Command {
@@ -67,6 +84,11 @@ Examples:
 			if c.IsSet("seed") {
 				opts.Seed, opts.Seeded = c.String("seed"), true
 			}
+			epoch, err := sourceDateEpoch()
+			if err != nil {
+				return err
+			}
+			opts.Epoch = epoch
 			conf, err := build.Load(cfg, build.LoadOptions{IncludePath: opts.IncludePath()})
 			if err != nil {
 				return err
