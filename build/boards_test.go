@@ -285,3 +285,173 @@ func TestBoards(t *testing.T) {
 		})
 	}
 }
+
+// dpsNames are the Discoverable Partitions Specification names the board
+// configurations use, which genimage 16 predates: for its runs they are
+// written as the GUIDs they stand for.
+var dpsNames = regexp.MustCompile(`partition-type-uuid = "(root-arm64|root-x86-64|xbootldr|esp)"`)
+
+// genimage16Config rewrites a configuration into one genimage 16 reads:
+// type names it predates as GUIDs, and size = auto as the size vdisk chose.
+func genimage16Config(t *testing.T, cfg string, p *Plan) string {
+	t.Helper()
+	data, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := dpsNames.ReplaceAllStringFunc(string(data), func(m string) string {
+		g, _ := partition.GPTTypeByName(dpsNames.FindStringSubmatch(m)[1])
+		return `partition-type-uuid = "` + strings.ToLower(g.String()) + `"`
+	})
+	for _, img := range p.Config.Images {
+		if img.Size.Auto {
+			s = strings.Replace(s, "size = auto", fmt.Sprintf("size = %d", p.Sizes[img]), 1)
+		}
+	}
+	out := filepath.Join(t.TempDir(), filepath.Base(cfg))
+	if err := os.WriteFile(out, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestBoardsMatchGenimage16 builds each board configuration with genimage 16
+// too, from the same inputs: the partition layouts must be the same, every
+// FAT volume must hold the same tree (as mtools reads it, byte for byte)
+// with the same label, FAT type and cluster size, and every other
+// partition the same bytes. A size vdisk chose for size = auto is given to
+// genimage, whose mcopy must then fit the content into it.
+func TestBoardsMatchGenimage16(t *testing.T) {
+	needBoardTools(t)
+	if _, err := exec.LookPath("genimage"); err != nil {
+		t.Skip("genimage not installed (scripts/test.sh installs it)")
+	}
+	in := t.TempDir()
+	boardInputs(t, in)
+	configs, _ := filepath.Glob("testdata/boards/*.cfg")
+	for _, cfg := range configs {
+		t.Run(filepath.Base(cfg), func(t *testing.T) {
+			abs, _ := filepath.Abs(cfg)
+			wd, _ := os.Getwd()
+			if err := os.Chdir(in); err != nil {
+				t.Fatal(err)
+			}
+			defer os.Chdir(wd)
+			v := t.TempDir()
+			conf, err := Load(abs, LoadOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := NewPlan(conf, &Options{Flags: map[string]string{"inputpath": in, "outputpath": v, "loglevel": "0",
+				"rootpath": filepath.Join(in, "root"), "tmppath": filepath.Join(t.TempDir(), "tmp")}, Seed: "x", Seeded: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := p.Build(); err != nil {
+				t.Fatal(err)
+			}
+			g := t.TempDir()
+			cmd := exec.Command("genimage", "--loglevel", "1", "--config", genimage16Config(t, abs, p), "--inputpath", in,
+				"--outputpath", g, "--rootpath", filepath.Join(in, "root"), "--tmppath", filepath.Join(t.TempDir(), "tmp"))
+			cmd.Dir = in
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("genimage: %v\n%s", err, out)
+			}
+			for _, img := range p.Order {
+				if img.Type == "file" {
+					continue
+				}
+				vf, gf := p.OutputPath(img), filepath.Join(g, img.File)
+				switch img.Type {
+				case "vfat":
+					compareVolumes(t, img.File, vf, gf)
+				case "hdimage":
+					l := p.Layouts[img]
+					if vs, gs := chanceUUIDs(sfdiskDump(t, vf), l), chanceUUIDs(sfdiskDump(t, gf), l); vs != gs {
+						t.Errorf("%s: sfdisk -d differs:\ngenimage:\n%s\nvdisk:\n%s", img.File, gs, vs)
+						continue
+					}
+					n := 0
+					for _, part := range l.Parts {
+						if !part.InTable || part == l.Extended {
+							continue
+						}
+						n++
+						va, _ := partitionBytes(t, vf, n, l.Size)
+						ga, _ := partitionBytes(t, gf, n, l.Size)
+						what := fmt.Sprintf("%s partition %s", img.File, part.Name)
+						if part.Image != nil && part.Image.Type == "vfat" {
+							compareVolumes(t, what, va, ga)
+						} else if sha(t, va) != sha(t, ga) {
+							t.Errorf("%s: bytes differ from genimage's", what)
+						}
+					}
+				}
+			}
+		})
+	}
+}
+
+var dumpUUID = regexp.MustCompile(`uuid=[0-9A-F-]{36}`)
+
+// chanceUUIDs blanks, in an sfdisk dump, the GUIDs of partitions the
+// configuration leaves to chance (genimage 16 draws them at random).
+func chanceUUIDs(dump string, l *Layout) string {
+	lines := strings.Split(dump, "\n")
+	n := 0
+	for i, line := range lines {
+		if !strings.Contains(line, " : start=") {
+			continue
+		}
+		for ; n < len(l.Parts) && (!l.Parts[n].InTable || l.Parts[n] == l.Extended); n++ {
+		}
+		if n < len(l.Parts) && l.Parts[n].Partition.PartitionUUID == "" {
+			lines[i] = dumpUUID.ReplaceAllString(line, "uuid=(chance)")
+		}
+		n++
+	}
+	return strings.Join(lines, "\n")
+}
+
+// compareVolumes compares two FAT volumes as outside tools see them: the
+// trees mtools copies out, the label fatlabel reads, and the FAT type and
+// cluster size in the boot sector.
+func compareVolumes(t *testing.T, what, vdiskVol, genimageVol string) {
+	t.Helper()
+	vt, vnames := mtoolsTree(t, vdiskVol)
+	gt, gnames := mtoolsTree(t, genimageVol)
+	if strings.Join(vnames, "\n") != strings.Join(gnames, "\n") {
+		t.Errorf("%s: mdir lists\n%q\ngenimage's\n%q", what, vnames, gnames)
+	}
+	if out, err := exec.Command("diff", "-r", gt, vt).CombinedOutput(); err != nil {
+		t.Errorf("%s: the files differ from genimage's:\n%s", what, out)
+	}
+	label := func(vol string) string {
+		out, _ := exec.Command("fatlabel", vol).Output()
+		return strings.TrimSpace(string(out))
+	}
+	if a, b := label(vdiskVol), label(genimageVol); a != b {
+		t.Errorf("%s: label %q, genimage's %q", what, a, b)
+	}
+	bpb := func(vol string) string {
+		f, err := os.Open(vol)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		b := make([]byte, 90)
+		if _, err := f.ReadAt(b, 0); err != nil {
+			t.Fatal(err)
+		}
+		// bytes/sector, sectors/cluster, reserved, FATs, root entries,
+		// total sectors, media, FAT size; and the type string.
+		typ := string(b[54:62])
+		if b[22] == 0 && b[23] == 0 {
+			typ = string(b[82:90])
+		}
+		return fmt.Sprintf("% x %s", b[11:24], typ)
+	}
+	if a, b := bpb(vdiskVol), bpb(genimageVol); a != b {
+		t.Errorf("%s: BPB %s, genimage's (mkfs.fat's) %s", what, a, b)
+	}
+}
