@@ -139,5 +139,19 @@ func (p *Plan) checkFit(img *Image, t *tree, size int64, opts fat.FormatOptions)
 		return configErrorf(img.Size.Pos, "image %q: %v", img.File, err)
 	}
 	return configErrorf(img.Size.Pos, "image %q: a %s volume is too small for its content: %s; it needs %s (size = %dM, or size = auto)",
-		img.File, humanize.IBytes(uint64(size)), r.why, humanize.IBytes(uint64(need)), need>>20)
+		img.File, sizeString(size), r.why, sizeString(need), need>>20)
+}
+
+// sizeString prints a size in binary units, exactly when it is a whole
+// number of them.
+func sizeString(n int64) string {
+	for _, u := range []struct {
+		shift uint
+		name  string
+	}{{30, "GiB"}, {20, "MiB"}, {10, "KiB"}} {
+		if n >= 1<<u.shift && n%(1<<u.shift) == 0 {
+			return fmt.Sprintf("%d %s", n>>u.shift, u.name)
+		}
+	}
+	return humanize.IBytes(uint64(n))
 }
