@@ -591,7 +591,7 @@ func (c *ControlServer) attachFilter(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.mu.Lock()
-	lf, err := c.sys.AttachFilter(req.Spec)
+	lf, err := c.sys.AddFilterWhileServing(req.Spec)
 	c.mu.Unlock()
 	if err != nil {
 		if statusOf(err) == http.StatusInternalServerError {

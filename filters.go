@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/vdisk-dev/vdisk/disk"
 	"github.com/vdisk-dev/vdisk/filter"
 	"github.com/vdisk-dev/vdisk/filter/builtin"
 	"github.com/vdisk-dev/vdisk/filter/fltmgr"
@@ -62,44 +61,39 @@ func (s *System) Filters() []*LoadedFilter {
 	return append([]*LoadedFilter(nil), s.filters...)
 }
 
-// AddFilter loads a built-in filter from its spec (`NAME[:key=value,...]`):
-// minifilters join the filter manager (attached to every volume), disk
-// filters attach to every image's disk stack, or with on=EXPORT to one disk
-// (`disk`) or partition (`disk@1`). Load filters after the images and before
-// serving: attaching beneath existing partition and volume devices grows
-// their stack sizes, which must not change under requests in flight.
+// AddFilter loads a built-in filter from its spec (`NAME[:key=value,...]`)
+// before the System serves: minifilters join the filter manager (attached
+// to every volume), disk filters attach to every image's disk stack, or
+// with on=EXPORT to one disk (`disk`) or partition (`disk@1`). It grows the
+// stack sizes of the partition and volume devices above a new disk filter,
+// which must not change under requests in flight: load filters after the
+// images and before serving, or use AddFilterWhileServing.
 func (s *System) AddFilter(specText string) (*LoadedFilter, error) {
 	return s.addFilter(specText, true)
 }
 
-// AttachFilter loads a built-in filter into a System that is serving, as
-// `vdisk filter attach` does. Unlike AddFilter it leaves the stack sizes of
-// the partition and volume devices above a new disk filter alone: requests
-// in flight read them, and an IRP built one location short still travels
-// (through iomgr.ForwardDeeper), only a little slower.
-func (s *System) AttachFilter(specText string) (*LoadedFilter, error) {
+// AddFilterWhileServing loads a built-in filter into a System that is
+// serving, as `vdisk filter attach` does. Unlike AddFilter it leaves the
+// stack sizes of the partition and volume devices above a new disk filter
+// alone: requests in flight read them, and an IRP built one location short
+// still travels (through iomgr.ForwardDeeper), only a little slower.
+func (s *System) AddFilterWhileServing(specText string) (*LoadedFilter, error) {
 	return s.addFilter(specText, false)
 }
 
+// addFilter loads the filter the registry builds from specText; refresh
+// grows the stack sizes above a disk filter.
 func (s *System) addFilter(specText string, refresh bool) (*LoadedFilter, error) {
 	spec, err := builtin.ParseSpec(specText)
 	if err != nil {
 		return nil, err
 	}
 	lf := &LoadedFilter{Spec: spec}
+	host := builtin.Host{Ring: s.Ring}
 	if spec.Kind() == builtin.Minifilter {
-		var reg fltmgr.Registration
-		switch spec.Name {
-		case "monitor":
-			reg = monitor.Registration(s.Ring())
-		case "readonly":
-			reg = builtin.ReadOnly()
-		case "scan":
-			sigs := builtin.ParseSigs(spec)
-			if len(sigs) == 0 {
-				return nil, fmt.Errorf("filter %q: give at least one sig=STRING", specText)
-			}
-			reg = builtin.Scan(sigs)
+		reg, err := spec.Filter().Minifilter(spec, host)
+		if err != nil {
+			return nil, err
 		}
 		fm, err := s.FilterManager()
 		if err != nil {
@@ -108,7 +102,7 @@ func (s *System) addFilter(specText string, refresh bool) (*LoadedFilter, error)
 		if lf.Minifilter, err = fm.Register(reg); err != nil {
 			return nil, fmt.Errorf("filter %q: %w", specText, err)
 		}
-	} else if err := s.addDiskFilter(lf, refresh); err != nil {
+	} else if err := s.addDiskFilter(lf, host, refresh); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
@@ -149,7 +143,7 @@ func partitionNumber(s string) (int, bool) {
 	return n, err == nil && strconv.Itoa(n) == s
 }
 
-func (s *System) addDiskFilter(lf *LoadedFilter, refresh bool) error {
+func (s *System) addDiskFilter(lf *LoadedFilter, host builtin.Host, refresh bool) error {
 	spec := lf.Spec
 	targets, err := s.diskTargets(spec.Get("on"))
 	if err != nil {
@@ -158,69 +152,25 @@ func (s *System) addDiskFilter(lf *LoadedFilter, refresh bool) error {
 	if len(targets) == 0 {
 		return fmt.Errorf("filter %q: no disk to attach to", spec.Raw)
 	}
-	if (spec.Name == "cow") && len(targets) > 1 {
-		return fmt.Errorf("filter %q: one overlay serves one device: add on=EXPORT", spec.Raw)
+	f := spec.Filter()
+	if f.OneDevice != "" && len(targets) > 1 {
+		return fmt.Errorf("filter %q: %s: add on=EXPORT", spec.Raw, f.OneDevice)
 	}
-	name := s.diskFilterName(spec.Name)
-	var dispatchFor func(target *iomgr.Device) (iomgr.DispatchFunc, error)
-	switch spec.Name {
-	case "trace":
-		d := monitor.TraceDispatch(s.Ring())
-		dispatchFor = func(*iomgr.Device) (iomgr.DispatchFunc, error) { return d, nil }
-	case "writeprotect":
-		dispatchFor = func(*iomgr.Device) (iomgr.DispatchFunc, error) { return builtin.WriteProtect, nil }
-	case "passthrough":
-		// Does nothing but pass requests on: the cost of a layer, for benchmarks.
-		dispatchFor = func(*iomgr.Device) (iomgr.DispatchFunc, error) { return filter.PassThrough, nil }
-	case "scan":
-		sigs := builtin.ParseSigs(spec)
-		if len(sigs) == 0 {
-			return fmt.Errorf("filter %q: give at least one sig=STRING", spec.Raw)
-		}
-		d := builtin.ScanDisk(sigs)
-		dispatchFor = func(*iomgr.Device) (iomgr.DispatchFunc, error) { return d, nil }
-	case "faults":
-		f, err := builtin.NewFaults(spec)
-		if err != nil {
-			return err
-		}
-		dispatchFor = func(*iomgr.Device) (iomgr.DispatchFunc, error) { return f.Dispatch, nil }
-	case "cow":
-		overlay := spec.Get("overlay")
-		if overlay == "" {
-			return fmt.Errorf("filter %q: give overlay=FILE", spec.Raw)
-		}
-		dispatchFor = func(t *iomgr.Device) (iomgr.DispatchFunc, error) {
-			c, err := builtin.OpenCOW(overlay, deviceSize(t), t.SectorSize)
-			if err != nil {
-				return nil, err
-			}
-			lf.closers = append(lf.closers, c.Close)
-			return c.Dispatch, nil
-		}
-	case "crypt":
-		key := spec.Get("key-file")
-		if key == "" {
-			return fmt.Errorf("filter %q: give key-file=FILE", spec.Raw)
-		}
-		dispatchFor = func(t *iomgr.Device) (iomgr.DispatchFunc, error) {
-			c, err := builtin.OpenCrypt(key, t.SectorSize)
-			if err != nil {
-				return nil, err
-			}
-			return c.Dispatch, nil
-		}
-	default:
-		return fmt.Errorf("filter %q: not a disk filter", spec.Raw)
+	dispatchFor, err := f.Disk(spec, host)
+	if err != nil {
+		return err
 	}
 	// Each target gets its own dispatch state; the driver dispatches through
 	// the device's context.
-	lf.Disk = filter.NewDiskFilter(s.Manager, name, func(dev *iomgr.Device, irp *iomgr.IRP) iomgr.Status {
+	lf.Disk = filter.NewDiskFilter(s.Manager, s.diskFilterName(spec.Name), func(dev *iomgr.Device, irp *iomgr.IRP) iomgr.Status {
 		return dev.Extension.(*filter.Extension).Context.(iomgr.DispatchFunc)(dev, irp)
 	})
 	for _, t := range targets {
-		d, err := dispatchFor(t)
+		d, closeState, err := dispatchFor(t)
 		if err == nil {
+			if closeState != nil {
+				lf.closers = append(lf.closers, closeState)
+			}
 			_, err = lf.Disk.Attach(t, d)
 		}
 		if err != nil {
@@ -251,16 +201,6 @@ func (s *System) diskFilterName(base string) string {
 			return name
 		}
 	}
-}
-
-// deviceSize is the length of a disk or partition device.
-func deviceSize(dev *iomgr.Device) int64 {
-	var n int64
-	io := &iomgr.BlockIO{Device: dev, Requestor: "vdisk", Here: true}
-	if err := io.Control(disk.IOCTLDiskGetLengthInfo, nil, &n); err != nil {
-		return 0
-	}
-	return n
 }
 
 // refreshStackSizes recomputes the stack sizes of the partition and volume

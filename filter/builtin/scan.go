@@ -1,6 +1,8 @@
 package builtin
 
 import (
+	"bytes"
+	"fmt"
 	"sync"
 
 	"github.com/vdisk-dev/vdisk/filter"
@@ -8,41 +10,31 @@ import (
 	"github.com/vdisk-dev/vdisk/iomgr"
 )
 
-// Altitudes of the built-in minifilters, in the ranges Windows assigns to
-// their kinds of filter.
-const (
-	ScanAltitude     = "320000" // anti-virus range
-	ReadOnlyAltitude = "280000" // below anti-virus: scan sees the refused writes' data first
-)
-
-// writeAccess is the access that makes an open "for writing".
-const writeAccess = iomgr.FileWriteData | iomgr.FileAppendData | iomgr.FileWriteAttributes | iomgr.FileWriteEA |
-	iomgr.Delete | iomgr.GenericWrite | iomgr.GenericAll
-
-// ReadOnly returns the readonly minifilter: every write-class operation
-// fails with STATUS_MEDIA_WRITE_PROTECTED.
-func ReadOnly() fltmgr.Registration {
-	deny := func(_ *fltmgr.Instance, d *fltmgr.CallbackData) (fltmgr.PreopStatus, any) {
-		d.IOStatus = iomgr.IOStatusBlock{Status: iomgr.StatusMediaWriteProtected}
-		return fltmgr.PreopComplete, nil
-	}
-	create := func(inst *fltmgr.Instance, d *fltmgr.CallbackData) (fltmgr.PreopStatus, any) {
-		p := d.Params.Parameters.Create
-		if p.DesiredAccess&writeAccess != 0 || p.Disposition != iomgr.FileOpen && p.Disposition != iomgr.FileOpenIf ||
-			p.Options&iomgr.FileDeleteOnClose != 0 {
-			return deny(inst, d)
-		}
-		return fltmgr.PreopSuccessNoCallback, nil
-	}
-	reg := fltmgr.Registration{Name: "readonly", Altitude: ReadOnlyAltitude, Operations: []fltmgr.Operation{
-		{Major: iomgr.MajorCreate, Pre: create},
-	}}
-	for _, mj := range []iomgr.MajorFunction{iomgr.MajorWrite, iomgr.MajorSetInformation, iomgr.MajorSetEA,
-		iomgr.MajorSetVolumeInformation, iomgr.MajorSetSecurity, iomgr.MajorSetQuota} {
-		reg.Operations = append(reg.Operations, fltmgr.Operation{Major: mj, Pre: deny})
-	}
-	return reg
+func init() {
+	register(&Filter{
+		Name:   "scan",
+		Kind:   Minifilter,
+		Params: []string{"sig", "on"},
+		Help:   "refuses writes (and opens for reading) of data holding a signature; at disk level with on=EXPORT",
+		Minifilter: func(spec Spec, _ Host) (fltmgr.Registration, error) {
+			sigs, err := scanSigs(spec)
+			if err != nil {
+				return fltmgr.Registration{}, err
+			}
+			return scanMinifilter(sigs), nil
+		},
+		Disk: func(spec Spec, _ Host) (DeviceDispatch, error) {
+			sigs, err := scanSigs(spec)
+			if err != nil {
+				return nil, err
+			}
+			return everyDevice(scanDisk(sigs)), nil
+		},
+	})
 }
+
+// scanAltitude is in the anti-virus range.
+const scanAltitude = "320000"
 
 // scanState is what scan remembers of each open: whether the open created
 // the file (so a refused first write can take the file away again).
@@ -52,12 +44,12 @@ type scanState struct {
 	refused map[*iomgr.FileObject]bool
 }
 
-// Scan returns the scan minifilter (the seeds' virus scanner): a write whose
+// scanMinifilter returns the scan minifilter (the seeds' virus scanner): a write whose
 // data contains one of sigs fails with STATUS_ACCESS_DENIED, and a file that
 // the refused write's open created is deleted when that handle closes, so
 // nothing is left behind; a file opened for reading is scanned and the open
 // fails with STATUS_ACCESS_DENIED if it holds a signature.
-func Scan(sigs [][]byte) fltmgr.Registration {
+func scanMinifilter(sigs [][]byte) fltmgr.Registration {
 	st := &scanState{created: map[*iomgr.FileObject]bool{}, refused: map[*iomgr.FileObject]bool{}}
 	longest := 0
 	for _, s := range sigs {
@@ -107,7 +99,7 @@ func Scan(sigs [][]byte) fltmgr.Registration {
 		}
 		return fltmgr.PreopSuccessNoCallback, nil
 	}
-	return fltmgr.Registration{Name: "scan", Altitude: ScanAltitude, Operations: []fltmgr.Operation{
+	return fltmgr.Registration{Name: "scan", Altitude: scanAltitude, Operations: []fltmgr.Operation{
 		{Major: iomgr.MajorCreate, Post: postCreate},
 		{Major: iomgr.MajorWrite, Pre: preWrite},
 		{Major: iomgr.MajorCleanup, Pre: preCleanup},
@@ -164,13 +156,38 @@ func scanFile(inst *fltmgr.Instance, fo *iomgr.FileObject, requestor string, sig
 	}
 }
 
-// ParseSigs returns the sig= parameters as byte strings.
-func ParseSigs(spec Spec) [][]byte {
+// scanSigs returns the sig= parameters as byte strings; a scan without
+// one is refused.
+func scanSigs(spec Spec) ([][]byte, error) {
 	var sigs [][]byte
 	for _, s := range spec.Params["sig"] {
 		if s != "" {
 			sigs = append(sigs, []byte(s))
 		}
 	}
-	return sigs
+	if len(sigs) == 0 {
+		return nil, fmt.Errorf("filter %q: give at least one sig=STRING", spec.Raw)
+	}
+	return sigs, nil
+}
+
+// scanDisk returns the disk-level scan dispatch: a write whose data contains
+// one of sigs fails with STATUS_ACCESS_DENIED and nothing is written.
+func scanDisk(sigs [][]byte) iomgr.DispatchFunc {
+	return func(dev *iomgr.Device, irp *iomgr.IRP) iomgr.Status {
+		sl := irp.CurrentStackLocation()
+		if sl.Major == iomgr.MajorWrite && containsAny(irp.Buffer[:sl.Parameters.Write.Length], sigs) {
+			return irp.Complete(iomgr.StatusAccessDenied, 0)
+		}
+		return filter.PassThrough(dev, irp)
+	}
+}
+
+func containsAny(b []byte, sigs [][]byte) bool {
+	for _, s := range sigs {
+		if len(s) > 0 && bytes.Contains(b, s) {
+			return true
+		}
+	}
+	return false
 }
