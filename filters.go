@@ -11,6 +11,7 @@ import (
 	"github.com/vdisk-dev/vdisk/filter/fltmgr"
 	"github.com/vdisk-dev/vdisk/filter/monitor"
 	"github.com/vdisk-dev/vdisk/iomgr"
+	"github.com/vdisk-dev/vdisk/stackview"
 )
 
 // DefaultRingSize is the number of monitor records a System keeps.
@@ -45,7 +46,7 @@ func (s *System) FilterManager() (*fltmgr.Manager, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.fltmgr == nil {
-		fm, err := fltmgr.Load(s.Mounts)
+		fm, err := fltmgr.Load(s.mounts)
 		if err != nil {
 			return nil, err
 		}
@@ -162,7 +163,7 @@ func (s *System) addDiskFilter(lf *LoadedFilter, host builtin.Host, refresh bool
 	}
 	// Each target gets its own dispatch state; the driver dispatches through
 	// the device's context.
-	lf.Disk = filter.NewDiskFilter(s.Manager, s.diskFilterName(spec.Name), func(dev *iomgr.Device, irp *iomgr.IRP) iomgr.Status {
+	lf.Disk = filter.NewDiskFilter(s.manager, s.diskFilterName(spec.Name), func(dev *iomgr.Device, irp *iomgr.IRP) iomgr.Status {
 		return dev.Extension.(*filter.Extension).Context.(iomgr.DispatchFunc)(dev, irp)
 	})
 	for _, t := range targets {
@@ -245,74 +246,6 @@ func (f *LoadedFilter) ID() string {
 	return f.Spec.Name
 }
 
-// FilterInfo describes a loaded filter for `vdisk filter list`; the JSON
-// field names are stable.
-type FilterInfo struct {
-	// ID is what `vdisk filter detach` takes.
-	ID string `json:"id"`
-	// Name is the built-in filter's name, Spec the spec it was loaded with.
-	Name string `json:"name"`
-	Spec string `json:"spec"`
-	// Kind is "minifilter" (through the filter manager, on file system
-	// volumes) or "disk" (a legacy filter on disk and partition stacks).
-	Kind string `json:"kind"`
-	// Altitude is a minifilter's altitude.
-	Altitude string `json:"altitude,omitempty"`
-	// Devices are a disk filter's device objects, with what they are
-	// attached to and whether another device is attached above them (which
-	// stops the filter from leaving: detach is last in, first out).
-	Devices []FilterDeviceInfo `json:"devices,omitempty"`
-	// Volumes are the storage volumes a minifilter has an instance on.
-	Volumes []string `json:"volumes,omitempty"`
-}
-
-// FilterDeviceInfo is one device object of a disk filter, named as in
-// StackInfo.
-type FilterDeviceInfo struct {
-	Name string `json:"name"`
-	// On is the device at the bottom of the stack (the disk or partition);
-	// AttachedTo the device directly beneath, another filter's perhaps.
-	On         string `json:"on"`
-	AttachedTo string `json:"attached_to"`
-	// Below is the device attached above this one, if any: while there
-	// is one, the filter cannot leave.
-	Below string `json:"below,omitempty"`
-}
-
-// FilterInfos describes the loaded filters in load order.
-func (s *System) FilterInfos() []FilterInfo {
-	names, _ := s.deviceNamer()
-	out := []FilterInfo{}
-	for _, f := range s.Filters() {
-		fi := FilterInfo{ID: f.ID(), Name: f.Spec.Name, Spec: f.Spec.Raw, Kind: "disk"}
-		if f.Minifilter != nil {
-			fi.Kind, fi.Altitude = "minifilter", f.Minifilter.Altitude()
-			if fm, err := s.FilterManager(); err == nil {
-				for _, img := range s.Images() {
-					for _, v := range img.Volumes {
-						for _, inst := range fm.Instances(v) {
-							if inst.Filter == f.Minifilter {
-								fi.Volumes = append(fi.Volumes, volumeName(v))
-							}
-						}
-					}
-				}
-			}
-		}
-		if f.Disk != nil {
-			for _, d := range f.Disk.Devices() {
-				di := FilterDeviceInfo{Name: names.name(d), On: names.name(iomgr.BottomDevice(d)), AttachedTo: names.name(d.AttachedTo())}
-				if above := d.AttachedDevice(); above != nil {
-					di.Below = names.name(above)
-				}
-				fi.Devices = append(fi.Devices, di)
-			}
-		}
-		out = append(out, fi)
-	}
-	return out
-}
-
 // RemoveFilter unloads the loaded filter with the given ID, or with the
 // given built-in name when exactly one loaded filter has it. A minifilter
 // leaves every volume at once (its instances are torn down inside the
@@ -360,20 +293,20 @@ func (s *System) RemoveFilter(id string) error {
 	if lf.Disk != nil {
 		// Say which filter is in the way, by the names the user sees;
 		// Unload would refuse too, naming only devices.
-		names, _ := s.deviceNamer()
+		names := stackview.NewNamer(s.Devices())
 		for _, d := range lf.Disk.Devices() {
 			above := d.AttachedDevice()
 			if above == nil {
 				continue
 			}
-			who := names.name(above)
+			who := names.Name(above)
 			for _, f := range s.Filters() {
 				if f.Disk != nil && f.Disk.Driver == above.Driver {
 					who = f.ID()
 				}
 			}
 			return fmt.Errorf("filter %s cannot leave %s: %s is attached above it; detach %s first: %w",
-				lf.ID(), names.name(iomgr.BottomDevice(d)), who, who, filter.ErrNotOnTop)
+				lf.ID(), names.Name(iomgr.BottomDevice(d)), who, who, filter.ErrNotOnTop)
 		}
 		if err := lf.Disk.Unload(); err != nil {
 			return fmt.Errorf("filter %s: %w", lf.ID(), err)

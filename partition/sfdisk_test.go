@@ -286,26 +286,12 @@ func TestMBRBytesMatchSfdisk(t *testing.T) {
 				}
 			}
 			for _, off := range sectors {
-				if x, y := readBytes(t, mine, off+440, 72), readBytes(t, theirs, off+440, 72); !bytes.Equal(x, y) {
+				if x, y := testsupport.ReadAt(t, mine, off+440, 72), testsupport.ReadAt(t, theirs, off+440, 72); !bytes.Equal(x, y) {
 					t.Errorf("sector at byte %d:\nvdisk  % x\nsfdisk % x", off, x, y)
 				}
 			}
 		})
 	}
-}
-
-func readBytes(t *testing.T, path string, off int64, n int) []byte {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	b := make([]byte, n)
-	if _, err := f.ReadAt(b, off); err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 func TestVdiskReadsSfdisk(t *testing.T) {

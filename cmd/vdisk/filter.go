@@ -9,7 +9,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
-	"github.com/vdisk-dev/vdisk"
+	"github.com/vdisk-dev/vdisk/control"
 	"github.com/vdisk-dev/vdisk/filter/builtin"
 )
 
@@ -83,7 +83,7 @@ Examples:
 					defer cl.Close()
 					ctx, cancel := signalContext()
 					defer cancel()
-					var done []vdisk.FilterInfo
+					var done []control.FilterInfo
 					for _, spec := range c.Args().Slice() {
 						f, err := cl.AttachFilter(ctx, spec)
 						if err != nil {
@@ -167,7 +167,7 @@ func completeFilterSpec(w io.Writer, word string) {
 }
 
 // filterWhere says where a filter is attached.
-func filterWhere(f vdisk.FilterInfo) string {
+func filterWhere(f control.FilterInfo) string {
 	var on []string
 	for _, d := range f.Devices {
 		s := d.On

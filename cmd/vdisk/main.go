@@ -160,7 +160,7 @@ func init() {
 }
 
 // interspersed moves a command's flags in front of its positional
-// arguments, so that `vdisk create IMAGE --size 64MiB` works as CLI.md
+// arguments, so that `vdisk create IMAGE --size 64MiB` works as docs/CLI.md
 // writes it (urfave/cli stops parsing flags at the first argument).
 func interspersed(app *cli.App, args []string) []string {
 	if len(args) < 2 {

@@ -175,3 +175,13 @@ func Serve(t testing.TB, serve func(net.Listener) error, stop func() error, clos
 	})
 	return l.Addr().String()
 }
+
+// WaitNBD waits (bounded) until nbdinfo can open uri, which p serves; the
+// test fails if p exits first.
+func WaitNBD(t testing.TB, p *Process, uri string) {
+	t.Helper()
+	NeedTool(t, "nbdinfo")
+	p.WaitFor(t, uri+" answering nbdinfo", 20*time.Second, func() bool {
+		return exec.Command("nbdinfo", "--size", uri).Run() == nil
+	})
+}

@@ -1,9 +1,14 @@
-// Package testworld builds the smallest storage stack a filter or file
-// system test runs on: an I/O manager, a memory disk with one storage
-// volume (\DosDevices\v) and a mount manager, with or without the raw file
-// system. It is test support (internal/testsupport holds the rest) and
-// imports the layers it builds, so tests of those layers themselves cannot
-// use it; it has no lock.
+// Package testworld builds the worlds the tests run in, from the smallest
+// to the whole: New, an I/O manager with a memory disk, one storage volume
+// (\DosDevices\v) and a mount manager, for filter tests; the fixture
+// images (GPT, MBR, FAT images made by mkfs.fat, the control tests'
+// image) and qemu-img's map of a file; a System over
+// images (System, FilterSystem, FATSystem); and that System served over
+// NBD on loopback (Serve, ServeSystem) with the NBD oracles that judge it
+// (nbdinfo, nbdsh, fio). It imports the packages it builds worlds from, so
+// only tests in other packages (external test packages, or packages above
+// the root) can use it; internal/testsupport, which imports nothing of
+// vdisk, serves every package. It has no lock.
 package testworld
 
 import (
