@@ -3,6 +3,7 @@ module github.com/vdisk-dev/vdisk
 go 1.26.0
 
 require (
+	github.com/ceph/go-ceph v0.40.0
 	github.com/dustin/go-humanize v1.0.1
 	github.com/pojntfx/go-nbd v0.3.2
 	github.com/rogpeppe/go-internal v1.14.1

@@ -13,6 +13,10 @@ packages+=(qemu-system-x86 busybox-static nbd-client)
 # Tests of values that differ between platforms run once more as linux/mips64le
 # binaries under qemu-user, where os.O_* are numbered otherwise.
 packages+=(qemu-user)
+# The RBD store (-tags rbd,pacific): librbd and librados to build against,
+# a throwaway Ceph cluster (scripts/ceph-micro.sh) to test against, and
+# QEMU's RBD driver as an outside reader of the images.
+packages+=(ceph-mon ceph-osd ceph-mgr ceph-common librbd-dev librados-dev qemu-block-extra)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -76,14 +80,27 @@ if [ -n "$unformatted" ]; then
 	echo "gofmt would change:"; echo "$unformatted"; exit 1
 fi
 
+# The RBD store is cgo behind build tags; the default build stays pure Go.
+# VDISK_RBD=0 skips its checks and tests.
+rbd_tags=pacific,rbd
+
 echo "== go vet"
 go vet ./...
+[ "${VDISK_RBD:-1}" = 0 ] || go vet -tags "$rbd_tags" ./disk/
 
 echo "== staticcheck"
 "$GOBIN/staticcheck" ./...
+[ "${VDISK_RBD:-1}" = 0 ] || "$GOBIN/staticcheck" -tags "$rbd_tags" ./disk/
 
 echo "== go test -race"
 go test -race -timeout 20m "$@" ./...
 
 echo "== os flags on linux/mips64le (qemu-user)"
 GOARCH=mips64le go test -exec qemu-mips64el -run '^TestOpenFileOSFlags$' .
+
+if [ "${VDISK_RBD:-1}" != 0 ]; then
+	# Against the cluster VDISK_CEPH_CONF names, or else a throwaway one
+	# that the tests start and stop (scripts/ceph-micro.sh).
+	echo "== go test -race -tags $rbd_tags (the RBD store against a Ceph cluster)"
+	go test -race -timeout 10m -tags "$rbd_tags" -run 'RBD' ./disk/
+fi
