@@ -38,7 +38,7 @@ type controlFixture struct {
 
 func newControlFixture(t *testing.T, opts vdisk.Options, specs ...string) *controlFixture {
 	t.Helper()
-	f := &controlFixture{sock: testsupport.SocketPath(t)}
+	f := &controlFixture{}
 	f.sys = testworld.FilterSystem(t, opts, testworld.ControlImage(t, t.TempDir()), specs...)
 	exports := testworld.Exports(t, f.sys, false, export.ClaimPerConnection)
 	for _, e := range exports {
@@ -50,29 +50,7 @@ func newControlFixture(t *testing.T, opts vdisk.Options, specs ...string) *contr
 	}
 	// Registered before testworld.Serve's cleanup, so it runs after it: the
 	// server drains its connections before the control server dismounts.
-	ctl := control.NewServer(f.sys, exports)
-	l, err := control.Listen(f.sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- ctl.Serve(l) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		if err := ctl.Shutdown(ctx); err != nil {
-			t.Errorf("control shutdown: %v", err)
-		}
-		if err := <-done; err != nil {
-			t.Errorf("control Serve: %v", err)
-		}
-		if err := ctl.DismountAll(); err != nil {
-			t.Errorf("DismountAll: %v", err)
-		}
-		if _, err := os.Lstat(f.sock); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("control socket left behind after shutdown: %v", err)
-		}
-	})
+	_, f.sock, _ = testworld.ServeControl(t, f.sys, exports)
 	f.uri = testworld.Serve(t, exports, nil)
 	f.client = control.NewClient(f.sock)
 	t.Cleanup(f.client.Close)

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -27,7 +26,6 @@ import (
 	"github.com/vdisk-dev/vdisk/filter/monitor"
 	"github.com/vdisk-dev/vdisk/internal/testsupport"
 	"github.com/vdisk-dev/vdisk/internal/testsupport/testworld"
-	"github.com/vdisk-dev/vdisk/nbd"
 	"github.com/vdisk-dev/vdisk/partition"
 )
 
@@ -101,50 +99,13 @@ func TestStress(t *testing.T) {
 		t.Fatal(err)
 	}
 	exports := testworld.Exports(t, sys, false, export.ClaimPerConnection)
-	srv, err := nbd.NewServer(nbd.Config{Exports: exports, Errno: export.Errno})
-	if err != nil {
-		t.Fatal(err)
-	}
-	nl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	nbdDone := make(chan error, 1)
-	go func() { nbdDone <- srv.Serve(nl) }()
-	ctl := control.NewServer(sys, exports)
-	sock := testsupport.SocketPath(t)
-	cl, err := control.Listen(sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctlDone := make(chan error, 1)
-	go func() { ctlDone <- ctl.Serve(cl) }()
-	var stopOnce sync.Once
-	stopServers := func() {
-		stopOnce.Do(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			defer cancel()
-			if err := srv.Shutdown(ctx); err != nil {
-				t.Errorf("NBD server shutdown: %v", err)
-			}
-			if err := <-nbdDone; !errors.Is(err, nbd.ErrServerClosed) {
-				t.Errorf("NBD Serve returned %v", err)
-			}
-			if err := ctl.Shutdown(ctx); err != nil {
-				t.Errorf("control shutdown: %v", err)
-			}
-			if err := <-ctlDone; err != nil {
-				t.Errorf("control Serve: %v", err)
-			}
-			if err := ctl.DismountAll(); err != nil {
-				t.Errorf("DismountAll: %v", err)
-			}
-		})
-	}
+	uri, stopNBD := testworld.ServeNBD(t, exports, nil)
+	ctl, sock, stopControl := testworld.ServeControl(t, sys, exports)
+	// The NBD server drains first, then the control server dismounts.
+	stopServers := func() { stopNBD(); stopControl() }
 	t.Cleanup(stopServers)
 	client := control.NewClient(sock)
 	t.Cleanup(client.Close)
-	uri := "nbd://" + nl.Addr().String()
 
 	hard, cancelHard := context.WithTimeout(context.Background(), stressHardDeadline)
 	defer cancelHard()

@@ -362,7 +362,8 @@ func startServer(t testing.TB, cfg Config) (*Server, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s, testsupport.Serve(t, s.Serve, s.Close, ErrServerClosed)
+	addr, _ := testsupport.Serve(t, s.Serve, s.Close, ErrServerClosed)
+	return s, addr
 }
 
 func pattern(n int, seed byte) []byte {

@@ -46,7 +46,8 @@ func startServer(t *testing.T, exports ...nbd.Export) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return testsupport.Serve(t, srv.Serve, srv.Close, nbd.ErrServerClosed)
+	addr, _ := testsupport.Serve(t, srv.Serve, srv.Close, nbd.ErrServerClosed)
+	return addr
 }
 
 // TestNegotiate checks the handshake against vdisk's server, then that the

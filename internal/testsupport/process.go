@@ -154,10 +154,11 @@ func StartServe(t testing.TB, bin string, args ...string) *Process {
 }
 
 // Serve runs an in-process server on a new loopback TCP listener and
-// returns its address: serve runs in a goroutine; when the test ends, stop
-// is called, serve must return, and unless closed is nil its error must
-// match closed (errors.Is) — the server's "closed as asked" sentinel.
-func Serve(t testing.TB, serve func(net.Listener) error, stop func() error, closed error) string {
+// returns its address and a function that stops it: stop is called, serve
+// must return, and unless closed is nil its error must match closed
+// (errors.Is) — the server's "closed as asked" sentinel. The returned
+// function does that once; it also runs when the test ends.
+func Serve(t testing.TB, serve func(net.Listener) error, stop func() error, closed error) (string, func()) {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -165,7 +166,7 @@ func Serve(t testing.TB, serve func(net.Listener) error, stop func() error, clos
 	}
 	done := make(chan error, 1)
 	go func() { done <- serve(l) }()
-	t.Cleanup(func() {
+	shutdown := sync.OnceFunc(func() {
 		if err := stop(); err != nil {
 			t.Errorf("stopping the server on %s: %v", l.Addr(), err)
 		}
@@ -173,7 +174,8 @@ func Serve(t testing.TB, serve func(net.Listener) error, stop func() error, clos
 			t.Errorf("Serve returned %v, want %v", err, closed)
 		}
 	})
-	return l.Addr().String()
+	t.Cleanup(shutdown)
+	return l.Addr().String(), shutdown
 }
 
 // WaitNBD waits (bounded) until nbdinfo can open uri, which p serves; the

@@ -2,10 +2,14 @@ package testworld
 
 import (
 	"context"
+	"errors"
+	"os"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/vdisk-dev/vdisk"
+	"github.com/vdisk-dev/vdisk/control"
 	"github.com/vdisk-dev/vdisk/export"
 	"github.com/vdisk-dev/vdisk/internal/testsupport"
 	"github.com/vdisk-dev/vdisk/nbd"
@@ -41,6 +45,15 @@ func System(t testing.TB, workers int, readOnly bool, paths ...string) (*vdisk.S
 // and flushed) and release, if any, is called.
 func Serve(t testing.TB, exports []nbd.Export, release func()) string {
 	t.Helper()
+	uri, _ := ServeNBD(t, exports, release)
+	return uri
+}
+
+// ServeNBD is Serve, and returns also a function that shuts the server down
+// (drained and flushed) at once, to test what follows: the images after
+// the server has gone.
+func ServeNBD(t testing.TB, exports []nbd.Export, release func()) (uri string, stop func()) {
+	t.Helper()
 	srv, err := nbd.NewServer(nbd.Config{Exports: exports, Errno: export.Errno})
 	if err != nil {
 		t.Fatal(err)
@@ -53,7 +66,44 @@ func Serve(t testing.TB, exports []nbd.Export, release func()) string {
 		defer cancel()
 		return srv.Shutdown(ctx)
 	}
-	return "nbd://" + testsupport.Serve(t, srv.Serve, shutdown, nbd.ErrServerClosed)
+	addr, stop := testsupport.Serve(t, srv.Serve, shutdown, nbd.ErrServerClosed)
+	return "nbd://" + addr, stop
+}
+
+// ServeControl answers the control API for sys and its exports on a new
+// unix socket, and returns the server, its socket and a function that
+// stops it: the
+// server shuts down (ending monitor streams and giving back its locks),
+// Serve returns, every volume is dismounted, and the socket must be gone.
+// The function does that once; it also runs when the test ends.
+func ServeControl(t testing.TB, sys *vdisk.System, exports []nbd.Export) (ctl *control.Server, sock string, stop func()) {
+	t.Helper()
+	sock = testsupport.SocketPath(t)
+	ctl = control.NewServer(sys, exports)
+	l, err := control.Listen(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- ctl.Serve(l) }()
+	stop = sync.OnceFunc(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := ctl.Shutdown(ctx); err != nil {
+			t.Errorf("control shutdown: %v", err)
+		}
+		if err := <-done; err != nil {
+			t.Errorf("control Serve: %v", err)
+		}
+		if err := ctl.DismountAll(); err != nil {
+			t.Errorf("DismountAll: %v", err)
+		}
+		if _, err := os.Lstat(sock); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("control socket left behind after shutdown: %v", err)
+		}
+	})
+	t.Cleanup(stop)
+	return ctl, sock, stop
 }
 
 // ServeSystem serves sys's exports, claiming writable exports' volumes at
