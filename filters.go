@@ -77,7 +77,7 @@ func (s *System) AddFilter(specText string) (*LoadedFilter, error) {
 // serving, as `vdisk filter attach` does. Unlike AddFilter it leaves the
 // stack sizes of the partition and volume devices above a new disk filter
 // alone: requests in flight read them, and an IRP built one location short
-// still travels (through iomgr.ForwardDeeper), only a little slower.
+// still travels (iomgr.PassDown passes it on), only a little slower.
 func (s *System) AddFilterWhileServing(specText string) (*LoadedFilter, error) {
 	return s.addFilter(specText, false)
 }
@@ -206,7 +206,7 @@ func (s *System) diskFilterName(base string) string {
 
 // refreshStackSizes recomputes the stack sizes of the partition and volume
 // devices above disk stacks that grew, so their IRPs are built big enough
-// (otherwise they still work, through iomgr.ForwardDeeper, but slower).
+// (otherwise they still work, through iomgr.PassDown, but slower).
 func (s *System) refreshStackSizes() {
 	grow := func(bottom *iomgr.Device, below *iomgr.Device) {
 		bottom.StackSize = iomgr.GetAttachedDevice(below).StackSize + 1

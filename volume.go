@@ -77,19 +77,12 @@ func (v *Volume) send(fo *iomgr.FileObject, major iomgr.MajorFunction, minor iom
 	return ios
 }
 
-// sendTransfer sends one IRP_MJ_READ or IRP_MJ_WRITE of p at off on fo.
+// sendTransfer sends one IRP_MJ_READ or IRP_MJ_WRITE of p at off on fo, as
+// its user's request (iomgr.BlockIO, here at the top of fo's stack).
 func (v *Volume) sendTransfer(fo *iomgr.FileObject, major iomgr.MajorFunction, p []byte, off int64) iomgr.IOStatusBlock {
-	return v.send(fo, major, 0, func(irp *iomgr.IRP, sl *iomgr.StackLocation) {
-		irp.Buffer = p
-		params := iomgr.ReadWriteParameters{Length: uint32(len(p)), ByteOffset: off}
-		if major == iomgr.MajorWrite {
-			irp.Flags |= iomgr.IRPWriteOperation
-			sl.Parameters.Write = params
-		} else {
-			irp.Flags |= iomgr.IRPReadOperation
-			sl.Parameters.Read = params
-		}
-	})
+	b := iomgr.BlockIO{Device: iomgr.RelatedDevice(fo), Here: true, FileObject: fo, Requestor: v.Requestor, RequestorMode: iomgr.UserMode}
+	ios, _ := b.Send(iomgr.BlockRequest{Major: major, Buffer: p, Offset: off})
+	return ios
 }
 
 // fastIO returns the device at the top of fo's volume stack and its

@@ -56,9 +56,9 @@ type Disk struct {
 // NewDriver loads the disk driver into m.
 func NewDriver(m *iomgr.Manager, opts Options) *Driver {
 	d := &Driver{Driver: m.CreateDriver(`\Driver\Disk`), manager: m, idle: make(chan struct{}, 1)}
-	d.Dispatch[iomgr.MajorCreate] = completeSuccess
-	d.Dispatch[iomgr.MajorCleanup] = completeSuccess
-	d.Dispatch[iomgr.MajorClose] = completeSuccess
+	d.Dispatch[iomgr.MajorCreate] = iomgr.CompleteSuccess
+	d.Dispatch[iomgr.MajorCleanup] = iomgr.CompleteSuccess
+	d.Dispatch[iomgr.MajorClose] = iomgr.CompleteSuccess
 	d.Dispatch[iomgr.MajorRead] = d.dispatchIO
 	d.Dispatch[iomgr.MajorWrite] = d.dispatchIO
 	d.Dispatch[iomgr.MajorFlushBuffers] = d.dispatchIO
@@ -73,10 +73,6 @@ func NewDriver(m *iomgr.Manager, opts Options) *Driver {
 	}
 	d.Unload = func(*iomgr.Driver) error { return d.Close() }
 	return d
-}
-
-func completeSuccess(dev *iomgr.Device, irp *iomgr.IRP) iomgr.Status {
-	return irp.Complete(iomgr.StatusSuccess, 0)
 }
 
 // AddDisk creates the disk device object for store with the given logical
@@ -222,10 +218,9 @@ func (d *Driver) dispatchIO(dev *iomgr.Device, irp *iomgr.IRP) iomgr.Status {
 // validate checks alignment, range and writability before any I/O.
 func validate(disk *Disk, irp *iomgr.IRP) iomgr.Status {
 	sl := irp.CurrentStackLocation()
-	var p iomgr.ReadWriteParameters
+	p := sl.Transfer()
 	switch sl.Major {
 	case iomgr.MajorRead:
-		p = sl.Parameters.Read
 		if sl.Minor&iomgr.MinorMDL != 0 {
 			// The driver supplies the memory of an MDL read (and takes
 			// it back with IRP_MN_MDL|IRP_MN_COMPLETE): no caller buffer.
@@ -235,7 +230,6 @@ func validate(disk *Disk, irp *iomgr.IRP) iomgr.Status {
 		if disk.ReadOnly {
 			return iomgr.StatusMediaWriteProtected
 		}
-		p = sl.Parameters.Write
 	default:
 		return iomgr.StatusSuccess
 	}
@@ -259,18 +253,17 @@ func checkTransfer(disk *Disk, off, length int64, bufLen int) iomgr.Status {
 func execute(irp *iomgr.IRP) iomgr.Status {
 	sl := irp.CurrentStackLocation()
 	disk := sl.Device.Extension.(*Disk)
+	p := sl.Transfer() // nil but for a read or write
 	switch sl.Major {
 	case iomgr.MajorRead:
-		p := sl.Parameters.Read
 		if sl.Minor&iomgr.MinorMDL != 0 {
-			return executeMDLRead(disk, irp, sl.Minor, p)
+			return executeMDLRead(disk, irp, sl.Minor, *p)
 		}
 		if _, err := disk.Store.ReadAt(irp.Buffer[:p.Length], p.ByteOffset); err != nil {
 			return irp.Complete(storeStatus(err), 0)
 		}
 		return irp.Complete(iomgr.StatusSuccess, uint64(p.Length))
 	case iomgr.MajorWrite:
-		p := sl.Parameters.Write
 		if _, err := disk.Store.WriteAt(irp.Buffer[:p.Length], p.ByteOffset); err != nil {
 			return irp.Complete(storeStatus(err), 0)
 		}

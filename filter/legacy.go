@@ -179,17 +179,6 @@ func (f *Legacy) attachedTo(fsVolume *iomgr.Device) bool {
 	return false
 }
 
-// mountContext lets the mount completion routine wake the dispatch routine.
-type mountContext struct{ done chan struct{} }
-
-// mountCompletion hands the mount IRP back to the waiting dispatch routine:
-// a completion routine cannot attach (it cannot fail or wait), so it only
-// signals and keeps the IRP with STATUS_MORE_PROCESSING_REQUIRED.
-func mountCompletion(_ *iomgr.Device, _ *iomgr.IRP, context any) iomgr.Status {
-	close(context.(*mountContext).done)
-	return iomgr.StatusMoreProcessingRequired
-}
-
 // captureMount passes a MOUNT_VOLUME down and attaches a volume filter
 // device to the file system volume that claimed the volume.
 func (f *Legacy) captureMount(dev *iomgr.Device, irp *iomgr.IRP) iomgr.Status {
@@ -201,12 +190,9 @@ func (f *Legacy) captureMount(dev *iomgr.Device, irp *iomgr.IRP) iomgr.Status {
 	if err != nil {
 		return irp.Complete(iomgr.StatusInsufficientResources, 0)
 	}
-	ctx := &mountContext{done: make(chan struct{})}
-	irp.CopyCurrentStackLocationToNext()
-	irp.SetCompletionRoutine(mountCompletion, ctx, true, true, true)
-	if iomgr.CallDriver(ext.Lower, irp) == iomgr.StatusPending {
-		<-ctx.done
-	}
+	// Attach after the mount completed, in this goroutine: a completion
+	// routine cannot attach (it cannot fail or wait).
+	iomgr.PassDownAndWait(irp, ext.Lower)
 	attached := false
 	if irp.IOStatus.Status.IsSuccess() {
 		// Read the VPB from the real device: a file system may have swapped it.
@@ -313,12 +299,7 @@ func (f *Legacy) Unload() error { return f.io.UnloadDriver(f.Driver) }
 // dispatch of a filter, and what a filter's own dispatch calls for the
 // requests it does not change.
 func PassThrough(dev *iomgr.Device, irp *iomgr.IRP) iomgr.Status {
-	lower := dev.Extension.(*Extension).Lower
-	if irp.RemainingStackLocations() < lower.StackSize {
-		return iomgr.ForwardDeeper(irp, lower, nil, nil)
-	}
-	irp.SkipCurrentStackLocation()
-	return iomgr.CallDriver(lower, irp)
+	return iomgr.PassDown(irp, dev.Extension.(*Extension).Lower)
 }
 
 // lowerOf returns the device a filter device passes calls to.
@@ -366,46 +347,10 @@ func PassThroughFastIO(detach func(source, target *iomgr.Device)) *iomgr.FastIOD
 	}
 }
 
-// waitContext lets CallLowerAndWait's completion routine wake it.
-type waitContext struct{ done chan struct{} }
-
-func signalAndKeep(_ *iomgr.Device, _ *iomgr.IRP, context any) iomgr.Status {
-	close(context.(*waitContext).done)
-	return iomgr.StatusMoreProcessingRequired
-}
-
 // CallLowerAndWait passes irp's current request to the device below dev and
-// waits until it completed, keeping the IRP (the seeds' synchronous
-// intercept: a completion routine that returns MORE_PROCESSING_REQUIRED and
-// signals). The caller post-processes irp and must complete it
-// (CompleteRequest); the returned status is the lower driver's.
+// waits until it completed, keeping the IRP (iomgr.PassDownAndWait: the
+// seeds' synchronous intercept). The caller post-processes irp and must
+// complete it (CompleteRequest); the returned status is the lower driver's.
 func CallLowerAndWait(dev *iomgr.Device, irp *iomgr.IRP) iomgr.Status {
-	lower := lowerOf(dev)
-	if irp.RemainingStackLocations() < lower.StackSize {
-		// Too few locations for the stack below: carry the request in an
-		// IRP of the right size and copy its result back.
-		sub := iomgr.AllocateIRP(lower.StackSize)
-		sub.Buffer, sub.SystemBuffer, sub.FileObject, sub.Requestor = irp.Buffer, irp.SystemBuffer, irp.FileObject, irp.Requestor
-		sub.Flags = irp.Flags &^ iomgr.IRPAssociatedIRP
-		next := sub.NextStackLocation()
-		cur := irp.CurrentStackLocation()
-		next.Major, next.Minor, next.Flags, next.Parameters, next.FileObject = cur.Major, cur.Minor, cur.Flags, cur.Parameters, cur.FileObject
-		ctx := &waitContext{done: make(chan struct{})}
-		sub.SetCompletionRoutine(signalAndKeep, ctx, true, true, true)
-		if iomgr.CallDriver(lower, sub) == iomgr.StatusPending {
-			<-ctx.done
-		}
-		// The buffer comes back too, as when irp itself travels: an MDL
-		// read answers with the lower driver's memory there.
-		irp.IOStatus, irp.Buffer = sub.IOStatus, sub.Buffer
-		iomgr.FreeIRP(sub)
-		return irp.IOStatus.Status
-	}
-	ctx := &waitContext{done: make(chan struct{})}
-	irp.CopyCurrentStackLocationToNext()
-	irp.SetCompletionRoutine(signalAndKeep, ctx, true, true, true)
-	if iomgr.CallDriver(lower, irp) == iomgr.StatusPending {
-		<-ctx.done
-	}
-	return irp.IOStatus.Status
+	return iomgr.PassDownAndWait(irp, lowerOf(dev))
 }

@@ -15,14 +15,15 @@ func fsdRequest(major MajorFunction, dev *Device, buf []byte, offset int64) *IRP
 	sl.Major = major
 	switch major {
 	case MajorRead:
-		irp.Buffer = buf
 		irp.Flags |= IRPReadOperation
-		sl.Parameters.Read = ReadWriteParameters{Length: uint32(len(buf)), ByteOffset: offset}
 	case MajorWrite:
-		irp.Buffer = buf
 		irp.Flags |= IRPWriteOperation
-		sl.Parameters.Write = ReadWriteParameters{Length: uint32(len(buf)), ByteOffset: offset}
+	default:
+		return irp
 	}
+	irp.Buffer = buf
+	p := sl.Transfer()
+	p.Length, p.ByteOffset = uint32(len(buf)), offset
 	return irp
 }
 

@@ -54,6 +54,29 @@ func (d *Driver) SetDispatchAll(fn DispatchFunc) {
 	}
 }
 
+// CompleteSuccess completes irp with STATUS_SUCCESS and no information: the
+// dispatch routine of a request a driver has nothing to do for, such as
+// opening or closing a storage device that keeps no state per handle.
+func CompleteSuccess(_ *Device, irp *IRP) Status { return irp.Complete(StatusSuccess, 0) }
+
+// SetDispatchLayered fills the dispatch table of a driver whose devices lie
+// on a lower device and pass what they do not check down to it (a
+// partition on its disk, a volume on its partition); lower returns where a
+// device sends requests (the top of the stack it lies on). Create, cleanup
+// and close complete at once (CompleteSuccess), reads and writes go to
+// transfer and device controls to control (both check the request against
+// the device's extent before passing it on), and every other request goes
+// down unchanged (PassDown).
+func (d *Driver) SetDispatchLayered(lower func(dev *Device) *Device, transfer, control DispatchFunc) {
+	d.SetDispatchAll(func(dev *Device, irp *IRP) Status { return PassDown(irp, lower(dev)) })
+	d.Dispatch[MajorCreate] = CompleteSuccess
+	d.Dispatch[MajorCleanup] = CompleteSuccess
+	d.Dispatch[MajorClose] = CompleteSuccess
+	d.Dispatch[MajorRead] = transfer
+	d.Dispatch[MajorWrite] = transfer
+	d.Dispatch[MajorDeviceControl] = control
+}
+
 // FastIODispatch is a driver's fast I/O table. Each routine works directly on
 // cached state without building an IRP and returns false ("not possible")
 // when it cannot serve the call, so the caller falls back to an IRP. A nil

@@ -131,6 +131,36 @@ type ReadWriteParameters struct {
 	ByteOffset int64
 }
 
+// Transfer returns the arguments of a read or write: Parameters.Read on
+// IRP_MJ_READ, Parameters.Write on IRP_MJ_WRITE, nil on any other major
+// function. A driver reads the length and offset through it without picking
+// the field by hand, and adjusts the request it passes on through it (a
+// partition shifts ByteOffset on the next location).
+func (sl *StackLocation) Transfer() *ReadWriteParameters {
+	switch sl.Major {
+	case MajorRead:
+		return &sl.Parameters.Read
+	case MajorWrite:
+		return &sl.Parameters.Write
+	}
+	return nil
+}
+
+// SetTransfer sets the length and byte offset of a read or write (what
+// Transfer returns); the location's Major must be IRP_MJ_READ or
+// IRP_MJ_WRITE already.
+func (sl *StackLocation) SetTransfer(length int, offset int64) {
+	p := sl.Transfer()
+	if p == nil {
+		notATransfer(sl.Major)
+	}
+	p.Length, p.ByteOffset = uint32(length), offset
+}
+
+func notATransfer(major MajorFunction) {
+	panic(fmt.Sprintf("iomgr: SetTransfer on a %v stack location", major))
+}
+
 // CreateParameters are the arguments of IRP_MJ_CREATE. The name is the file
 // object's FileName.
 type CreateParameters struct {

@@ -68,12 +68,7 @@ func (r *RawFileSystem) dispatch(dev *iomgr.Device, irp *iomgr.IRP) iomgr.Status
 		if vol.Dismounted() {
 			return irp.Complete(iomgr.StatusVolumeDismounted, 0)
 		}
-		low := iomgr.GetAttachedDevice(vol.Real)
-		if irp.RemainingStackLocations() < low.StackSize {
-			return iomgr.ForwardDeeper(irp, low, nil, nil)
-		}
-		irp.SkipCurrentStackLocation()
-		return iomgr.CallDriver(low, irp)
+		return iomgr.PassDown(irp, iomgr.GetAttachedDevice(vol.Real))
 	}
 	return irp.Complete(iomgr.StatusInvalidDeviceRequest, 0)
 }

@@ -35,13 +35,7 @@ type Extension struct {
 // NewDriver loads the partition driver into m.
 func NewDriver(m *iomgr.Manager) *Driver {
 	d := &Driver{Driver: m.CreateDriver(`\Driver\Partition`), manager: m, byDisk: map[*iomgr.Device][]*iomgr.Device{}}
-	d.SetDispatchAll(forward)
-	d.Dispatch[iomgr.MajorCreate] = completeSuccess
-	d.Dispatch[iomgr.MajorCleanup] = completeSuccess
-	d.Dispatch[iomgr.MajorClose] = completeSuccess
-	d.Dispatch[iomgr.MajorRead] = dispatchTransfer
-	d.Dispatch[iomgr.MajorWrite] = dispatchTransfer
-	d.Dispatch[iomgr.MajorDeviceControl] = dispatchControl
+	d.SetDispatchLayered(lower, dispatchTransfer, dispatchControl)
 	d.Unload = func(*iomgr.Driver) error {
 		for _, disk := range d.disks() {
 			d.RemovePartitions(disk)
@@ -49,10 +43,6 @@ func NewDriver(m *iomgr.Manager) *Driver {
 		return nil
 	}
 	return d
-}
-
-func completeSuccess(dev *iomgr.Device, irp *iomgr.IRP) iomgr.Status {
-	return irp.Complete(iomgr.StatusSuccess, 0)
 }
 
 // Enumerate reads the partition table of diskDev (through the top of its
@@ -122,46 +112,21 @@ func (d *Driver) RemovePartitions(diskDev *iomgr.Device) {
 }
 
 // lower returns the device a partition sends requests to: the top of its disk's stack.
-func lower(dev *iomgr.Device) (*Extension, *iomgr.Device) {
-	ext := dev.Extension.(*Extension)
-	return ext, iomgr.GetAttachedDevice(ext.Disk)
-}
-
-// forward passes a request down unchanged.
-func forward(dev *iomgr.Device, irp *iomgr.IRP) iomgr.Status {
-	_, low := lower(dev)
-	if irp.RemainingStackLocations() < low.StackSize {
-		return iomgr.ForwardDeeper(irp, low, nil, nil)
-	}
-	irp.SkipCurrentStackLocation()
-	return iomgr.CallDriver(low, irp)
+func lower(dev *iomgr.Device) *iomgr.Device {
+	return iomgr.GetAttachedDevice(dev.Extension.(*Extension).Disk)
 }
 
 // dispatchTransfer bounds a read or write by the partition and shifts it to disk offsets.
 func dispatchTransfer(dev *iomgr.Device, irp *iomgr.IRP) iomgr.Status {
-	ext, low := lower(dev)
-	sl := irp.CurrentStackLocation()
-	p := &sl.Parameters.Read
-	if sl.Major == iomgr.MajorWrite {
-		p = &sl.Parameters.Write
-	}
+	ext := dev.Extension.(*Extension)
+	p := irp.CurrentStackLocation().Transfer()
 	off, n := p.ByteOffset, int64(p.Length)
 	if off < 0 || off > ext.Partition.Size || n > ext.Partition.Size-off {
 		return irp.Complete(iomgr.StatusInvalidParameter, 0)
 	}
-	shift := func(next *iomgr.StackLocation) {
-		if next.Major == iomgr.MajorWrite {
-			next.Parameters.Write.ByteOffset += ext.Partition.Start
-		} else {
-			next.Parameters.Read.ByteOffset += ext.Partition.Start
-		}
-	}
-	if irp.RemainingStackLocations() < low.StackSize {
-		return iomgr.ForwardDeeper(irp, low, shift, nil)
-	}
-	irp.CopyCurrentStackLocationToNext()
-	shift(irp.NextStackLocation())
-	return iomgr.CallDriver(low, irp)
+	return iomgr.PassDownWith(irp, lower(dev), func(next *iomgr.StackLocation) {
+		next.Transfer().ByteOffset += ext.Partition.Start
+	}, nil, nil)
 }
 
 // dataSetContext carries a translated data-set request down and back.
@@ -175,11 +140,7 @@ func shiftExtentsBack(_ *iomgr.Device, irp *iomgr.IRP, context any) iomgr.Status
 	if irp.PendingReturned {
 		irp.MarkPending()
 	}
-	context.(*dataSetContext).translate(irp)
-	return iomgr.StatusSuccess
-}
-
-func (ctx *dataSetContext) translate(irp *iomgr.IRP) {
+	ctx := context.(*dataSetContext)
 	if ctx.req.Action == disk.DataSetAllocation && irp.IOStatus.Status.IsSuccess() {
 		if out, ok := irp.SystemBuffer.(*[]disk.Extent); ok {
 			for i := range *out {
@@ -187,10 +148,11 @@ func (ctx *dataSetContext) translate(irp *iomgr.IRP) {
 			}
 		}
 	}
+	return iomgr.StatusSuccess
 }
 
 func dispatchControl(dev *iomgr.Device, irp *iomgr.IRP) iomgr.Status {
-	ext, low := lower(dev)
+	ext := dev.Extension.(*Extension)
 	sl := irp.CurrentStackLocation()
 	switch sl.Parameters.DeviceIoControl.ControlCode {
 	case disk.IOCTLDiskGetPartitionInfoEx:
@@ -217,17 +179,11 @@ func dispatchControl(dev *iomgr.Device, irp *iomgr.IRP) iomgr.Status {
 		}
 		ctx := &dataSetContext{req: *req, start: ext.Partition.Start}
 		ctx.req.Offset += ext.Partition.Start
-		prepare := func(next *iomgr.StackLocation) { next.Parameters.DeviceIoControl.Input = &ctx.req }
-		if irp.RemainingStackLocations() < low.StackSize {
-			// The associated IRP shares the SystemBuffer; translate when it completes.
-			return iomgr.ForwardDeeper(irp, low, prepare, ctx.translate)
-		}
-		irp.CopyCurrentStackLocationToNext()
-		prepare(irp.NextStackLocation())
-		irp.SetCompletionRoutine(shiftExtentsBack, ctx, true, true, true)
-		return iomgr.CallDriver(low, irp)
+		return iomgr.PassDownWith(irp, lower(dev), func(next *iomgr.StackLocation) {
+			next.Parameters.DeviceIoControl.Input = &ctx.req
+		}, shiftExtentsBack, ctx)
 	}
-	return forward(dev, irp)
+	return iomgr.PassDown(irp, lower(dev))
 }
 
 // Info describes the partition as IOCTL_DISK_GET_PARTITION_INFO_EX does.

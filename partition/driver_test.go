@@ -115,20 +115,15 @@ func pattern(n int, seed byte) []byte {
 	return b
 }
 
+// transfer sends a read, write or flush to the top of dev's stack.
 func transfer(dev *iomgr.Device, major iomgr.MajorFunction, buf []byte, off int64) iomgr.IOStatusBlock {
-	top := iomgr.GetAttachedDevice(dev)
-	irp := iomgr.BuildSynchronousFSDRequest(major, top, buf, off)
-	ios := iomgr.CallDriverAndWait(top, irp)
-	iomgr.FreeIRP(irp)
+	ios, _ := (&iomgr.BlockIO{Device: dev}).Send(iomgr.BlockRequest{Major: major, Buffer: buf, Offset: off})
 	return ios
 }
 
+// control sends a device control to the top of dev's stack.
 func control(dev *iomgr.Device, code uint32, input, output any) iomgr.Status {
-	top := iomgr.GetAttachedDevice(dev)
-	irp := iomgr.BuildDeviceIoControlRequest(code, top, input, output, false)
-	st := iomgr.CallDriverAndWait(top, irp).Status
-	iomgr.FreeIRP(irp)
-	return st
+	return iomgr.StatusOf((&iomgr.BlockIO{Device: dev}).Control(code, input, output))
 }
 
 func dataSet(dev *iomgr.Device, req disk.DataSetRequest, out any) iomgr.Status {
@@ -348,7 +343,7 @@ func TestPartitionDriverNamesAndRemove(t *testing.T) {
 type seen struct {
 	major      iomgr.MajorFunction
 	offset     int64 // read/write byte offset or data-set offset
-	associated bool  // the IRP is an associated IRP (iomgr.ForwardDeeper)
+	associated bool  // the IRP is an associated IRP (iomgr.PassDown's short-stack path)
 }
 
 // countingFilter is a pass-through disk filter that records what passes.
@@ -421,8 +416,9 @@ func attachCountingFilter(t *testing.T, m *iomgr.Manager, target *iomgr.Device) 
 // TestPartitionDriverFilterAttachedLater attaches a disk filter after the
 // partition devices were made: their IRPs have one stack location too few
 // for the deeper disk stack, so the partition driver forwards them in
-// associated IRPs (iomgr.ForwardDeeper). The filter sees every request,
-// translated, and allocation answers still come back partition-relative.
+// associated IRPs (iomgr.PassDownWith's short-stack path). The filter sees
+// every request, translated, and allocation answers still come back
+// partition-relative.
 func TestPartitionDriverFilterAttachedLater(t *testing.T) {
 	forEach(t, func(t *testing.T, layout string, workers int) {
 		p := newPartitioned(t, layout, workers)

@@ -45,13 +45,7 @@ type Extension struct {
 // NewDriver loads the volume driver into m.
 func NewDriver(m *iomgr.Manager) *Driver {
 	d := &Driver{Driver: m.CreateDriver(`\Driver\Volume`), manager: m, next: 1}
-	d.SetDispatchAll(forward)
-	d.Dispatch[iomgr.MajorCreate] = completeSuccess
-	d.Dispatch[iomgr.MajorCleanup] = completeSuccess
-	d.Dispatch[iomgr.MajorClose] = completeSuccess
-	d.Dispatch[iomgr.MajorRead] = dispatchTransfer
-	d.Dispatch[iomgr.MajorWrite] = dispatchTransfer
-	d.Dispatch[iomgr.MajorDeviceControl] = dispatchControl
+	d.SetDispatchLayered(lower, dispatchTransfer, dispatchControl)
 	d.Unload = func(*iomgr.Driver) error {
 		for _, v := range d.Volumes() {
 			d.RemoveVolume(v)
@@ -59,10 +53,6 @@ func NewDriver(m *iomgr.Manager) *Driver {
 		return nil
 	}
 	return d
-}
-
-func completeSuccess(dev *iomgr.Device, irp *iomgr.IRP) iomgr.Status {
-	return irp.Complete(iomgr.StatusSuccess, 0)
 }
 
 // AddVolume creates a volume device over target (a partition or disk device)
@@ -169,31 +159,17 @@ func (e *Extension) ReleaseMount() {
 }
 
 // lower returns the top of the stack the volume lies on.
-func lower(dev *iomgr.Device) (*Extension, *iomgr.Device) {
-	ext := dev.Extension.(*Extension)
-	return ext, iomgr.GetAttachedDevice(ext.Target)
-}
-
-func forward(dev *iomgr.Device, irp *iomgr.IRP) iomgr.Status {
-	_, low := lower(dev)
-	if irp.RemainingStackLocations() < low.StackSize {
-		return iomgr.ForwardDeeper(irp, low, nil, nil)
-	}
-	irp.SkipCurrentStackLocation()
-	return iomgr.CallDriver(low, irp)
+func lower(dev *iomgr.Device) *iomgr.Device {
+	return iomgr.GetAttachedDevice(dev.Extension.(*Extension).Target)
 }
 
 func dispatchTransfer(dev *iomgr.Device, irp *iomgr.IRP) iomgr.Status {
 	ext := dev.Extension.(*Extension)
-	sl := irp.CurrentStackLocation()
-	p := sl.Parameters.Read
-	if sl.Major == iomgr.MajorWrite {
-		p = sl.Parameters.Write
-	}
+	p := irp.CurrentStackLocation().Transfer()
 	if p.ByteOffset < 0 || p.ByteOffset > ext.Size || int64(p.Length) > ext.Size-p.ByteOffset {
 		return irp.Complete(iomgr.StatusInvalidParameter, 0)
 	}
-	return forward(dev, irp)
+	return iomgr.PassDown(irp, lower(dev))
 }
 
 // dispatchControl bounds data-set requests (trim, zeroing, allocation) by
@@ -207,5 +183,5 @@ func dispatchControl(dev *iomgr.Device, irp *iomgr.IRP) iomgr.Status {
 			return irp.Complete(iomgr.StatusInvalidParameter, 0)
 		}
 	}
-	return forward(dev, irp)
+	return iomgr.PassDown(irp, lower(dev))
 }

@@ -58,20 +58,15 @@ func pattern(n int, seed byte) []byte {
 	return b
 }
 
+// transfer sends a read, write or flush to the top of dev's stack.
 func transfer(dev *iomgr.Device, major iomgr.MajorFunction, buf []byte, off int64) iomgr.IOStatusBlock {
-	top := iomgr.GetAttachedDevice(dev)
-	irp := iomgr.BuildSynchronousFSDRequest(major, top, buf, off)
-	ios := iomgr.CallDriverAndWait(top, irp)
-	iomgr.FreeIRP(irp)
+	ios, _ := (&iomgr.BlockIO{Device: dev}).Send(iomgr.BlockRequest{Major: major, Buffer: buf, Offset: off})
 	return ios
 }
 
+// control sends a device control to the top of dev's stack.
 func control(dev *iomgr.Device, code uint32, input, output any) iomgr.Status {
-	top := iomgr.GetAttachedDevice(dev)
-	irp := iomgr.BuildDeviceIoControlRequest(code, top, input, output, false)
-	st := iomgr.CallDriverAndWait(top, irp).Status
-	iomgr.FreeIRP(irp)
-	return st
+	return iomgr.StatusOf((&iomgr.BlockIO{Device: dev}).Control(code, input, output))
 }
 
 func TestVolumeDeviceVPBAndLinks(t *testing.T) {

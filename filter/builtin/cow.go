@@ -242,7 +242,7 @@ func (c *cow) dispatch(dev *iomgr.Device, irp *iomgr.IRP) iomgr.Status {
 	sl := irp.CurrentStackLocation()
 	switch sl.Major {
 	case iomgr.MajorWrite:
-		p := sl.Parameters.Write
+		p := *sl.Transfer()
 		if st := c.check(p.ByteOffset, int64(p.Length)); st != iomgr.StatusSuccess {
 			return irp.Complete(st, 0)
 		}
@@ -263,7 +263,7 @@ func (c *cow) dispatch(dev *iomgr.Device, irp *iomgr.IRP) iomgr.Status {
 		if sl.Minor&iomgr.MinorMDL != 0 {
 			return refuseMDL(dev, irp) // reads may come from the overlay
 		}
-		p := sl.Parameters.Read
+		p := *sl.Transfer()
 		if st := c.check(p.ByteOffset, int64(p.Length)); st != iomgr.StatusSuccess {
 			return irp.Complete(st, 0)
 		}

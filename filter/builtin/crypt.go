@@ -88,7 +88,7 @@ func (c *crypt) dispatch(dev *iomgr.Device, irp *iomgr.IRP) iomgr.Status {
 	sl := irp.CurrentStackLocation()
 	switch sl.Major {
 	case iomgr.MajorWrite:
-		p := sl.Parameters.Write
+		p := *sl.Transfer()
 		if p.ByteOffset%c.sector != 0 || int64(p.Length)%c.sector != 0 || len(irp.Buffer) < int(p.Length) {
 			return irp.Complete(iomgr.StatusInvalidParameter, 0)
 		}
@@ -106,7 +106,7 @@ func (c *crypt) dispatch(dev *iomgr.Device, irp *iomgr.IRP) iomgr.Status {
 		if sl.Minor&iomgr.MinorMDL != 0 {
 			return refuseMDL(dev, irp) // the data is decrypted in the caller's buffer
 		}
-		p := sl.Parameters.Read
+		p := *sl.Transfer()
 		if p.ByteOffset%c.sector != 0 || int64(p.Length)%c.sector != 0 || len(irp.Buffer) < int(p.Length) {
 			return irp.Complete(iomgr.StatusInvalidParameter, 0)
 		}

@@ -56,7 +56,7 @@ func scanMinifilter(sigs [][]byte) fltmgr.Registration {
 		longest = max(longest, len(s))
 	}
 	preWrite := func(_ *fltmgr.Instance, d *fltmgr.CallbackData) (fltmgr.PreopStatus, any) {
-		n := int(d.Params.Parameters.Write.Length)
+		n := int(d.Params.Transfer().Length)
 		if n <= len(d.Buffer) && containsAny(d.Buffer[:n], sigs) {
 			if d.FileObject != nil {
 				st.mu.Lock()
@@ -176,7 +176,7 @@ func scanSigs(spec Spec) ([][]byte, error) {
 func scanDisk(sigs [][]byte) iomgr.DispatchFunc {
 	return func(dev *iomgr.Device, irp *iomgr.IRP) iomgr.Status {
 		sl := irp.CurrentStackLocation()
-		if sl.Major == iomgr.MajorWrite && containsAny(irp.Buffer[:sl.Parameters.Write.Length], sigs) {
+		if sl.Major == iomgr.MajorWrite && containsAny(irp.Buffer[:sl.Transfer().Length], sigs) {
 			return irp.Complete(iomgr.StatusAccessDenied, 0)
 		}
 		return filter.PassThrough(dev, irp)

@@ -18,7 +18,6 @@ type operation struct {
 	insts []*Instance
 	data  CallbackData
 	posts []post
-	done  chan struct{} // for synchronized post callbacks
 	buf   [4]post
 }
 
@@ -118,22 +117,8 @@ func (m *Manager) dispatch(dev *iomgr.Device, irp *iomgr.IRP) iomgr.Status {
 	if len(op.posts) == 0 && !tracked {
 		return filter.PassThrough(dev, irp)
 	}
-	lower := ext.Lower
-	if irp.RemainingStackLocations() < lower.StackSize {
-		return iomgr.ForwardDeeper(irp, lower, nil, func(a *iomgr.IRP) {
-			op.data.IOStatus = a.IOStatus
-			op.runPosts()
-			op.trackStreams()
-			a.IOStatus = op.data.IOStatus
-		})
-	}
-	irp.CopyCurrentStackLocationToNext()
 	if outcome == passOnSync {
-		op.done = make(chan struct{})
-		irp.SetCompletionRoutine(signalCompletion, op, true, true, true)
-		if iomgr.CallDriver(lower, irp) == iomgr.StatusPending {
-			<-op.done
-		}
+		iomgr.PassDownAndWait(irp, ext.Lower)
 		op.data.IOStatus = irp.IOStatus
 		op.runPosts()
 		op.trackStreams()
@@ -142,17 +127,12 @@ func (m *Manager) dispatch(dev *iomgr.Device, irp *iomgr.IRP) iomgr.Status {
 		iomgr.CompleteRequest(irp)
 		return st
 	}
-	irp.SetCompletionRoutine(postCompletion, op, true, true, true)
-	return iomgr.CallDriver(lower, irp)
+	return iomgr.PassDownWith(irp, ext.Lower, nil, postCompletion, op)
 }
 
-// signalCompletion hands a synchronized operation back to its dispatch routine.
-func signalCompletion(_ *iomgr.Device, _ *iomgr.IRP, context any) iomgr.Status {
-	close(context.(*operation).done)
-	return iomgr.StatusMoreProcessingRequired
-}
-
-// postCompletion runs the post callbacks in the completing goroutine.
+// postCompletion runs the post callbacks in the completing goroutine (in
+// the completion of the associated IRP when the request travelled in one:
+// see iomgr.PassDownWith).
 func postCompletion(_ *iomgr.Device, irp *iomgr.IRP, context any) iomgr.Status {
 	if irp.PendingReturned {
 		irp.MarkPending()
@@ -196,22 +176,29 @@ func (m *Manager) fastIO(dev *iomgr.Device, data CallbackData, ios *iomgr.IOStat
 }
 
 func (m *Manager) fastRead(dev *iomgr.Device, fo *iomgr.FileObject, off int64, buf []byte, wait bool, ios *iomgr.IOStatusBlock) bool {
-	sl := &iomgr.StackLocation{Major: iomgr.MajorRead, FileObject: fo}
-	sl.Parameters.Read = iomgr.ReadWriteParameters{Length: uint32(len(buf)), ByteOffset: off}
-	data := CallbackData{Major: iomgr.MajorRead, Params: sl, Buffer: buf, FileObject: fo, Requestor: fo.Requestor}
-	return m.fastIO(dev, data, ios, func(l *iomgr.Device) bool {
-		fio := l.Driver.FastIO
-		return fio != nil && fio.Read != nil && fio.Read(l, fo, off, buf, wait, ios)
-	})
+	return m.fastTransfer(iomgr.MajorRead, dev, fo, off, buf, wait, ios)
 }
 
 func (m *Manager) fastWrite(dev *iomgr.Device, fo *iomgr.FileObject, off int64, buf []byte, wait bool, ios *iomgr.IOStatusBlock) bool {
-	sl := &iomgr.StackLocation{Major: iomgr.MajorWrite, FileObject: fo}
-	sl.Parameters.Write = iomgr.ReadWriteParameters{Length: uint32(len(buf)), ByteOffset: off}
-	data := CallbackData{Major: iomgr.MajorWrite, Params: sl, Buffer: buf, FileObject: fo, Requestor: fo.Requestor}
+	return m.fastTransfer(iomgr.MajorWrite, dev, fo, off, buf, wait, ios)
+}
+
+// fastTransfer runs the minifilters around a fast I/O read or write, which
+// they see as the IRP_MJ_READ or IRP_MJ_WRITE it stands for.
+func (m *Manager) fastTransfer(major iomgr.MajorFunction, dev *iomgr.Device, fo *iomgr.FileObject, off int64, buf []byte, wait bool, ios *iomgr.IOStatusBlock) bool {
+	sl := &iomgr.StackLocation{Major: major, FileObject: fo}
+	sl.SetTransfer(len(buf), off)
+	data := CallbackData{Major: major, Params: sl, Buffer: buf, FileObject: fo, Requestor: fo.Requestor}
 	return m.fastIO(dev, data, ios, func(l *iomgr.Device) bool {
 		fio := l.Driver.FastIO
-		return fio != nil && fio.Write != nil && fio.Write(l, fo, off, buf, wait, ios)
+		if fio == nil {
+			return false
+		}
+		call := fio.Read
+		if major == iomgr.MajorWrite {
+			call = fio.Write
+		}
+		return call != nil && call(l, fo, off, buf, wait, ios)
 	})
 }
 

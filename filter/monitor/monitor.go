@@ -68,11 +68,8 @@ func Registration(ring *Ring) fltmgr.Registration {
 					p.path = fo.FileName
 				}
 				if d.Params != nil {
-					switch d.Major {
-					case iomgr.MajorRead:
-						p.off, p.n = d.Params.Parameters.Read.ByteOffset, int64(d.Params.Parameters.Read.Length)
-					case iomgr.MajorWrite:
-						p.off, p.n = d.Params.Parameters.Write.ByteOffset, int64(d.Params.Parameters.Write.Length)
+					if t := d.Params.Transfer(); t != nil {
+						p.off, p.n = t.ByteOffset, int64(t.Length)
 					}
 				}
 				return fltmgr.PreopSuccessWithCallback, p
@@ -122,25 +119,16 @@ func TraceDispatch(ring *Ring) iomgr.DispatchFunc {
 		t.rec = Record{Time: t.start, Requestor: irp.Requestor, Operation: operationName(sl.Major, sl.Minor),
 			Layer: "disk", Device: ext.Real.String(), Path: DirectIO}
 		switch sl.Major {
-		case iomgr.MajorRead:
-			t.rec.Offset, t.rec.Length = sl.Parameters.Read.ByteOffset, int64(sl.Parameters.Read.Length)
-		case iomgr.MajorWrite:
-			t.rec.Offset, t.rec.Length = sl.Parameters.Write.ByteOffset, int64(sl.Parameters.Write.Length)
+		case iomgr.MajorRead, iomgr.MajorWrite:
+			p := sl.Transfer()
+			t.rec.Offset, t.rec.Length = p.ByteOffset, int64(p.Length)
 		case iomgr.MajorDeviceControl:
 			if req, ok := sl.Parameters.DeviceIoControl.Input.(*disk.DataSetRequest); ok {
 				t.rec.Offset, t.rec.Length = req.Offset, req.Length
 				t.rec.Operation += "/" + dataSetName(req.Action)
 			}
 		}
-		if irp.RemainingStackLocations() < ext.Lower.StackSize {
-			return iomgr.ForwardDeeper(irp, ext.Lower, nil, func(a *iomgr.IRP) {
-				t.rec.Status, t.rec.Duration = a.IOStatus.Status.Name(), time.Since(t.start)
-				ring.Add(t.rec)
-			})
-		}
-		irp.CopyCurrentStackLocationToNext()
-		irp.SetCompletionRoutine(traceCompletion, t, true, true, true)
-		return iomgr.CallDriver(ext.Lower, irp)
+		return iomgr.PassDownWith(irp, ext.Lower, nil, traceCompletion, t)
 	}
 }
 

@@ -168,7 +168,7 @@ func (c *dataCache) drop(p *page) {
 
 // makeRoom evicts pages until one more fits, writing back the files of
 // dirty pages it meets. Caller holds c.mu.
-func (v *Volume) makeRoom(req ioReq) error {
+func (v *vcb) makeRoom(req ioReq) error {
 	c := v.cache
 	for c.pages >= c.limit {
 		p := c.ring.prev
@@ -185,7 +185,7 @@ func (v *Volume) makeRoom(req ioReq) error {
 // getPage returns page idx of f, loading it from the disk (up to the
 // file's size) when it is not cached; load false means the caller is about
 // to overwrite all of it that lies within the size. Caller holds c.mu.
-func (v *Volume) getPage(f *fcb, req ioReq, idx int64, load bool) (*page, error) {
+func (v *vcb) getPage(f *fcb, req ioReq, idx int64, load bool) (*page, error) {
 	c := v.cache
 	if p := f.pages[idx]; p != nil {
 		c.touch(p)
@@ -226,7 +226,7 @@ func (v *Volume) getPage(f *fcb, req ioReq, idx int64, load bool) (*page, error)
 // cachedRead copies the file's bytes at off into b through the cache. off
 // and len(b) must lie within the file's size. Caller holds the volume lock
 // (shared is enough).
-func (v *Volume) cachedRead(f *fcb, req ioReq, b []byte, off int64) error {
+func (v *vcb) cachedRead(f *fcb, req ioReq, b []byte, off int64) error {
 	c := v.cache
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -249,7 +249,7 @@ func (v *Volume) cachedRead(f *fcb, req ioReq, b []byte, off int64) error {
 // readAheadPages of them (a quarter of the cache at most, so that making
 // room never takes one of them) and the end of the file, with one
 // transfer while their slots follow each other. Caller holds c.mu.
-func (v *Volume) readAhead(f *fcb, req ioReq, idx int64) error {
+func (v *vcb) readAhead(f *fcb, req ioReq, idx int64) error {
 	c := v.cache
 	ahead := int64(min(readAheadPages, c.limit/4))
 	size := int64(f.size())
@@ -291,7 +291,7 @@ func (v *Volume) readAhead(f *fcb, req ioReq, idx int64) error {
 
 // tryCachedRead is cachedRead for fast I/O: it copies only when every
 // page is cached, and reports whether it did.
-func (v *Volume) tryCachedRead(f *fcb, b []byte, off int64) bool {
+func (v *vcb) tryCachedRead(f *fcb, b []byte, off int64) bool {
 	c := v.cache
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -313,7 +313,7 @@ func (v *Volume) tryCachedRead(f *fcb, b []byte, off int64) bool {
 // cachedWrite copies b into the file at off through the cache. The
 // clusters must be allocated; the file's size is still the old one (pages
 // are loaded up to it). Caller holds the volume lock exclusively.
-func (v *Volume) cachedWrite(f *fcb, req ioReq, b []byte, off int64) error {
+func (v *vcb) cachedWrite(f *fcb, req ioReq, b []byte, off int64) error {
 	c := v.cache
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -346,7 +346,7 @@ func (v *Volume) cachedWrite(f *fcb, req ioReq, b []byte, off int64) error {
 // canWriteCached reports whether a write of n bytes at off can be served
 // by the cache alone: every page it touches is cached or needs nothing
 // from the disk, and no page would have to be evicted for it.
-func (v *Volume) canWriteCached(f *fcb, off, n int64) bool {
+func (v *vcb) canWriteCached(f *fcb, off, n int64) bool {
 	c := v.cache
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -367,7 +367,7 @@ func (v *Volume) canWriteCached(f *fcb, off, n int64) bool {
 
 // writeBack writes f's changed pages to its clusters. Caller holds the
 // volume lock (shared is enough: only data moves).
-func (v *Volume) writeBack(f *fcb, req ioReq) error {
+func (v *vcb) writeBack(f *fcb, req ioReq) error {
 	c := v.cache
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -375,7 +375,7 @@ func (v *Volume) writeBack(f *fcb, req ioReq) error {
 }
 
 // writeBackAll writes every changed page of the volume.
-func (v *Volume) writeBackAll(req ioReq) error {
+func (v *vcb) writeBackAll(req ioReq) error {
 	c := v.cache
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -397,7 +397,7 @@ func (v *Volume) writeBackAll(req ioReq) error {
 }
 
 // hasDirtyData reports whether any page waits to be written back.
-func (v *Volume) hasDirtyData() bool {
+func (v *vcb) hasDirtyData() bool {
 	c := v.cache
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -410,7 +410,7 @@ func (v *Volume) hasDirtyData() bool {
 // pages whose ranges meet in the file and whose slots follow each other
 // in the arena go down as one transfer of up to writeBackChunk bytes,
 // straight from the arena. Caller holds c.mu.
-func (v *Volume) writeBackLocked(f *fcb, req ioReq) error {
+func (v *vcb) writeBackLocked(f *fcb, req ioReq) error {
 	c := v.cache
 	var dirty []*page
 	for _, p := range f.pages {
@@ -468,7 +468,7 @@ func (v *Volume) writeBackLocked(f *fcb, req ioReq) error {
 // file now ends there, or its clusters past there are being freed).
 // Changes not yet written are dropped with them. Caller holds the volume
 // lock exclusively.
-func (v *Volume) discard(f *fcb, from int64) {
+func (v *vcb) discard(f *fcb, from int64) {
 	c := v.cache
 	c.mu.Lock()
 	defer c.mu.Unlock()

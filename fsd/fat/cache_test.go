@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vdisk-dev/vdisk/fsd/fat/internal/fattest"
 	"github.com/vdisk-dev/vdisk/iomgr"
 )
 
@@ -256,7 +257,7 @@ func TestFastIOServesFromTheCacheOrSaysNotPossible(t *testing.T) {
 // left a hole among them, each take one run of clusters, as mtools'
 // mshowfat sees in the FAT.
 func TestFilesStayContiguous(t *testing.T) {
-	odNeed(t, "mshowfat")
+	fattest.Need(t, "mshowfat")
 	x := fxNew(t, fxLayouts[2]) // 512-byte clusters
 	write := func(name string, n int) []byte {
 		data := fxContent(name, n)
@@ -288,7 +289,7 @@ func TestFilesStayContiguous(t *testing.T) {
 	fxFsck(t, x.img)
 	fxCompareTrees(t, "mtools", fxMtoolsTree(t, x.img), want)
 	for p := range want {
-		out := odMust(t, "mshowfat", "-i", x.img, "::"+strings.ReplaceAll(p, `\`, "/"))
+		out := fattest.Must(t, "mshowfat", "-i", x.img, "::"+strings.ReplaceAll(p, `\`, "/"))
 		if strings.Count(out, "<") != 1 {
 			t.Errorf("%s is in more than one run of clusters: %s", p, out)
 		}

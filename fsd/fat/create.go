@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/vdisk-dev/vdisk/fsd/fat/internal/ondisk"
 	"github.com/vdisk-dev/vdisk/iomgr"
 )
 
@@ -43,11 +44,11 @@ func fileContext(fo *iomgr.FileObject) (*fcb, *ccb) {
 }
 
 // attrMask is what a caller may set of the attribute byte.
-const attrMask = AttrReadOnly | AttrHidden | AttrSystem | AttrArchive
+const attrMask = ondisk.AttrReadOnly | ondisk.AttrHidden | ondisk.AttrSystem | ondisk.AttrArchive
 
 // create handles IRP_MJ_CREATE: open or create a file or directory, the
 // root directory (`\`) or the volume itself ("").
-func (v *Volume) create(irp *iomgr.IRP) (iomgr.Status, uint64) {
+func (v *vcb) create(irp *iomgr.IRP) (iomgr.Status, uint64) {
 	sl := irp.CurrentStackLocation()
 	fo := sl.FileObject
 	if fo == nil {
@@ -115,7 +116,7 @@ func (v *Volume) create(irp *iomgr.IRP) (iomgr.Status, uint64) {
 		comps = strings.Split(rest, `\`)
 	}
 	for i, comp := range comps {
-		clean, err := CleanLongName(comp)
+		clean, err := ondisk.CleanLongName(comp)
 		if err != nil {
 			v.fs.logf("fat: open %q: %v", name, err)
 			return iomgr.StatusObjectNameInvalid, 0
@@ -189,11 +190,11 @@ func (v *Volume) create(irp *iomgr.IRP) (iomgr.Status, uint64) {
 	case isDir && p.Disposition != iomgr.FileCreate && p.Disposition != iomgr.FileOpenIf:
 		return iomgr.StatusInvalidParameter, 0
 	}
-	attr := Attr(p.FileAttributes) & (AttrReadOnly | AttrHidden | AttrSystem)
+	attr := ondisk.Attr(p.FileAttributes) & (ondisk.AttrReadOnly | ondisk.AttrHidden | ondisk.AttrSystem)
 	if isDir {
-		attr |= AttrDirectory
+		attr |= ondisk.AttrDirectory
 	} else {
-		attr |= AttrArchive
+		attr |= ondisk.AttrArchive
 	}
 	f, err := v.newEntry(d, last, attr)
 	if err != nil {
@@ -201,7 +202,7 @@ func (v *Volume) create(irp *iomgr.IRP) (iomgr.Status, uint64) {
 	}
 	if p.AllocationSize > 0 && !isDir {
 		cs := int64(v.geo.ClusterSize)
-		if n := (p.AllocationSize + cs - 1) / cs; n*cs <= MaxFileSize+cs {
+		if n := (p.AllocationSize + cs - 1) / cs; n*cs <= ondisk.MaxFileSize+cs {
 			if err := v.setClusters(f, uint32(n)); err != nil {
 				// The entry stays, empty; the allocation is only a hint.
 				v.fs.logf("fat: %s: allocation of %d bytes: %v", f.path(), p.AllocationSize, err)
@@ -219,7 +220,7 @@ func (v *Volume) create(irp *iomgr.IRP) (iomgr.Status, uint64) {
 }
 
 // unlinkUnused forgets a file FCB no file object holds.
-func (v *Volume) unlinkUnused(f *fcb) {
+func (v *vcb) unlinkUnused(f *fcb) {
 	if f.opens == 0 && !f.isDir {
 		v.unlink(f)
 	}
@@ -227,7 +228,7 @@ func (v *Volume) unlinkUnused(f *fcb) {
 
 // openVolume opens the volume itself (a volume open: FSCTLs, the label,
 // sector I/O).
-func (v *Volume) openVolume(fo *iomgr.FileObject, c *ccb) (iomgr.Status, uint64) {
+func (v *vcb) openVolume(fo *iomgr.FileObject, c *ccb) (iomgr.Status, uint64) {
 	if v.readOnly && (c.mode.write || c.mode.del) {
 		return iomgr.StatusMediaWriteProtected, 0
 	}
@@ -243,7 +244,7 @@ func (v *Volume) openVolume(fo *iomgr.FileObject, c *ccb) (iomgr.Status, uint64)
 
 // openExisting opens f with the checks NT's FastFAT makes, overwriting or
 // superseding it as the disposition says.
-func (v *Volume) openExisting(fo *iomgr.FileObject, c *ccb, f *fcb, p iomgr.CreateParameters, trailing bool) (iomgr.Status, uint64) {
+func (v *vcb) openExisting(fo *iomgr.FileObject, c *ccb, f *fcb, p iomgr.CreateParameters, trailing bool) (iomgr.Status, uint64) {
 	if f.deletePending {
 		return iomgr.StatusDeletePending, 0
 	}
@@ -286,7 +287,7 @@ func (v *Volume) openExisting(fo *iomgr.FileObject, c *ccb, f *fcb, p iomgr.Crea
 		}
 	}
 	if f.de != nil {
-		ro := f.de.short.Attr&AttrReadOnly != 0
+		ro := f.de.short.Attr&ondisk.AttrReadOnly != 0
 		if ro && c.deleteOnClose {
 			return iomgr.StatusCannotDelete, 0
 		}
@@ -296,8 +297,8 @@ func (v *Volume) openExisting(fo *iomgr.FileObject, c *ccb, f *fcb, p iomgr.Crea
 		if overwrite {
 			// NT refuses to overwrite a hidden or system file unless the
 			// caller asks for those attributes.
-			have := f.de.short.Attr & (AttrHidden | AttrSystem)
-			if have&^Attr(p.FileAttributes) != 0 {
+			have := f.de.short.Attr & (ondisk.AttrHidden | ondisk.AttrSystem)
+			if have&^ondisk.Attr(p.FileAttributes) != 0 {
 				return iomgr.StatusAccessDenied, 0
 			}
 		}
@@ -319,7 +320,7 @@ func (v *Volume) openExisting(fo *iomgr.FileObject, c *ccb, f *fcb, p iomgr.Crea
 			return statusOf(err), 0
 		}
 		s := &f.de.short
-		s.Attr = s.Attr&AttrDirectory | Attr(p.FileAttributes)&(AttrReadOnly|AttrHidden|AttrSystem) | AttrArchive
+		s.Attr = s.Attr&ondisk.AttrDirectory | ondisk.Attr(p.FileAttributes)&(ondisk.AttrReadOnly|ondisk.AttrHidden|ondisk.AttrSystem) | ondisk.AttrArchive
 		now := v.fs.opts.Now()
 		s.SetModified(now, v.loc)
 		s.SetAccessed(now, v.loc)
@@ -340,7 +341,7 @@ func (v *Volume) openExisting(fo *iomgr.FileObject, c *ccb, f *fcb, p iomgr.Crea
 }
 
 // attach makes fo an open of f.
-func (v *Volume) attach(fo *iomgr.FileObject, f *fcb, c *ccb) {
+func (v *vcb) attach(fo *iomgr.FileObject, f *fcb, c *ccb) {
 	c.fcb = f
 	f.opens++
 	f.handles++
@@ -369,11 +370,11 @@ func parentCluster(d *fcb) uint32 {
 // newEntry creates file or directory name (already clean) in directory d
 // and returns its FCB. It checks the room it needs first, so a volume too
 // full for it is left as it was.
-func (v *Volume) newEntry(d *fcb, name string, attr Attr) (*fcb, error) {
+func (v *vcb) newEntry(d *fcb, name string, attr ondisk.Attr) (*fcb, error) {
 	x := d.dir
-	sn, cf, lfn, err := GenerateShortName(name, x.shortExists)
+	sn, cf, lfn, err := ondisk.GenerateShortName(name, x.shortExists)
 	if err != nil {
-		if errors.Is(err, ErrNoSpace) {
+		if errors.Is(err, ondisk.ErrNoSpace) {
 			return nil, fail(iomgr.StatusCannotMake, "directory %s has no short name left for %q", d.path(), name)
 		}
 		return nil, err
@@ -382,12 +383,12 @@ func (v *Volume) newEntry(d *fcb, name string, attr Attr) (*fcb, error) {
 	if lfn {
 		long = name
 	}
-	k := 1 + LongNameSlots(long)
+	k := 1 + ondisk.LongNameSlots(long)
 	grow, err := v.growNeed(d, k)
 	if err != nil {
 		return nil, err
 	}
-	isDir := attr&AttrDirectory != 0
+	isDir := attr&ondisk.AttrDirectory != 0
 	need := grow
 	if isDir {
 		need++
@@ -401,12 +402,12 @@ func (v *Volume) newEntry(d *fcb, name string, attr Attr) (*fcb, error) {
 		}
 	}
 	now := v.fs.opts.Now()
-	se := ShortEntry{Name: sn, Attr: attr}
+	se := ondisk.ShortEntry{Name: sn, Attr: attr}
 	se.SetCase(cf)
 	se.SetCreated(now, v.loc)
 	se.SetModified(now, v.loc)
 	se.SetAccessed(now, v.loc)
-	var cluster []Extent
+	var cluster []ondisk.Extent
 	if isDir {
 		if cluster, err = v.fat.Allocate(1, 0, 0); err != nil {
 			return nil, v.note(err)
@@ -428,10 +429,10 @@ func (v *Volume) newEntry(d *fcb, name string, attr Attr) (*fcb, error) {
 		// The new directory's cluster: zeros, "." and "..", written with
 		// the next commit like any directory change.
 		data := make([]byte, v.geo.ClusterSize)
-		dot, dotdot := DotEntries(f.start, parentCluster(d), &se)
+		dot, dotdot := ondisk.DotEntries(f.start, parentCluster(d), &se)
 		dot.Encode(data)
-		dotdot.Encode(data[DirEntrySize:])
-		f.dir, err = v.buildIndex(f, data, len(data)/DirEntrySize)
+		dotdot.Encode(data[ondisk.DirEntrySize:])
+		f.dir, err = v.buildIndex(f, data, len(data)/ondisk.DirEntrySize)
 		if err != nil {
 			return nil, err
 		}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"unicode/utf16"
 
+	"github.com/vdisk-dev/vdisk/fsd/fat/internal/ondisk"
 	"github.com/vdisk-dev/vdisk/iomgr"
 )
 
@@ -13,7 +14,7 @@ import (
 // open file or directory it is the truth about its directory entry: the FCB
 // changes the short entry here and the index writes it back.
 type dirEntry struct {
-	short        ShortEntry
+	short        ondisk.ShortEntry
 	long         string // "" when the entry has no long name
 	slot         int    // slot of the short entry
 	first        int    // first slot (of the long name, or slot)
@@ -28,11 +29,11 @@ func (de *dirEntry) slots() int { return de.slot - de.first + 1 }
 // and its entries by folded name (long and short) and by slot, so lookups,
 // short-name generation and enumeration never rescan the directory.
 type dirIndex struct {
-	data      []byte   // every slot of the directory (the fixed root, or the clusters in chain order)
-	dirty     []uint64 // sectors of data changed since written
-	slots     *SlotMap // free and used slots
+	data      []byte          // every slot of the directory (the fixed root, or the clusters in chain order)
+	dirty     []uint64        // sectors of data changed since written
+	slots     *ondisk.SlotMap // free and used slots
 	byName    map[string]*dirEntry
-	shorts    map[ShortName]*dirEntry
+	shorts    map[ondisk.ShortName]*dirEntry
 	order     []*dirEntry // live entries by slot (dots and the label excluded)
 	label     *dirEntry   // the volume label entry (root directory)
 	dotdot    *dirEntry
@@ -41,15 +42,15 @@ type dirIndex struct {
 }
 
 // lookup finds an entry by name, long or short, case-insensitively.
-func (x *dirIndex) lookup(name string) *dirEntry { return x.byName[FoldKey(name)] }
+func (x *dirIndex) lookup(name string) *dirEntry { return x.byName[ondisk.FoldKey(name)] }
 
 // shortExists answers GenerateShortName: is the short name taken (by a
 // short name, or as the name of another entry)?
-func (x *dirIndex) shortExists(sn ShortName) bool {
+func (x *dirIndex) shortExists(sn ondisk.ShortName) bool {
 	if _, ok := x.shorts[sn]; ok {
 		return true
 	}
-	_, ok := x.byName[FoldKey(sn.String())]
+	_, ok := x.byName[ondisk.FoldKey(sn.String())]
 	return ok
 }
 
@@ -84,9 +85,9 @@ func (x *dirIndex) remove(de *dirEntry) {
 }
 
 func (de *dirEntry) keys() []string {
-	ks := []string{FoldKey(de.shortDisplay)}
+	ks := []string{ondisk.FoldKey(de.shortDisplay)}
 	if de.long != "" {
-		if k := FoldKey(de.long); k != ks[0] {
+		if k := ondisk.FoldKey(de.long); k != ks[0] {
 			ks = append(ks, k)
 		}
 	}
@@ -95,35 +96,30 @@ func (de *dirEntry) keys() []string {
 
 // newDirEntry fills in the names of an entry the Scanner found or the
 // driver made.
-func (v *Volume) newDirEntry(e *DirEntry) *dirEntry {
+func (v *vcb) newDirEntry(e *ondisk.DirEntry) *dirEntry {
 	de := &dirEntry{short: e.ShortEntry, long: e.LongName, slot: e.Slot, first: e.FirstSlot}
 	v.setNames(de)
 	return de
 }
 
-func (v *Volume) setNames(de *dirEntry) {
-	de.shortDisplay = shortDisplayName(de.short.Name, de.short.Case(), de.slot, v.cp)
+func (v *vcb) setNames(de *dirEntry) {
+	de.shortDisplay = ondisk.DisplayShortName(de.short.Name, de.short.Case(), de.slot, v.cp)
 	de.display = de.shortDisplay
 	if de.long != "" {
 		de.display = de.long
 	}
 }
 
-// dirSlotsLimit is the most bytes of a directory the driver reads: a
-// directory has at most MaxDirEntries slots, and a longer chain (a corrupt
-// volume) is not read past them.
-const dirSlotsLimit = MaxDirEntries * DirEntrySize
-
 // loadDir reads directory d and builds its index (once; it stays while d
 // is in memory).
-func (v *Volume) loadDir(d *fcb) error {
+func (v *vcb) loadDir(d *fcb) error {
 	if d.dir != nil {
 		return nil
 	}
 	g := &v.geo
 	var data []byte
 	nslots := 0
-	if d.isRoot && g.Type != FAT32 {
+	if d.isRoot && g.Type != ondisk.FAT32 {
 		data = make([]byte, int64(g.RootDirSectors)*int64(g.BytesPerSector))
 		if err := v.meta.transfer(iomgr.MajorRead, ioReq{rq: v.rq}, data, g.RootDirOffset()); err != nil {
 			return fmt.Errorf("read the root directory: %w", err)
@@ -132,9 +128,9 @@ func (v *Volume) loadDir(d *fcb) error {
 	} else {
 		cs := int64(g.ClusterSize)
 		n := int64(d.ext.total)
-		if n*cs > dirSlotsLimit {
-			v.fs.logf("fat: volume %v: directory %s has %d clusters, more than %d entries: only the first are read", v.Real, d.path(), n, MaxDirEntries)
-			n = (dirSlotsLimit + cs - 1) / cs
+		if n*cs > ondisk.MaxDirBytes {
+			v.fs.logf("fat: volume %v: directory %s has %d clusters, more than %d entries: only the first are read", v.Real, d.path(), n, ondisk.MaxDirEntries)
+			n = (ondisk.MaxDirBytes + cs - 1) / cs
 		}
 		data = make([]byte, n*cs)
 		for vcn := int64(0); vcn < n; {
@@ -145,7 +141,7 @@ func (v *Volume) loadDir(d *fcb) error {
 			}
 			vcn += int64(run)
 		}
-		nslots = min(len(data)/DirEntrySize, MaxDirEntries)
+		nslots = min(len(data)/ondisk.DirEntrySize, ondisk.MaxDirEntries)
 	}
 	x, err := v.buildIndex(d, data, nslots)
 	if err != nil {
@@ -164,8 +160,8 @@ func (v *Volume) loadDir(d *fcb) error {
 // the free cluster; a delete would free clusters another chain uses). It
 // records the first such problem (writes are refused from then on); the
 // directory stays readable.
-func (v *Volume) checkStarts(d *fcb) {
-	if v.NeedsCheck() != nil {
+func (v *vcb) checkStarts(d *fcb) {
+	if v.needsCheck() != nil {
 		return
 	}
 	t := v.fat
@@ -179,7 +175,7 @@ func (v *Volume) checkStarts(d *fcb) {
 		switch other := starts[s]; {
 		case s < 2 || s > t.MaxCluster():
 			why = fmt.Sprintf("starts at cluster %d, outside 2..%d", s, t.MaxCluster())
-		case t.isFree(s):
+		case t.IsFree(s):
 			why = fmt.Sprintf("starts at cluster %d, which is marked free", s)
 		case t.HasPredecessor(s):
 			why = fmt.Sprintf("starts at cluster %d, inside another chain (cross-linked)", s)
@@ -189,7 +185,7 @@ func (v *Volume) checkStarts(d *fcb) {
 			why = fmt.Sprintf("starts at cluster %d, which another chain in use holds (cross-linked)", s)
 		}
 		if why != "" {
-			_ = v.note(fmt.Errorf("%w: %s %s", ErrCorrupt, d.childPath(de.display), why))
+			_ = v.note(fmt.Errorf("%w: %s %s", ondisk.ErrCorrupt, d.childPath(de.display), why))
 			return
 		}
 		starts[s] = de
@@ -197,17 +193,17 @@ func (v *Volume) checkStarts(d *fcb) {
 }
 
 // buildIndex scans a directory's bytes into an index.
-func (v *Volume) buildIndex(d *fcb, data []byte, nslots int) (*dirIndex, error) {
+func (v *vcb) buildIndex(d *fcb, data []byte, nslots int) (*dirIndex, error) {
 	x := &dirIndex{
 		data:   data,
 		dirty:  make([]uint64, (len(data)/int(v.geo.BytesPerSector)+64)/64),
-		slots:  NewSlotMap(nslots),
+		slots:  ondisk.NewSlotMap(nslots),
 		byName: map[string]*dirEntry{},
-		shorts: map[ShortName]*dirEntry{},
+		shorts: map[ondisk.ShortName]*dirEntry{},
 	}
-	sc := Scanner{Free: func(first, n int) { x.slots.Release(first, n) }}
+	sc := ondisk.Scanner{Free: func(first, n int) { x.slots.Release(first, n) }}
 	var dot *dirEntry
-	for e := range sc.Entries(data[:nslots*DirEntrySize]) {
+	for e := range sc.Entries(data[:nslots*ondisk.DirEntrySize]) {
 		switch {
 		case e.IsVolumeLabel():
 			if d.isRoot && x.label == nil {
@@ -218,14 +214,14 @@ func (v *Volume) buildIndex(d *fcb, data []byte, nslots int) (*dirIndex, error) 
 				continue // not meaningful in the root: ignored, as Windows does
 			}
 			de := v.newDirEntry(&e)
-			if e.Name == DotName {
+			if e.Name == ondisk.DotName {
 				if dot != nil {
-					return nil, v.note(fmt.Errorf("%w: directory %s has two \".\" entries (slots %d and %d)", ErrCorrupt, d.path(), dot.slot, e.Slot))
+					return nil, v.note(fmt.Errorf("%w: directory %s has two \".\" entries (slots %d and %d)", ondisk.ErrCorrupt, d.path(), dot.slot, e.Slot))
 				}
 				dot = de
 			} else {
 				if x.dotdot != nil {
-					return nil, v.note(fmt.Errorf("%w: directory %s has two \"..\" entries (slots %d and %d)", ErrCorrupt, d.path(), x.dotdot.slot, e.Slot))
+					return nil, v.note(fmt.Errorf("%w: directory %s has two \"..\" entries (slots %d and %d)", ondisk.ErrCorrupt, d.path(), x.dotdot.slot, e.Slot))
 				}
 				x.dotdot = de
 			}
@@ -235,12 +231,12 @@ func (v *Volume) buildIndex(d *fcb, data []byte, nslots int) (*dirIndex, error) 
 	}
 	x.end = nslots
 	for i := 0; i < nslots; i++ {
-		if data[i*DirEntrySize] == 0 {
+		if data[i*ondisk.DirEntrySize] == 0 {
 			x.end = i
 			break
 		}
 	}
-	x.tailClean = allZero(data[x.end*DirEntrySize:])
+	x.tailClean = allZero(data[x.end*ondisk.DirEntrySize:])
 	return x, nil
 }
 
@@ -254,7 +250,7 @@ func allZero(b []byte) bool {
 }
 
 // markDirty records that bytes [from, to) of d's data changed.
-func (v *Volume) markDirty(d *fcb, from, to int) {
+func (v *vcb) markDirty(d *fcb, from, to int) {
 	if to <= from {
 		return
 	}
@@ -267,7 +263,7 @@ func (v *Volume) markDirty(d *fcb, from, to int) {
 }
 
 // writeDir writes d's changed sectors.
-func (v *Volume) writeDir(d *fcb) error {
+func (v *vcb) writeDir(d *fcb) error {
 	x := d.dir
 	if x == nil {
 		return nil
@@ -287,7 +283,7 @@ func (v *Volume) writeDir(d *fcb) error {
 		a, b := s*bps, e*bps
 		for a < b {
 			var off, n int64
-			if d.isRoot && v.geo.Type != FAT32 {
+			if d.isRoot && v.geo.Type != ondisk.FAT32 {
 				off, n = v.geo.RootDirOffset()+a, b-a
 			} else {
 				lcn, run := d.ext.lookup(uint32(a / cs))
@@ -309,39 +305,39 @@ func (v *Volume) writeDir(d *fcb) error {
 }
 
 // writeEntry puts de's short entry into d's data.
-func (v *Volume) writeEntry(d *fcb, de *dirEntry) {
+func (v *vcb) writeEntry(d *fcb, de *dirEntry) {
 	if d == nil || d.dir == nil {
 		return
 	}
-	off := de.slot * DirEntrySize
+	off := de.slot * ondisk.DirEntrySize
 	de.short.Encode(d.dir.data[off:])
-	v.markDirty(d, off, off+DirEntrySize)
+	v.markDirty(d, off, off+ondisk.DirEntrySize)
 }
 
 // growNeed is how many clusters directory d must grow by to hold an entry
 // of k consecutive slots (0 if it has room), or why it cannot.
-func (v *Volume) growNeed(d *fcb, k int) (uint32, error) {
+func (v *vcb) growNeed(d *fcb, k int) (uint32, error) {
 	x := d.dir
 	if _, ok := x.slots.Find(k); ok {
 		return 0, nil
 	}
-	if d.isRoot && v.geo.Type != FAT32 {
+	if d.isRoot && v.geo.Type != ondisk.FAT32 {
 		return 0, fail(iomgr.StatusCannotMake, "the root directory is full (%d entries)", v.geo.RootEntries)
 	}
 	trailing := 0
 	for i := x.slots.Len() - 1; i >= 0 && !x.slots.InUse(i); i-- {
 		trailing++
 	}
-	per := int(v.geo.ClusterSize) / DirEntrySize
+	per := int(v.geo.ClusterSize) / ondisk.DirEntrySize
 	n := (k - trailing + per - 1) / per
-	if x.slots.Len()+n*per > MaxDirEntries || len(x.data) < int(d.ext.total)*int(v.geo.ClusterSize) {
-		return 0, fail(iomgr.StatusCannotMake, "directory %s is full: a FAT directory holds at most %d entries", d.path(), MaxDirEntries)
+	if x.slots.Len()+n*per > ondisk.MaxDirEntries || len(x.data) < int(d.ext.total)*int(v.geo.ClusterSize) {
+		return 0, fail(iomgr.StatusCannotMake, "directory %s is full: a FAT directory holds at most %d entries", d.path(), ondisk.MaxDirEntries)
 	}
 	return uint32(n), nil
 }
 
 // growDir adds n zero-filled clusters to directory d.
-func (v *Volume) growDir(d *fcb, n uint32) error {
+func (v *vcb) growDir(d *fcb, n uint32) error {
 	if err := v.setClusters(d, d.ext.total+n); err != nil {
 		return err
 	}
@@ -351,20 +347,20 @@ func (v *Volume) growDir(d *fcb, n uint32) error {
 	for len(x.dirty)*64 < len(x.data)/int(v.geo.BytesPerSector)+1 {
 		x.dirty = append(x.dirty, 0)
 	}
-	x.slots.Grow(len(x.data) / DirEntrySize)
+	x.slots.Grow(len(x.data) / ondisk.DirEntrySize)
 	v.markDirty(d, old, len(x.data))
 	return nil
 }
 
 // addEntry places a new entry (long name entries when long is not "",
 // then se) in directory d, which must have room (growNeed, growDir).
-func (v *Volume) addEntry(d *fcb, long string, se ShortEntry) (*dirEntry, error) {
+func (v *vcb) addEntry(d *fcb, long string, se ondisk.ShortEntry) (*dirEntry, error) {
 	x := d.dir
-	buf, err := AppendEntries(nil, long, &se)
+	buf, err := ondisk.AppendEntries(nil, long, &se)
 	if err != nil {
 		return nil, err
 	}
-	k := len(buf) / DirEntrySize
+	k := len(buf) / ondisk.DirEntrySize
 	slot, ok := x.slots.Find(k)
 	if !ok {
 		return nil, fail(iomgr.StatusDiskFull, "directory %s has no room for %d entries", d.path(), k)
@@ -373,13 +369,13 @@ func (v *Volume) addEntry(d *fcb, long string, se ShortEntry) (*dirEntry, error)
 		if !x.tailClean {
 			// Stale bytes after the end marker would read as entries once
 			// the marker is overwritten.
-			clear(x.data[x.end*DirEntrySize:])
-			v.markDirty(d, x.end*DirEntrySize, len(x.data))
+			clear(x.data[x.end*ondisk.DirEntrySize:])
+			v.markDirty(d, x.end*ondisk.DirEntrySize, len(x.data))
 			x.tailClean = true
 		}
 		x.end = slot + k
 	}
-	off := slot * DirEntrySize
+	off := slot * ondisk.DirEntrySize
 	copy(x.data[off:], buf)
 	v.markDirty(d, off, off+len(buf))
 	x.slots.Use(slot, k)
@@ -390,18 +386,18 @@ func (v *Volume) addEntry(d *fcb, long string, se ShortEntry) (*dirEntry, error)
 }
 
 // removeEntry deletes de from directory d: its slots are marked deleted.
-func (v *Volume) removeEntry(d *fcb, de *dirEntry) {
+func (v *vcb) removeEntry(d *fcb, de *dirEntry) {
 	x := d.dir
 	for s := de.first; s <= de.slot; s++ {
-		x.data[s*DirEntrySize] = 0xE5
+		x.data[s*ondisk.DirEntrySize] = 0xE5
 	}
-	v.markDirty(d, de.first*DirEntrySize, (de.slot+1)*DirEntrySize)
+	v.markDirty(d, de.first*ondisk.DirEntrySize, (de.slot+1)*ondisk.DirEntrySize)
 	x.slots.Release(de.first, de.slots())
 	x.remove(de)
 }
 
 // directoryControl handles IRP_MJ_DIRECTORY_CONTROL.
-func (v *Volume) directoryControl(irp *iomgr.IRP) (iomgr.Status, uint64) {
+func (v *vcb) directoryControl(irp *iomgr.IRP) (iomgr.Status, uint64) {
 	sl := irp.CurrentStackLocation()
 	if sl.Minor != iomgr.MinorQueryDirectory {
 		return iomgr.StatusInvalidDeviceRequest, 0
@@ -524,15 +520,15 @@ func entrySize(name string) int {
 }
 
 // attributes converts a short entry's attributes for a caller.
-func attributes(s *ShortEntry) iomgr.FileAttributes {
-	a := iomgr.FileAttributes(s.Attr & (AttrReadOnly | AttrHidden | AttrSystem | AttrDirectory | AttrArchive))
+func attributes(s *ondisk.ShortEntry) iomgr.FileAttributes {
+	a := iomgr.FileAttributes(s.Attr & (ondisk.AttrReadOnly | ondisk.AttrHidden | ondisk.AttrSystem | ondisk.AttrDirectory | ondisk.AttrArchive))
 	if a == 0 {
 		a = iomgr.FileAttributeNormal
 	}
 	return a
 }
 
-func (v *Volume) entryInfo(de *dirEntry) iomgr.FileDirectoryEntry {
+func (v *vcb) entryInfo(de *dirEntry) iomgr.FileDirectoryEntry {
 	s := &de.short
 	e := iomgr.FileDirectoryEntry{
 		FileIndex:      uint32(de.slot),
@@ -558,7 +554,7 @@ func (v *Volume) entryInfo(de *dirEntry) iomgr.FileDirectoryEntry {
 }
 
 // dotInfo describes "." (d itself) or ".." (its parent) of a subdirectory.
-func (v *Volume) dotInfo(d *fcb, dotdot bool) iomgr.FileDirectoryEntry {
+func (v *vcb) dotInfo(d *fcb, dotdot bool) iomgr.FileDirectoryEntry {
 	e := iomgr.FileDirectoryEntry{FileName: ".", FileIndex: 0, FileAttributes: iomgr.FileAttributeDirectory}
 	src := d
 	if dotdot {
@@ -590,9 +586,9 @@ func compilePattern(p string) pattern {
 		return pattern{all: true}
 	}
 	if !strings.ContainsAny(p, `*?<>"`) {
-		return pattern{exact: true, name: p, runes: []rune(FoldKey(p))}
+		return pattern{exact: true, name: p, runes: []rune(ondisk.FoldKey(p))}
 	}
-	r := []rune(FoldKey(p))
+	r := []rune(ondisk.FoldKey(p))
 	for i, c := range r {
 		switch c {
 		case '<':
@@ -611,7 +607,7 @@ func (p pattern) match(names ...string) bool {
 		return true
 	}
 	for _, n := range names {
-		if n != "" && glob(p.runes, []rune(FoldKey(n))) {
+		if n != "" && glob(p.runes, []rune(ondisk.FoldKey(n))) {
 			return true
 		}
 	}

@@ -1,13 +1,22 @@
-// Package fat is vdisk's FAT12/16/32 file system with VFAT long names: the
-// on-disk layer (boot sector, FAT, directory entries, names, timestamps)
-// and the file system driver (FSD) that mounts volumes through their VPBs
-// as NT's FastFAT does.
+// Package fat is vdisk's FAT12/16/32 file system driver (FSD) with VFAT
+// long names, which mounts volumes through their VPBs as NT's FastFAT does,
+// and Format, which writes a new FAT file system as mkfs.fat does. It sits
+// above the mount manager (mount) and below the filters, the io/fs façade
+// and the CLI; what a user of it needs is Register and Options, Format and
+// its options, result and errors, and the rules for names and labels
+// (limits.go).
+//
+// The on-disk format (boot sector, FAT, directory entries, names, code
+// pages, timestamps, and the cluster-ownership pass) is internal/ondisk:
+// pure codecs without I/O or locks. This package does the I/O, the caching
+// and the locking around them. Its tests share internal/fattest with
+// ondisk's (the dosfstools and mtools oracles, images edited by hand).
 //
 // Register loads the driver (`\FileSystem\Fat`) and registers its control
 // device (`\Fat`) with the mount manager. The mount sequence sends it
 // IRP_MN_MOUNT_VOLUME; it recognises the volume by its boot sector (else
 // STATUS_UNRECOGNIZED_VOLUME, and the next file system is asked), creates
-// a volume device whose extension is the Volume (the VCB, embedding
+// a volume device whose extension is the vcb (the VCB, embedding
 // mount.VolumeState), loads the FAT and claims the VPB. Every request on
 // the volume then comes to that device: CREATE, READ, WRITE, queries and
 // sets of file and volume information, directory enumeration, FLUSH,
@@ -32,15 +41,15 @@
 // and standard information without an IRP; anything else answers "not
 // possible" and the caller sends the IRP.
 //
-// Metadata lives in memory while the volume is mounted: the FAT (Table),
-// and for each directory in use an index of its entries by folded name
-// (long and short), its free slots and short names, so lookups and new
-// names never rescan a directory; a file's chain is kept as extents, and
-// allocation starts at the FSInfo next-free hint or right after the
-// file's last cluster, taking whole free runs, so files stay contiguous.
-// Changes to the FAT and directories are written by the lazy writer
-// (lazy.go) a second after the first one, data first, then the FAT, then
-// the directories; FLUSH_BUFFERS, a volume lock, dismount and shutdown
+// Metadata lives in memory while the volume is mounted: the FAT (an
+// ondisk.Table), and for each directory in use an index of its entries by
+// folded name (long and short), its free slots and short names, so lookups
+// and new names never rescan a directory; a file's chain is kept as
+// extents, and allocation starts at the FSInfo next-free hint or right
+// after the file's last cluster, taking whole free runs, so files stay
+// contiguous. Changes to the FAT and directories are written by the lazy
+// writer (lazy.go) a second after the first one, data first, then the FAT,
+// then the directories; FLUSH_BUFFERS, a volume lock, dismount and shutdown
 // write everything at once, and FSInfo with it. Nothing is written before
 // the first change: storage that refuses writes is recognised at mount by
 // IOCTL_DISK_IS_WRITABLE (as FastFAT asks it), and the volume is marked
@@ -52,15 +61,15 @@
 // backup stay as they were (fsck.fat compares the two and clears the flag
 // in the boot sector alone).
 //
-// A volume found corrupt refuses writes (NeedsCheck): the FAT's links are
-// checked at every mount (links into free or bad clusters, two chains
+// A volume found corrupt refuses writes (vcb.needsCheck): the FAT's links
+// are checked at every mount (links into free or bad clusters, two chains
 // joined into one), each directory's entries' first clusters when it is
 // read, and a dirty volume mounted writable has every chain walked
-// (ownership.go); the first corruption found there or by any request makes
-// every later request that would write fail with STATUS_VOLUME_DIRTY,
-// while reads go on. Writing would make it worse: the allocator would hand
-// out a cluster a damaged chain still reaches, a delete would free clusters
-// another file uses.
+// (ondisk.OwnershipCheck); the first corruption found there or by any
+// request makes every later request that would write fail with
+// STATUS_VOLUME_DIRTY, while reads go on. Writing would make it worse: the
+// allocator would hand out a cluster a damaged chain still reaches, a
+// delete would free clusters another file uses.
 //
 // The label is the root directory's label entry (the boot sector's copy is
 // not read, as with fatlabel, mlabel and Windows); setting it keeps its
@@ -73,11 +82,11 @@
 // 4 GiB - 1 gives STATUS_FILE_TOO_LARGE; a first directory query that
 // matches nothing gives STATUS_OBJECT_NAME_NOT_FOUND (iomgr has no
 // STATUS_NO_SUCH_FILE); an entry whose short name is all spaces goes by
-// BlankName. READ and WRITE check the handle's access (FILE_READ_DATA,
+// ondisk.BlankName. READ and WRITE check the handle's access (FILE_READ_DATA,
 // FILE_WRITE_DATA or FILE_APPEND_DATA), renames and deletes need DELETE.
 // Last-access dates are not updated by reads.
 //
-// Lock order: FileSystem.mu is a leaf. Volume.mu (the volume lock, a
+// Lock order: FileSystem.mu is a leaf. vcb.mu (the volume lock, a
 // RWMutex) is taken exclusively by every request that changes metadata or
 // sends metadata I/O, by fast I/O writes and by the lazy writer's timer,
 // shared by file reads, fast I/O reads and queries, and is held while
@@ -87,8 +96,9 @@
 // (dataCache.mu, which guards the pages and every FCB's pages map), held
 // while pages are loaded and written back: those IRPs go down the storage
 // stack, which never calls back into the file system. A CCB's mu (the
-// file position) and Volume.errMu (the corruption found) are leaves, as are
+// file position) and vcb.errMu (the corruption found) are leaves, as are
 // the VPB's locks (mount.VolumeState) and FileSystem.mu. A VPB's mount
 // lock (held by the mount manager around mount, verify and dismount) comes
-// before Volume.mu.
+// before vcb.mu. The on-disk layer has no locks of its own: the volume's
+// Table and directory indexes are used only under vcb.mu.
 package fat

@@ -25,8 +25,8 @@ func fastIODispatch() *iomgr.FastIODispatch {
 
 // fastTarget returns the volume and the file of a fast I/O call on one of
 // the driver's volume devices, nil when the call is not for a file.
-func fastTarget(dev *iomgr.Device, fo *iomgr.FileObject) (*Volume, *fcb, *ccb) {
-	v, ok := dev.Extension.(*Volume)
+func fastTarget(dev *iomgr.Device, fo *iomgr.FileObject) (*vcb, *fcb, *ccb) {
+	v, ok := dev.Extension.(*vcb)
 	if !ok {
 		return nil, nil, nil
 	}
@@ -39,7 +39,7 @@ func fastTarget(dev *iomgr.Device, fo *iomgr.FileObject) (*Volume, *fcb, *ccb) {
 
 // rlockFast takes the volume lock shared for a fast I/O call: a caller
 // that cannot wait gets "not possible" instead of blocking.
-func (v *Volume) rlockFast(wait bool) bool {
+func (v *vcb) rlockFast(wait bool) bool {
 	if wait {
 		v.mu.RLock()
 	} else if !v.mu.TryRLock() {

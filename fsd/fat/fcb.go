@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/vdisk-dev/vdisk/fsd/fat/internal/ondisk"
 	"github.com/vdisk-dev/vdisk/iomgr"
 )
 
@@ -13,7 +14,7 @@ import (
 // every file object of it, their FsContext), and of directories kept in
 // memory for their index. Every field is guarded by the volume lock.
 type fcb struct {
-	vol    *Volume
+	vol    *vcb
 	parent *fcb      // containing directory; nil for the root
 	de     *dirEntry // the entry in the parent's index; nil for the root
 	isDir  bool
@@ -45,7 +46,7 @@ func (f *fcb) size() uint32 {
 
 // allocBytes is the bytes allocated to the file or directory.
 func (f *fcb) allocBytes() int64 {
-	if f.isRoot && f.vol.geo.Type != FAT32 {
+	if f.isRoot && f.vol.geo.Type != ondisk.FAT32 {
 		return f.vol.geo.RootDirBytes()
 	}
 	return int64(f.ext.total) * int64(f.vol.geo.ClusterSize)
@@ -80,17 +81,17 @@ func (f *fcb) path() string {
 // number (VCN) each extent starts at, so that a file offset finds its
 // cluster by binary search.
 type extentMap struct {
-	exts   []Extent
+	exts   []ondisk.Extent
 	starts []uint32 // VCN of each extent's first cluster
 	total  uint32   // clusters in the chain
 }
 
-func (m *extentMap) set(exts []Extent) {
+func (m *extentMap) set(exts []ondisk.Extent) {
 	m.exts, m.starts, m.total = nil, nil, 0
 	m.append(exts)
 }
 
-func (m *extentMap) append(exts []Extent) {
+func (m *extentMap) append(exts []ondisk.Extent) {
 	for _, e := range exts {
 		if e.Len == 0 {
 			continue
@@ -124,18 +125,18 @@ func (m *extentMap) lookup(vcn uint32) (lcn, run uint32) {
 }
 
 // truncate keeps the first keep clusters and returns the extents removed.
-func (m *extentMap) truncate(keep uint32) []Extent {
+func (m *extentMap) truncate(keep uint32) []ondisk.Extent {
 	if keep >= m.total {
 		return nil
 	}
-	var removed []Extent
+	var removed []ondisk.Extent
 	i := sort.Search(len(m.starts), func(i int) bool { return m.starts[i] >= keep })
 	if i > 0 {
 		// extent i-1 may be cut in the middle
 		e := &m.exts[i-1]
 		if end := m.starts[i-1] + e.Len; end > keep {
 			cut := end - keep
-			removed = append(removed, Extent{Start: e.Start + e.Len - cut, Len: cut})
+			removed = append(removed, ondisk.Extent{Start: e.Start + e.Len - cut, Len: cut})
 			e.Len -= cut
 		}
 	}
@@ -228,7 +229,7 @@ func (c *ccb) setPosition(p int64) {
 }
 
 // loadChain reads the chain at start into f's extents and claims it.
-func (v *Volume) loadChain(f *fcb, start uint32) error {
+func (v *vcb) loadChain(f *fcb, start uint32) error {
 	exts, err := v.fat.Chain(start)
 	if err != nil {
 		return v.note(err)
@@ -247,7 +248,7 @@ const maxCachedDirs = 1024
 
 // fcbFor returns the FCB of entry de of directory d, making it (and
 // loading its chain) if it has none.
-func (v *Volume) fcbFor(d *fcb, de *dirEntry) (*fcb, error) {
+func (v *vcb) fcbFor(d *fcb, de *dirEntry) (*fcb, error) {
 	if de.fcb != nil {
 		return de.fcb, nil
 	}
@@ -255,11 +256,11 @@ func (v *Volume) fcbFor(d *fcb, de *dirEntry) (*fcb, error) {
 	start := de.short.StartCluster(v.geo.Type)
 	if f.isDir {
 		if start == 0 {
-			return nil, v.note(fmt.Errorf("%w: directory %s has no cluster", ErrCorrupt, d.childPath(de.display)))
+			return nil, v.note(fmt.Errorf("%w: directory %s has no cluster", ondisk.ErrCorrupt, d.childPath(de.display)))
 		}
 		for a := d; a != nil; a = a.parent {
 			if a.start == start {
-				return nil, v.note(fmt.Errorf("%w: directory %s contains itself (cluster %d is %s)", ErrCorrupt, d.childPath(de.display), start, a.path()))
+				return nil, v.note(fmt.Errorf("%w: directory %s contains itself (cluster %d is %s)", ondisk.ErrCorrupt, d.childPath(de.display), start, a.path()))
 			}
 		}
 	}
@@ -268,7 +269,7 @@ func (v *Volume) fcbFor(d *fcb, de *dirEntry) (*fcb, error) {
 	}
 	if !f.isDir && int64(de.short.Size) > f.allocBytes() {
 		v.unclaim(f.ext.exts)
-		return nil, v.note(fmt.Errorf("%w: %s is %d bytes but has %d clusters of %d bytes", ErrCorrupt,
+		return nil, v.note(fmt.Errorf("%w: %s is %d bytes but has %d clusters of %d bytes", ondisk.ErrCorrupt,
 			d.childPath(de.display), de.short.Size, f.ext.total, v.geo.ClusterSize))
 	}
 	de.fcb = f
@@ -290,7 +291,7 @@ func (d *fcb) childPath(name string) string {
 
 // unlink forgets f: its entry no longer points to it and its chain is no
 // longer claimed. A deleted FCB was unlinked when it was deleted.
-func (v *Volume) unlink(f *fcb) {
+func (v *vcb) unlink(f *fcb) {
 	if !f.linked {
 		return
 	}
@@ -315,7 +316,7 @@ func (v *Volume) unlink(f *fcb) {
 
 // release drops one file object's hold on f: a file's FCB goes when its
 // last file object closes; directories stay cached (see prune).
-func (v *Volume) release(f *fcb) {
+func (v *vcb) release(f *fcb) {
 	f.opens--
 	if f.opens == 0 && !f.isDir {
 		// Changes made after its cleanup (none normally: cleanup wrote
@@ -335,7 +336,7 @@ func (v *Volume) release(f *fcb) {
 // prune drops cached directories nothing holds (no file object, no linked
 // entry, nothing left to write) until half the cache limit is left. Changed
 // directories are written first when they are what holds the cache full.
-func (v *Volume) prune() {
+func (v *vcb) prune() {
 	committed := false
 	for v.cachedDirs > maxCachedDirs/2 {
 		progress := false
@@ -363,7 +364,7 @@ func (v *Volume) prune() {
 
 // walk calls fn for every linked FCB below the root, children before their
 // directory, until fn returns false.
-func (v *Volume) walk(fn func(f *fcb) bool) {
+func (v *vcb) walk(fn func(f *fcb) bool) {
 	var rec func(d *fcb) bool
 	rec = func(d *fcb) bool {
 		if d.dir == nil || d.children == 0 {
@@ -390,7 +391,7 @@ func (v *Volume) walk(fn func(f *fcb) bool) {
 
 // trimAll gives back the clusters allocated beyond the end of every open
 // file (what cleanup does for each file), before a dismount or shutdown.
-func (v *Volume) trimAll() {
+func (v *vcb) trimAll() {
 	if v.readOnly {
 		return
 	}
@@ -405,7 +406,7 @@ func (v *Volume) trimAll() {
 // trim frees the clusters past the end of a file that were allocated to it
 // while it was open; a chain found longer than its file is left as found,
 // so that reading a volume never writes to it.
-func (v *Volume) trim(f *fcb) error {
+func (v *vcb) trim(f *fcb) error {
 	if !f.grown {
 		return nil
 	}
@@ -421,7 +422,7 @@ func (v *Volume) trim(f *fcb) error {
 // setClusters makes f's chain exactly n clusters long: allocating (n
 // larger; nothing is allocated if the volume has too few free clusters) or
 // freeing its tail. The directory entry follows the first cluster.
-func (v *Volume) setClusters(f *fcb, n uint32) error {
+func (v *vcb) setClusters(f *fcb, n uint32) error {
 	switch {
 	case n == f.ext.total:
 		return nil
@@ -459,7 +460,7 @@ func (v *Volume) setClusters(f *fcb, n uint32) error {
 }
 
 // setStart records a new first cluster in f and its directory entry.
-func (v *Volume) setStart(f *fcb, c uint32) {
+func (v *vcb) setStart(f *fcb, c uint32) {
 	f.start = c
 	if f.de != nil {
 		f.de.short.FirstCluster = c

@@ -10,7 +10,7 @@ import (
 // effect (else the clusters past the end of the file are given back) and
 // the metadata is written. On a dismounted volume only the bookkeeping is
 // done.
-func (v *Volume) cleanup(irp *iomgr.IRP) (iomgr.Status, uint64) {
+func (v *vcb) cleanup(irp *iomgr.IRP) (iomgr.Status, uint64) {
 	sl := irp.CurrentStackLocation()
 	fo := sl.FileObject
 	v.mu.Lock()
@@ -24,7 +24,7 @@ func (v *Volume) cleanup(irp *iomgr.IRP) (iomgr.Status, uint64) {
 		_ = v.Unlock(fo)
 	}
 	switch x := fo.FsContext.(type) {
-	case *Volume:
+	case *vcb:
 		if c, ok := fo.FsContext2.(*ccb); ok && !c.cleaned {
 			c.cleaned = true
 			v.share.update(c.counted, -1)
@@ -45,7 +45,7 @@ func (v *Volume) cleanup(irp *iomgr.IRP) (iomgr.Status, uint64) {
 		if f.handles > 0 || v.Dismounted() || f.deleted || v.readOnly {
 			return iomgr.StatusSuccess, 0
 		}
-		if err := v.NeedsCheck(); err != nil && (f.deletePending || !f.isDir) {
+		if err := v.needsCheck(); err != nil && (f.deletePending || !f.isDir) {
 			// A corrupt volume frees no cluster: a delete or a trim could
 			// free clusters another chain still uses. What was written
 			// goes to the disk.
@@ -79,7 +79,7 @@ func (v *Volume) cleanup(irp *iomgr.IRP) (iomgr.Status, uint64) {
 // any more: its FCB loses one reference (a file's FCB goes with its last).
 // The caller then lets mount.VolumeState delete a dismounted volume's
 // device at its last close.
-func (v *Volume) close(irp *iomgr.IRP) (iomgr.Status, uint64) {
+func (v *vcb) close(irp *iomgr.IRP) (iomgr.Status, uint64) {
 	fo := irp.CurrentStackLocation().FileObject
 	if fo == nil {
 		return iomgr.StatusSuccess, 0

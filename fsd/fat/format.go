@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/dustin/go-humanize"
+	"github.com/vdisk-dev/vdisk/fsd/fat/internal/ondisk"
 )
 
 // Errors of Format. Each error Format returns is a *FormatError wrapping
@@ -92,7 +93,7 @@ type FormatOptions struct {
 	Label string
 	// CodePage encodes the label; nil means DefaultCodePage, the code page
 	// the FSD reads labels with (mkfs.fat's default is 850).
-	CodePage *CodePage
+	CodePage *ondisk.CodePage
 	// VolumeID is the serial number when HasVolumeID is set; otherwise it is
 	// derived from Time, the way DOS does (date and time words added).
 	VolumeID    uint32
@@ -142,9 +143,9 @@ type FormatOptions struct {
 // FormatResult describes the file system Format wrote.
 type FormatResult struct {
 	// BootSector is the boot sector as written.
-	BootSector BootSector
+	BootSector ondisk.BootSector
 	// Geometry is its layout.
-	Geometry Geometry
+	Geometry ondisk.Geometry
 	// FreeClusters is the number of free clusters: all of them but the
 	// FAT32 root directory's.
 	FreeClusters uint32
@@ -163,9 +164,9 @@ func (r *FormatResult) FreeBytes() int64 {
 // Cluster-count limits as mkfs.fat and the specification apply them when
 // formatting.
 const (
-	fmtMaxClusters12  = MinClustersFAT16 - 1 // 4084
-	fmtMaxClusters16  = MinClustersFAT32 - 1 // 65524
-	fmtMaxClusterSize = 64 << 10             // bytes; Windows mounts nothing larger
+	fmtMaxClusters12  = ondisk.MinClustersFAT16 - 1 // 4084
+	fmtMaxClusters16  = ondisk.MinClustersFAT32 - 1 // 65524
+	fmtMaxClusterSize = 64 << 10                    // bytes; Windows mounts nothing larger
 	fmtMaxSecPerClus  = 128
 	fmtMaxNumFATs     = 2
 	// fmtFAT32AutoBytes: from this size up, an automatic choice is FAT32.
@@ -242,7 +243,7 @@ func fmtFAT32SecPerClus(n uint64) uint32 {
 
 // fmtLayout is one candidate layout: the numbers of a boot sector.
 type fmtLayout struct {
-	typ         FATType
+	typ         ondisk.FATType
 	bps         uint32
 	spc         uint32
 	reserved    uint32
@@ -261,19 +262,19 @@ func fmtRoundUp(v, m uint32) uint32 { return (v + m - 1) / m * m }
 // cluster (plus the two reserved entries); with align, the reserved area,
 // the root directory and each FAT are rounded up to whole clusters so the
 // data area starts on a cluster boundary.
-func fmtComputeLayout(typ FATType, total, bps, spc, reserved, rootEntries, numFATs uint32, align bool) fmtLayout {
+func fmtComputeLayout(typ ondisk.FATType, total, bps, spc, reserved, rootEntries, numFATs uint32, align bool) fmtLayout {
 	l := fmtLayout{typ: typ, bps: bps, spc: spc, reserved: reserved, numFATs: numFATs, total: total}
-	if typ != FAT32 {
+	if typ != ondisk.FAT32 {
 		// Whole sectors: fsck.fat refuses a root directory that ends inside
 		// one (mkfs.fat -r 100 writes such a count on small volumes).
-		l.rootSectors = (rootEntries*DirEntrySize + bps - 1) / bps
-		l.rootEntries = l.rootSectors * bps / DirEntrySize
+		l.rootSectors = (rootEntries*ondisk.DirEntrySize + bps - 1) / bps
+		l.rootEntries = l.rootSectors * bps / ondisk.DirEntrySize
 	}
 	if align {
 		l.reserved = fmtRoundUp(l.reserved, spc)
-		if typ != FAT32 {
+		if typ != ondisk.FAT32 {
 			l.rootSectors = fmtRoundUp(l.rootSectors, spc)
-			l.rootEntries = l.rootSectors * bps / DirEntrySize
+			l.rootEntries = l.rootSectors * bps / ondisk.DirEntrySize
 		}
 	}
 	bits := uint64(typ)
@@ -308,8 +309,8 @@ func fmtComputeLayout(typ FATType, total, bps, spc, reserved, rootEntries, numFA
 
 // fmtPlanned is everything Format decided before writing.
 type fmtPlanned struct {
-	bs         BootSector
-	g          Geometry
+	bs         ondisk.BootSector
+	g          ondisk.Geometry
 	label      [11]byte
 	hasLabel   bool
 	fsInfoCopy uint32 // sector of the FSInfo copy, 0 for none
@@ -353,11 +354,11 @@ func fmtPlan(size int64, o FormatOptions) (*fmtPlanned, error) {
 		return nil, fmtErr(ErrFormatOption, "sector size %d: want 512, 1024, 2048 or 4096", o.SectorSize)
 	}
 	// FAT type.
-	var want FATType
+	var want ondisk.FATType
 	switch o.FATType {
 	case 0:
 	case 12, 16, 32:
-		want = FATType(o.FATType)
+		want = ondisk.FATType(o.FATType)
 	default:
 		return nil, fmtErr(ErrFormatOption, "FAT type %d: want 12, 16 or 32", o.FATType)
 	}
@@ -391,10 +392,10 @@ func fmtPlan(size int64, o FormatOptions) (*fmtPlanned, error) {
 	if o.RootEntries < 0 || o.RootEntries > 0xFFFF {
 		return nil, fmtErr(ErrFormatOption, "%d root directory entries: want 1 to 65535", o.RootEntries)
 	}
-	if want == FAT32 && o.RootEntries != 0 {
+	if want == ondisk.FAT32 && o.RootEntries != 0 {
 		return nil, fmtErr(ErrFormatOption, "FAT32 has no fixed root directory: root entries cannot be set")
 	}
-	if want == FAT32 && o.ReservedSectors == 1 {
+	if want == ondisk.FAT32 && o.ReservedSectors == 1 {
 		return nil, fmtErr(ErrFormatOption, "FAT32 needs at least 2 reserved sectors (boot sector and FSInfo)")
 	}
 	if o.Media != 0 && o.Media != 0xF0 && o.Media < 0xF8 {
@@ -410,7 +411,7 @@ func fmtPlan(size int64, o FormatOptions) (*fmtPlanned, error) {
 		}
 		return nil, fmtErr(ErrFormatOption, "backup boot sector %d: %s", o.BackupBootSector, what)
 	}
-	if want != 0 && want != FAT32 && o.BackupBootSector > 0 {
+	if want != 0 && want != ondisk.FAT32 && o.BackupBootSector > 0 {
 		return nil, fmtErr(ErrFormatOption, "%v has no backup boot sector", want)
 	}
 	p := &fmtPlanned{}
@@ -455,18 +456,18 @@ func fmtPlan(size int64, o FormatOptions) (*fmtPlanned, error) {
 		media = o.Media
 	}
 
-	reservedFor := func(t FATType) uint32 {
+	reservedFor := func(t ondisk.FATType) uint32 {
 		switch {
 		case o.ReservedSectors != 0:
 			return uint32(o.ReservedSectors)
-		case t == FAT32:
+		case t == ondisk.FAT32:
 			return 32
 		}
 		return 1
 	}
-	rootFor := func(t FATType) uint32 {
+	rootFor := func(t ondisk.FATType) uint32 {
 		switch {
-		case t == FAT32:
+		case t == ondisk.FAT32:
 			return 0
 		case o.RootEntries != 0:
 			return uint32(o.RootEntries)
@@ -475,7 +476,7 @@ func fmtPlan(size int64, o FormatOptions) (*fmtPlanned, error) {
 		}
 		return 512
 	}
-	try := func(t FATType, s uint32) fmtLayout {
+	try := func(t ondisk.FATType, s uint32) fmtLayout {
 		return fmtComputeLayout(t, total, bps, s, reservedFor(t), rootFor(t), numFATs, align)
 	}
 	// Cluster sizes an automatic FAT12/16 choice walks through.
@@ -494,7 +495,7 @@ func fmtPlan(size int64, o FormatOptions) (*fmtPlanned, error) {
 	volume := fmtSize(size)
 	var l fmtLayout
 	switch {
-	case want == FAT32 || (want == 0 && size >= fmtFAT32AutoBytes):
+	case want == ondisk.FAT32 || (want == 0 && size >= fmtFAT32AutoBytes):
 		s := spc
 		if s == 0 {
 			s = fmtFAT32SecPerClus(sectors)
@@ -505,18 +506,18 @@ func fmtPlan(size int64, o FormatOptions) (*fmtPlanned, error) {
 				s /= 2
 			}
 		}
-		l = try(FAT32, s)
-		if l.clusters < MinClustersFAT32 {
-			return nil, fmtTooSmall(volume, l, MinClustersFAT32, fmtHintSmaller(l, try))
+		l = try(ondisk.FAT32, s)
+		if l.clusters < ondisk.MinClustersFAT32 {
+			return nil, fmtTooSmall(volume, l, ondisk.MinClustersFAT32, fmtHintSmaller(l, try))
 		}
-		if l.clusters > MaxClustersFAT32 {
+		if l.clusters > ondisk.MaxClustersFAT32 {
 			return nil, fmtErr(ErrVolumeTooLarge, "volume of %s is too large for FAT32 with %s clusters: it would have %d clusters, FAT32 allows at most %d",
-				volume, fmtCluster(l.spc*bps), l.clusters, MaxClustersFAT32)
+				volume, fmtCluster(l.spc*bps), l.clusters, ondisk.MaxClustersFAT32)
 		}
-	case want == FAT12:
+	case want == ondisk.FAT12:
 		found := false
 		for _, s := range steps {
-			if l = try(FAT12, s); l.clusters <= fmtMaxClusters12 {
+			if l = try(ondisk.FAT12, s); l.clusters <= fmtMaxClusters12 {
 				found = true
 				break
 			}
@@ -524,10 +525,10 @@ func fmtPlan(size int64, o FormatOptions) (*fmtPlanned, error) {
 		if !found {
 			return nil, fmtTooLarge(volume, l, fmtMaxClusters12, spc != 0, try)
 		}
-	case want == FAT16:
+	case want == ondisk.FAT16:
 		found := false
 		for _, s := range steps {
-			if l = try(FAT16, s); l.clusters <= fmtMaxClusters16 {
+			if l = try(ondisk.FAT16, s); l.clusters <= fmtMaxClusters16 {
 				found = true
 				break
 			}
@@ -535,17 +536,17 @@ func fmtPlan(size int64, o FormatOptions) (*fmtPlanned, error) {
 		if !found {
 			return nil, fmtTooLarge(volume, l, fmtMaxClusters16, spc != 0, try)
 		}
-		if l.clusters < MinClustersFAT16 {
-			return nil, fmtTooSmall(volume, l, MinClustersFAT16, fmtHintSmaller(l, try))
+		if l.clusters < ondisk.MinClustersFAT16 {
+			return nil, fmtTooSmall(volume, l, ondisk.MinClustersFAT16, fmtHintSmaller(l, try))
 		}
 	default: // automatic, below 512 MiB: FAT12 if it fits, else FAT16
 		found := false
 		for _, s := range steps {
-			if l = try(FAT12, s); l.clusters <= fmtMaxClusters12 {
+			if l = try(ondisk.FAT12, s); l.clusters <= fmtMaxClusters12 {
 				found = true
 				break
 			}
-			if l = try(FAT16, s); l.clusters >= MinClustersFAT16 && l.clusters <= fmtMaxClusters16 {
+			if l = try(ondisk.FAT16, s); l.clusters >= ondisk.MinClustersFAT16 && l.clusters <= fmtMaxClusters16 {
 				found = true
 				break
 			}
@@ -564,10 +565,10 @@ func fmtPlan(size int64, o FormatOptions) (*fmtPlanned, error) {
 	if l.reserved > 0xFFFF {
 		return nil, fmtErr(ErrFormatOption, "%d reserved sectors (rounded up to whole clusters): at most 65535", l.reserved)
 	}
-	if l.typ == FAT32 && (l.reserved < 2 || o.ReservedSectors == 1) {
+	if l.typ == ondisk.FAT32 && (l.reserved < 2 || o.ReservedSectors == 1) {
 		return nil, fmtErr(ErrFormatOption, "FAT32 needs at least 2 reserved sectors (boot sector and FSInfo)")
 	}
-	if l.typ != FAT32 && o.BackupBootSector > 0 {
+	if l.typ != ondisk.FAT32 && o.BackupBootSector > 0 {
 		return nil, fmtErr(ErrFormatOption, "%v has no backup boot sector", l.typ)
 	}
 
@@ -592,12 +593,12 @@ func fmtPlan(size int64, o FormatOptions) (*fmtPlanned, error) {
 	if media == 0xF8 {
 		bs.DriveNumber = 0x80
 	}
-	bs.BootSignature = bootSigExtended
+	bs.BootSignature = ondisk.BootSigExtended
 	bs.VolumeLabel = p.label
 	if !p.hasLabel {
 		copy(bs.VolumeLabel[:], "NO NAME    ")
 	}
-	if l.typ == FAT32 {
+	if l.typ == ondisk.FAT32 {
 		bs.Jump = [3]byte{0xEB, 0x58, 0x90}
 		bs.FATSize32 = l.fatSectors
 		bs.RootCluster = 2
@@ -656,13 +657,13 @@ func fmtTooSmall(volume string, l fmtLayout, need uint32, hint string) error {
 
 // fmtTooLarge is the error for a type that has too many clusters even at the
 // largest cluster size tried.
-func fmtTooLarge(volume string, l fmtLayout, most uint32, explicit bool, try func(FATType, uint32) fmtLayout) error {
+func fmtTooLarge(volume string, l fmtLayout, most uint32, explicit bool, try func(ondisk.FATType, uint32) fmtLayout) error {
 	even := "even with"
 	hint := ""
 	if explicit {
 		even = "with"
 		for s := l.spc * 2; s <= fmtMaxSecPerClus && s*l.bps <= fmtMaxClusterSize; s *= 2 {
-			if m := try(l.typ, s); m.clusters <= most && (l.typ != FAT16 || m.clusters >= MinClustersFAT16) {
+			if m := try(l.typ, s); m.clusters <= most && (l.typ != ondisk.FAT16 || m.clusters >= ondisk.MinClustersFAT16) {
 				hint = fmt.Sprintf("; %s clusters would do", fmtCluster(s*l.bps))
 				break
 			}
@@ -674,14 +675,14 @@ func fmtTooLarge(volume string, l fmtLayout, most uint32, explicit bool, try fun
 
 // fmtHintSmaller suggests the largest smaller cluster size that gives the type
 // enough clusters, if there is one.
-func fmtHintSmaller(l fmtLayout, try func(FATType, uint32) fmtLayout) string {
-	need := uint32(MinClustersFAT32)
-	if l.typ == FAT16 {
-		need = MinClustersFAT16
+func fmtHintSmaller(l fmtLayout, try func(ondisk.FATType, uint32) fmtLayout) string {
+	need := uint32(ondisk.MinClustersFAT32)
+	if l.typ == ondisk.FAT16 {
+		need = ondisk.MinClustersFAT16
 	}
 	for s := l.spc / 2; s >= 1; s /= 2 {
 		m := try(l.typ, s)
-		if m.clusters >= need && (l.typ != FAT16 || m.clusters <= fmtMaxClusters16) {
+		if m.clusters >= need && (l.typ != ondisk.FAT16 || m.clusters <= fmtMaxClusters16) {
 			return fmt.Sprintf("; %s clusters would do", fmtCluster(s*l.bps))
 		}
 	}
@@ -691,11 +692,11 @@ func fmtHintSmaller(l fmtLayout, try func(FATType, uint32) fmtLayout) string {
 // fmtEncodeLabel checks a label and converts it to its 11 stored bytes
 // (EncodeVolumeLabel: its case kept); "" and "NO NAME" give no label, as
 // with mkfs.fat.
-func fmtEncodeLabel(label string, cp *CodePage) (raw [11]byte, ok bool, err error) {
-	raw, err = EncodeVolumeLabel(label, cp)
+func fmtEncodeLabel(label string, cp *ondisk.CodePage) (raw [11]byte, ok bool, err error) {
+	raw, err = ondisk.EncodeVolumeLabel(label, cp)
 	if err != nil {
-		msg := strings.TrimPrefix(err.Error(), ErrInvalidName.Error()+": ")
-		return raw, false, &FormatError{Kind: ErrFormatOption, Msg: msg, cause: ErrInvalidName}
+		msg := strings.TrimPrefix(err.Error(), ondisk.ErrInvalidName.Error()+": ")
+		return raw, false, &FormatError{Kind: ErrFormatOption, Msg: msg, cause: ondisk.ErrInvalidName}
 	}
 	if label == "" || string(raw[:]) == "NO NAME    " {
 		return raw, false, nil
@@ -792,7 +793,7 @@ func Format(w io.WriterAt, size int64, opts FormatOptions) (*FormatResult, error
 	if err := p.bs.Encode(boot); err != nil {
 		return nil, fmt.Errorf("fat: format: %w", err)
 	}
-	if g.Type == FAT32 {
+	if g.Type == ondisk.FAT32 {
 		fmtPutBootStub(boot, 0x5A)
 	} else {
 		fmtPutBootStub(boot, 0x3E)
@@ -800,10 +801,10 @@ func Format(w io.WriterAt, size int64, opts FormatOptions) (*FormatResult, error
 
 	var patches []fmtPatch
 	free := g.ClusterCount
-	if g.Type == FAT32 {
+	if g.Type == ondisk.FAT32 {
 		free--
 		fsi := make([]byte, bps)
-		if err := (FSInfo{FreeCount: free, NextFree: 2}).Encode(fsi); err != nil {
+		if err := (ondisk.FSInfo{FreeCount: free, NextFree: 2}).Encode(fsi); err != nil {
 			return nil, fmt.Errorf("fat: format: %w", err)
 		}
 		patches = append(patches, fmtPatch{int64(g.FSInfoSector) * bps, fsi})
@@ -821,13 +822,13 @@ func Format(w io.WriterAt, size int64, opts FormatOptions) (*FormatResult, error
 	hg := *g
 	perSector := uint32(bps) * 8 / uint32(g.Type)
 	hg.MaxCluster = min(g.MaxCluster, perSector-1)
-	t, err := NewTable(&hg, head)
+	t, err := ondisk.NewTable(&hg, head)
 	if err != nil {
 		return nil, fmt.Errorf("fat: format: %w", err)
 	}
 	t.SetReservedEntries(p.bs.Media)
-	if g.Type == FAT32 {
-		if err := t.Set(g.RootCluster, EndOfChain); err != nil {
+	if g.Type == ondisk.FAT32 {
+		if err := t.Set(g.RootCluster, ondisk.EndOfChain); err != nil {
 			return nil, fmt.Errorf("fat: format: %w", err)
 		}
 	}
@@ -838,17 +839,17 @@ func Format(w io.WriterAt, size int64, opts FormatOptions) (*FormatResult, error
 	// The label entry, first in the root directory.
 	end := g.DataOffset()
 	root := g.RootDirOffset()
-	if g.Type == FAT32 {
+	if g.Type == ondisk.FAT32 {
 		root = g.ClusterOffset(g.RootCluster)
 		end = root + int64(g.ClusterSize)
 	}
 	if p.hasLabel {
-		e := ShortEntry{Name: ShortName(p.label), Attr: AttrVolumeID}
-		date, tm, _ := EncodeTime(p.stamp, p.stamp.Location())
+		e := ondisk.ShortEntry{Name: ondisk.ShortName(p.label), Attr: ondisk.AttrVolumeID}
+		date, tm, _ := ondisk.EncodeTime(p.stamp, p.stamp.Location())
 		e.CreateDate, e.CreateTime = date, tm
 		e.WriteDate, e.WriteTime = date, tm
 		e.AccessDate = date
-		ent := make([]byte, DirEntrySize)
+		ent := make([]byte, ondisk.DirEntrySize)
 		e.Encode(ent)
 		patches = append(patches, fmtPatch{root, ent})
 	}
@@ -891,7 +892,7 @@ func Format(w io.WriterAt, size int64, opts FormatOptions) (*FormatResult, error
 		Written:      done,
 	}
 	if p.hasLabel {
-		res.Label = FormatVolumeLabel(p.label, opts.CodePage)
+		res.Label = ondisk.FormatVolumeLabel(p.label, opts.CodePage)
 	}
 	return res, nil
 }

@@ -19,6 +19,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/vdisk-dev/vdisk/fsd/fat/internal/fattest"
+	"github.com/vdisk-dev/vdisk/fsd/fat/internal/ondisk"
 )
 
 var fmSweep = flag.Bool("fat.format-sweep", false, "compare Format's choices with mkfs.fat on a dense sweep of sizes (1 MiB to 64 GiB, about 2700 mkfs.fat runs)")
@@ -74,7 +77,7 @@ func fmRead(t testing.TB, path string, off, n int64) []byte {
 }
 
 // fmReadBoot parses an image's boot sector.
-func fmReadBoot(path string) (*BootSector, error) {
+func fmReadBoot(path string) (*ondisk.BootSector, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -84,7 +87,7 @@ func fmReadBoot(path string) (*BootSector, error) {
 	if _, err := f.ReadAt(b, 0); err != nil {
 		return nil, err
 	}
-	return ParseBootSector(b)
+	return ondisk.ParseBootSector(b)
 }
 
 // fmFormatFile formats a new sparse file of size bytes with Format.
@@ -143,7 +146,7 @@ func fmArgs(o FormatOptions) []string {
 }
 
 // fmSameChoice is the comparison of the layout fields the options decide.
-func fmSameChoice(mine, theirs *BootSector) []string {
+func fmSameChoice(mine, theirs *ondisk.BootSector) []string {
 	var diffs []string
 	cmp := func(name string, a, b any) {
 		if a != b {
@@ -156,7 +159,7 @@ func fmSameChoice(mine, theirs *BootSector) []string {
 	cmp("FATs", mine.NumFATs, theirs.NumFATs)
 	// Documented difference: vdisk rounds the root directory up to whole
 	// sectors where mkfs.fat keeps an odd -r count (same sectors either way).
-	if per := theirs.BytesPerSector / DirEntrySize; theirs.RootEntries%per != 0 {
+	if per := theirs.BytesPerSector / ondisk.DirEntrySize; theirs.RootEntries%per != 0 {
 		cmp("root entries (rounded to sectors)", mine.RootEntries, (theirs.RootEntries+per-1)/per*per)
 	} else {
 		cmp("root entries", mine.RootEntries, theirs.RootEntries)
@@ -206,7 +209,7 @@ func fmVerdict(dir string, size int64, o FormatOptions) string {
 	// Documented differences: FAT32 below 65525 clusters (mkfs.fat warns,
 	// vdisk refuses) and clusters above 64 KiB (mkfs.fat with large
 	// sectors).
-	if theirs.IsFAT32Layout() && tg.ClusterCount < MinClustersFAT32 {
+	if theirs.IsFAT32Layout() && tg.ClusterCount < ondisk.MinClustersFAT32 {
 		if !strings.Contains(out, "WARNING") {
 			return "mkfs.fat made FAT32 with too few clusters without a warning"
 		}
@@ -217,9 +220,9 @@ func fmVerdict(dir string, size int64, o FormatOptions) string {
 	}
 	if tg.ClusterSize > fmtMaxClusterSize {
 		switch {
-		case tg.Type != FAT32 && !errors.Is(perr, ErrVolumeTooLarge):
+		case tg.Type != ondisk.FAT32 && !errors.Is(perr, ErrVolumeTooLarge):
 			return fmt.Sprintf("mkfs.fat uses %d-byte clusters; vdisk should refuse, got %v", tg.ClusterSize, perr)
-		case tg.Type == FAT32 && (perr != nil || p.g.ClusterSize != fmtMaxClusterSize || p.g.Type != FAT32):
+		case tg.Type == ondisk.FAT32 && (perr != nil || p.g.ClusterSize != fmtMaxClusterSize || p.g.Type != ondisk.FAT32):
 			return fmt.Sprintf("mkfs.fat uses %d-byte clusters; vdisk should use 64 KiB ones, got %v", tg.ClusterSize, perr)
 		}
 		return ""
@@ -288,7 +291,7 @@ func fmSizes(dense bool) []int64 {
 // Format): mkfs.fat's FAT32 volumes with fewer than 65525 clusters, which
 // vdisk refuses.
 func TestFormatChoicesMatchMkfs(t *testing.T) {
-	odNeed(t, "mkfs.fat")
+	fattest.Need(t, "mkfs.fat")
 	if testing.Short() {
 		t.Skip("runs mkfs.fat hundreds of times")
 	}
@@ -377,9 +380,9 @@ type fmRange struct {
 	why      string
 }
 
-func fmDiffers(g *Geometry) []fmRange {
+func fmDiffers(g *ondisk.Geometry) []fmRange {
 	code := int64(0x3E)
-	if g.Type == FAT32 {
+	if g.Type == ondisk.FAT32 {
 		code = 0x5A
 	}
 	var r []fmRange
@@ -390,7 +393,7 @@ func fmDiffers(g *Geometry) []fmRange {
 		base := int64(s) * int64(g.BytesPerSector)
 		r = append(r, fmRange{base + 3, base + 11, "OEM name"}, fmRange{base + code, base + 510, "boot code"})
 	}
-	if g.Type == FAT32 {
+	if g.Type == ondisk.FAT32 {
 		for i := range g.NumFATs {
 			r = append(r, fmRange{g.FATOffset(i) + 8, g.FATOffset(i) + 12, "FAT[2] end-of-chain value"})
 		}
@@ -403,7 +406,7 @@ func fmDiffers(g *Geometry) []fmRange {
 // and compares the whole metadata area byte by byte, except the ranges
 // fmDiffers lists.
 func TestFormatImageMatchesMkfs(t *testing.T) {
-	odNeed(t, "mkfs.fat")
+	fattest.Need(t, "mkfs.fat")
 	cases := []struct {
 		size int64
 		o    FormatOptions
@@ -442,12 +445,12 @@ func TestFormatImageMatchesMkfs(t *testing.T) {
 			}
 			g := res.Geometry
 			end := g.DataOffset()
-			if g.Type == FAT32 {
+			if g.Type == ondisk.FAT32 {
 				end = g.ClusterOffset(g.RootCluster) + int64(g.ClusterSize)
 			}
 			a, b := fmRead(t, mine, 0, end), fmRead(t, theirs, 0, end)
 			ranges := fmDiffers(&g)
-			if g.Type == FAT32 {
+			if g.Type == ondisk.FAT32 {
 				for i := range g.NumFATs {
 					off := g.FATOffset(i) + 8
 					va, vb := binary.LittleEndian.Uint32(a[off:]), binary.LittleEndian.Uint32(b[off:])
@@ -478,7 +481,7 @@ func fmFirstDiff(a, b []byte) int64 {
 }
 
 // fmWhere names the metadata structure at a byte offset.
-func fmWhere(g *Geometry, off int64) string {
+func fmWhere(g *ondisk.Geometry, off int64) string {
 	switch {
 	case off < int64(g.BytesPerSector):
 		return "boot sector"
@@ -496,11 +499,11 @@ func fmWhere(g *Geometry, off int64) string {
 // planned layout, and count used clusters as expected.
 func fmCheckFsck(t *testing.T, img string, res *FormatResult, used int64) {
 	t.Helper()
-	out, code := odRun(t, "fsck.fat", "-n", "-v", img)
+	out, code := fattest.Run(t, "fsck.fat", "-n", "-v", img)
 	if code != 0 {
 		t.Fatalf("fsck.fat -n exited %d:\n%s", code, out)
 	}
-	f := odFsckFields(t, out)
+	f := fattest.FsckFields(t, out)
 	g := res.Geometry
 	want := map[string]int64{
 		"bps": int64(g.BytesPerSector), "cluster": int64(g.ClusterSize), "reserved": int64(g.ReservedSectors),
@@ -525,7 +528,7 @@ func fmCheckFsck(t *testing.T, img string, res *FormatResult, used int64) {
 // and 4096-byte sectors, 1 to 4 FATs, odd reserved and root sizes, and every
 // cluster size from 512 bytes to 64 KiB that is valid for the size.
 func TestFormatFsck(t *testing.T) {
-	odNeed(t, "fsck.fat")
+	fattest.Need(t, "fsck.fat")
 	type base struct {
 		size int64
 		o    FormatOptions
@@ -587,7 +590,7 @@ func TestFormatFsck(t *testing.T) {
 				t.Fatal(err)
 			}
 			used := int64(0)
-			if res.Geometry.Type == FAT32 {
+			if res.Geometry.Type == ondisk.FAT32 {
 				used = 1
 			}
 			fmCheckFsck(t, img, res, used)
@@ -626,7 +629,7 @@ func fmMdirFree(t *testing.T, out string) int64 {
 // file, mtype reads it back, mdir's free space drops by its clusters and
 // fsck.fat stays clean.
 func TestFormatMtools(t *testing.T) {
-	odNeed(t, "minfo", "mdir", "mcopy", "mtype", "fsck.fat")
+	fattest.Need(t, "minfo", "mdir", "mcopy", "mtype", "fsck.fat")
 	cases := []struct {
 		size int64
 		o    FormatOptions
@@ -651,7 +654,7 @@ func TestFormatMtools(t *testing.T) {
 				t.Fatal(err)
 			}
 			g := res.Geometry
-			info := odMust(t, "minfo", "-i", img, "::")
+			info := fattest.Must(t, "minfo", "-i", img, "::")
 			check := func(re *regexp.Regexp, out, want string) {
 				t.Helper()
 				if m := re.FindStringSubmatch(out); m == nil || m[1] != want {
@@ -663,7 +666,7 @@ func TestFormatMtools(t *testing.T) {
 			check(reMinfoSector, info, strconv.Itoa(int(g.BytesPerSector)))
 			check(reMinfoLabel, info, string(res.BootSector.VolumeLabel[:]))
 
-			dirOut := odMust(t, "mdir", "-i", img, "::")
+			dirOut := fattest.Must(t, "mdir", "-i", img, "::")
 			if m := reMdirLabel.FindStringSubmatch(dirOut); m == nil || strings.TrimRight(m[1], " ") != res.Label {
 				t.Errorf("mdir label %q, want %q:\n%s", m, res.Label, dirOut)
 			}
@@ -679,16 +682,16 @@ func TestFormatMtools(t *testing.T) {
 			if err := os.WriteFile(src, data, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			odMust(t, "mcopy", "-i", img, src, "::/HELLO.TXT")
-			if got := odMust(t, "mtype", "-i", img, "::/HELLO.TXT"); got != string(data) {
+			fattest.Must(t, "mcopy", "-i", img, src, "::/HELLO.TXT")
+			if got := fattest.Must(t, "mtype", "-i", img, "::/HELLO.TXT"); got != string(data) {
 				t.Errorf("mtype gives %d bytes, want %d", len(got), len(data))
 			}
 			clusters := (int64(len(data)) + int64(g.ClusterSize) - 1) / int64(g.ClusterSize)
-			if free := fmMdirFree(t, odMust(t, "mdir", "-i", img, "::")); free != res.FreeBytes()-clusters*int64(g.ClusterSize) {
+			if free := fmMdirFree(t, fattest.Must(t, "mdir", "-i", img, "::")); free != res.FreeBytes()-clusters*int64(g.ClusterSize) {
 				t.Errorf("after mcopy: %d bytes free, want %d", free, res.FreeBytes()-clusters*int64(g.ClusterSize))
 			}
 			used := clusters
-			if g.Type == FAT32 {
+			if g.Type == ondisk.FAT32 {
 				used++
 			}
 			fmCheckFsck(t, img, res, used)

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vdisk-dev/vdisk/fsd/fat/internal/ondisk"
 )
 
 // fmWrite is one WriteAt call Format made.
@@ -81,18 +83,18 @@ var fmLayouts = []struct {
 	name string
 	size int64
 	o    FormatOptions
-	typ  FATType
+	typ  ondisk.FATType
 }{
-	{"fmtFloppy-1440", 1440 << 10, FormatOptions{Label: "FLOPPY"}, FAT12},
-	{"fat12-4m", 4 << 20, FormatOptions{}, FAT12},
-	{"fat16-64m", 64 << 20, FormatOptions{Label: "Sixteen"}, FAT16},
-	{"fat16-64m-1fat", 64 << 20, FormatOptions{NumFATs: 1, ClusterSize: 8192}, FAT16},
-	{"fat16-4k-sectors", 256 << 20, FormatOptions{SectorSize: 4096, FATType: 16}, FAT16},
-	{"fat32-1g", 1 << 30, FormatOptions{Label: "BIG ONE"}, FAT32},
-	{"fat32-300m-512", 300 << 20, FormatOptions{FATType: 32, ClusterSize: 512}, FAT32},
-	{"fat32-4k-sectors", 2 << 30, FormatOptions{SectorSize: 4096, FATType: 32, Label: "X"}, FAT32},
-	{"fat32-no-backup", 1 << 30, FormatOptions{ReservedSectors: 2}, FAT32},
-	{"fat32-1fat-5res", 1 << 30, FormatOptions{NumFATs: 1, ReservedSectors: 5}, FAT32},
+	{"fmtFloppy-1440", 1440 << 10, FormatOptions{Label: "FLOPPY"}, ondisk.FAT12},
+	{"fat12-4m", 4 << 20, FormatOptions{}, ondisk.FAT12},
+	{"fat16-64m", 64 << 20, FormatOptions{Label: "Sixteen"}, ondisk.FAT16},
+	{"fat16-64m-1fat", 64 << 20, FormatOptions{NumFATs: 1, ClusterSize: 8192}, ondisk.FAT16},
+	{"fat16-4k-sectors", 256 << 20, FormatOptions{SectorSize: 4096, FATType: 16}, ondisk.FAT16},
+	{"fat32-1g", 1 << 30, FormatOptions{Label: "BIG ONE"}, ondisk.FAT32},
+	{"fat32-300m-512", 300 << 20, FormatOptions{FATType: 32, ClusterSize: 512}, ondisk.FAT32},
+	{"fat32-4k-sectors", 2 << 30, FormatOptions{SectorSize: 4096, FATType: 32, Label: "X"}, ondisk.FAT32},
+	{"fat32-no-backup", 1 << 30, FormatOptions{ReservedSectors: 2}, ondisk.FAT32},
+	{"fat32-1fat-5res", 1 << 30, FormatOptions{NumFATs: 1, ReservedSectors: 5}, ondisk.FAT32},
 }
 
 // TestFormatReadBack formats each layout in memory and reads it back with
@@ -112,7 +114,7 @@ func TestFormatReadBack(t *testing.T) {
 			if g.Type != c.typ {
 				t.Fatalf("type %v, want %v", g.Type, c.typ)
 			}
-			bs, err := ParseBootSector(m.at(0, 512))
+			bs, err := ondisk.ParseBootSector(m.at(0, 512))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -138,7 +140,7 @@ func TestFormatReadBack(t *testing.T) {
 					t.Errorf("FAT copy %d differs from FAT 0", i)
 				}
 			}
-			tab, err := NewTable(&g, fat0)
+			tab, err := ondisk.NewTable(&g, fat0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -148,24 +150,24 @@ func TestFormatReadBack(t *testing.T) {
 			if !tab.VolumeClean() {
 				t.Error("FAT[1] clean bit not set")
 			}
-			wantFAT := map[FATType]string{
-				FAT12: fmt.Sprintf("%02x ff ff", bs.Media),
-				FAT16: fmt.Sprintf("%02x ff ff ff", bs.Media),
-				FAT32: fmt.Sprintf("%02x ff ff 0f ff ff ff 0f ff ff ff 0f", bs.Media),
+			wantFAT := map[ondisk.FATType]string{
+				ondisk.FAT12: fmt.Sprintf("%02x ff ff", bs.Media),
+				ondisk.FAT16: fmt.Sprintf("%02x ff ff ff", bs.Media),
+				ondisk.FAT32: fmt.Sprintf("%02x ff ff 0f ff ff ff 0f ff ff ff 0f", bs.Media),
 			}[g.Type]
 			if got := fmt.Sprintf("% x", fat0[:len(wantFAT)/3+1]); got != wantFAT {
 				t.Errorf("FAT starts % x, want %s", got, wantFAT)
 			}
 			var rootBytes []byte
-			if g.Type == FAT32 {
+			if g.Type == ondisk.FAT32 {
 				exts, err := tab.Chain(g.RootCluster)
-				if err != nil || len(exts) != 1 || exts[0] != (Extent{2, 1}) {
+				if err != nil || len(exts) != 1 || exts[0] != (ondisk.Extent{Start: 2, Len: 1}) {
 					t.Errorf("root chain %v %v, want cluster 2 alone", exts, err)
 				}
 				if res.FreeClusters != g.ClusterCount-1 {
 					t.Errorf("free %d of %d clusters", res.FreeClusters, g.ClusterCount)
 				}
-				fi, err := ParseFSInfo(m.at(int64(g.FSInfoSector)*int64(g.BytesPerSector), 512))
+				fi, err := ondisk.ParseFSInfo(m.at(int64(g.FSInfoSector)*int64(g.BytesPerSector), 512))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -186,8 +188,8 @@ func TestFormatReadBack(t *testing.T) {
 				}
 				rootBytes = m.at(g.RootDirOffset(), g.RootDirBytes())
 			}
-			var entries []DirEntry
-			for e := range DecodeDir(rootBytes) {
+			var entries []ondisk.DirEntry
+			for e := range ondisk.DecodeDir(rootBytes) {
 				entries = append(entries, e)
 			}
 			if c.o.Label == "" {
@@ -202,16 +204,16 @@ func TestFormatReadBack(t *testing.T) {
 					t.Fatalf("root directory %+v, want the label entry alone", entries)
 				}
 				e := entries[0]
-				if got := FormatVolumeLabel([11]byte(e.Name), nil); got != c.o.Label || res.Label != c.o.Label {
+				if got := ondisk.FormatVolumeLabel([11]byte(e.Name), nil); got != c.o.Label || res.Label != c.o.Label {
 					t.Errorf("label entry %q, result %q, want %q", got, res.Label, c.o.Label)
 				}
-				if e.Name != ShortName(bs.VolumeLabel) {
+				if e.Name != ondisk.ShortName(bs.VolumeLabel) {
 					t.Errorf("label entry %q, boot sector %q", e.Name, bs.VolumeLabel)
 				}
 				if got := e.Modified(time.UTC); !got.Equal(fmInvariantTime.Truncate(2 * time.Second)) {
 					t.Errorf("label time %v", got)
 				}
-				if !fmZero(rootBytes[DirEntrySize:]) {
+				if !fmZero(rootBytes[ondisk.DirEntrySize:]) {
 					t.Error("root directory has bytes after the label entry")
 				}
 			}
@@ -245,7 +247,7 @@ func TestFormatWrites(t *testing.T) {
 			g := res.Geometry
 			bps := int64(g.BytesPerSector)
 			end := g.DataOffset()
-			if g.Type == FAT32 {
+			if g.Type == ondisk.FAT32 {
 				end = g.ClusterOffset(g.RootCluster) + int64(g.ClusterSize)
 			}
 			covered := int64(0)
@@ -335,7 +337,7 @@ func TestFormatDeterministic(t *testing.T) {
 func TestFormatLabels(t *testing.T) {
 	cases := []struct {
 		label string
-		cp    *CodePage
+		cp    *ondisk.CodePage
 		want  string // stored 11 bytes, "" for none (boot sector "NO NAME")
 		err   string
 	}{
@@ -345,7 +347,7 @@ func TestFormatLabels(t *testing.T) {
 		{"hello", nil, "hello      ", ""},
 		{"Hello World", nil, "Hello World", ""},
 		{"DATA-2024_1", nil, "DATA-2024_1", ""},
-		{"ÄÖÜ", CodePage850, "\x8e\x99\x9a        ", ""},
+		{"ÄÖÜ", ondisk.CodePage850, "\x8e\x99\x9a        ", ""},
 		{"é", nil, "\x82          ", ""},
 		{"twelve chars", nil, "", "longer than 11 bytes"},
 		{" lead", nil, "", "starts with a space"},
@@ -359,7 +361,7 @@ func TestFormatLabels(t *testing.T) {
 		o := fmFixed(FormatOptions{Label: c.label, CodePage: c.cp})
 		res, err := Format(m, 1440<<10, o)
 		if c.err != "" {
-			if err == nil || !strings.Contains(err.Error(), c.err) || !errors.Is(err, ErrInvalidName) || !errors.Is(err, ErrFormatOption) {
+			if err == nil || !strings.Contains(err.Error(), c.err) || !errors.Is(err, ondisk.ErrInvalidName) || !errors.Is(err, ErrFormatOption) {
 				t.Errorf("%q: error %v, want one containing %q wrapping ErrInvalidName and ErrFormatOption", c.label, err, c.err)
 			}
 			continue
@@ -376,7 +378,7 @@ func TestFormatLabels(t *testing.T) {
 			}
 			continue
 		}
-		if string(bs.VolumeLabel[:]) != c.want || string(root[:11]) != c.want || root[11] != byte(AttrVolumeID) {
+		if string(bs.VolumeLabel[:]) != c.want || string(root[:11]) != c.want || root[11] != byte(ondisk.AttrVolumeID) {
 			t.Errorf("%q: boot sector %q, root entry %q attr %#x, want %q", c.label, bs.VolumeLabel, root[:11], root[11], c.want)
 		}
 	}
@@ -500,7 +502,7 @@ func TestFormatFloppies(t *testing.T) {
 		}
 		bs := res.BootSector
 		if bs.Media != f.media || uint32(bs.RootEntries) != f.rootEntries || uint32(bs.SectorsPerCluster) != f.secPerClus ||
-			bs.SectorsPerTrack != f.secPerTrack || bs.NumHeads != f.heads || bs.DriveNumber != 0 || res.Geometry.Type != FAT12 ||
+			bs.SectorsPerTrack != f.secPerTrack || bs.NumHeads != f.heads || bs.DriveNumber != 0 || res.Geometry.Type != ondisk.FAT12 ||
 			uint32(bs.TotalSectors16) != uint32(f.kib*2) || bs.ReservedSectors != 1 {
 			t.Errorf("%d KiB: %+v", f.kib, bs)
 		}

@@ -1,6 +1,7 @@
 package fat
 
 import (
+	"github.com/vdisk-dev/vdisk/fsd/fat/internal/ondisk"
 	"github.com/vdisk-dev/vdisk/iomgr"
 	"github.com/vdisk-dev/vdisk/mount"
 )
@@ -11,7 +12,7 @@ const volumeIsDirty = 0x00000001
 // fileSystemControl handles IRP_MJ_FILE_SYSTEM_CONTROL on a volume device:
 // the user requests (lock, unlock, dismount, is-mounted, is-dirty) and
 // IRP_MN_VERIFY_VOLUME.
-func (v *Volume) fileSystemControl(irp *iomgr.IRP) (iomgr.Status, uint64) {
+func (v *vcb) fileSystemControl(irp *iomgr.IRP) (iomgr.Status, uint64) {
 	sl := irp.CurrentStackLocation()
 	switch sl.Minor {
 	case iomgr.MinorVerifyVolume:
@@ -80,7 +81,7 @@ func (v *Volume) fileSystemControl(irp *iomgr.IRP) (iomgr.Status, uint64) {
 // when the dismount succeeds (refused with other handles open unless
 // forced) the volume is left clean, and every later request on an old
 // handle fails with STATUS_VOLUME_DISMOUNTED.
-func (v *Volume) dismount(rq string, fo *iomgr.FileObject, force bool) iomgr.Status {
+func (v *vcb) dismount(rq string, fo *iomgr.FileObject, force bool) iomgr.Status {
 	if !v.lock(rq) {
 		return iomgr.StatusVolumeDismounted
 	}
@@ -110,7 +111,7 @@ func (v *Volume) dismount(rq string, fo *iomgr.FileObject, force bool) iomgr.Sta
 
 // verify handles IRP_MN_VERIFY_VOLUME: the boot sector is read again and
 // must describe the same volume (serial number and layout).
-func (v *Volume) verify(irp *iomgr.IRP) iomgr.Status {
+func (v *vcb) verify(irp *iomgr.IRP) iomgr.Status {
 	p := irp.CurrentStackLocation().Parameters.VerifyVolume
 	dev := p.Device
 	if dev == nil {
@@ -121,7 +122,7 @@ func (v *Volume) verify(irp *iomgr.IRP) iomgr.Status {
 	if _, err := bio.ReadAt(b, 0); err != nil {
 		return iomgr.StatusWrongVolume
 	}
-	bs, err := ParseBootSector(b)
+	bs, err := ondisk.ParseBootSector(b)
 	if err != nil {
 		return iomgr.StatusWrongVolume
 	}

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vdisk-dev/vdisk/fsd/fat/internal/ondisk"
 	"github.com/vdisk-dev/vdisk/iomgr"
 	"github.com/vdisk-dev/vdisk/mount"
 )
@@ -20,7 +21,7 @@ type Options struct {
 	Now func() time.Time
 	// CodePage decodes short names that are not ASCII and encodes volume
 	// labels; nil means DefaultCodePage.
-	CodePage *CodePage
+	CodePage *ondisk.CodePage
 	// Logf, if set, receives what the driver found wrong: why a volume was
 	// not recognised, where a volume is corrupt.
 	Logf func(format string, args ...any)
@@ -29,18 +30,18 @@ type Options struct {
 // FileSystem is the loaded FAT file system driver (`\FileSystem\Fat`) with
 // its control device (`\Fat`), registered with a mount manager.
 type FileSystem struct {
-	// Driver is the driver object.
-	Driver *iomgr.Driver
-	// ControlDevice is the control device object the mount manager sends
+	// driver is the driver object.
+	driver *iomgr.Driver
+	// controlDevice is the control device object the mount manager sends
 	// IRP_MN_MOUNT_VOLUME to.
-	ControlDevice *iomgr.Device
+	controlDevice *iomgr.Device
 
 	io   *iomgr.Manager
 	mm   *mount.Manager
 	opts Options
 
 	mu        sync.Mutex // guards the fields below; a leaf lock
-	volumes   map[*Volume]struct{}
+	volumes   map[*vcb]struct{}
 	lastMount error // why the last mount request was refused
 }
 
@@ -55,19 +56,19 @@ func Register(mm *mount.Manager, opts Options) (*FileSystem, error) {
 		opts.Now = time.Now
 	}
 	if opts.CodePage == nil {
-		opts.CodePage = DefaultCodePage
+		opts.CodePage = ondisk.DefaultCodePage
 	}
 	io := mm.IOManager()
-	fs := &FileSystem{io: io, mm: mm, opts: opts, volumes: map[*Volume]struct{}{}}
-	fs.Driver = io.CreateDriver(`\FileSystem\Fat`)
-	cdo, err := io.CreateDevice(fs.Driver, `\Fat`, iomgr.DeviceDiskFileSystem, 0)
+	fs := &FileSystem{io: io, mm: mm, opts: opts, volumes: map[*vcb]struct{}{}}
+	fs.driver = io.CreateDriver(`\FileSystem\Fat`)
+	cdo, err := io.CreateDevice(fs.driver, `\Fat`, iomgr.DeviceDiskFileSystem, 0)
 	if err != nil {
 		return nil, fmt.Errorf("register FAT file system: %w", err)
 	}
-	fs.ControlDevice = cdo
-	fs.Driver.SetDispatchAll(fs.dispatch)
-	fs.Driver.FastIO = fastIODispatch()
-	fs.Driver.Unload = fs.unload
+	fs.controlDevice = cdo
+	fs.driver.SetDispatchAll(fs.dispatch)
+	fs.driver.FastIO = fastIODispatch()
+	fs.driver.Unload = fs.unload
 	cdo.ClearFlags(iomgr.DeviceInitializing)
 	mm.RegisterFileSystem(cdo)
 	return fs, nil
@@ -82,25 +83,25 @@ func (fs *FileSystem) unload(*iomgr.Driver) error {
 	if n > 0 {
 		return fmt.Errorf("%d FAT volume(s) still mounted: %w", n, iomgr.StatusDeviceBusy)
 	}
-	fs.mm.UnregisterFileSystem(fs.ControlDevice)
-	fs.io.DeleteDevice(fs.ControlDevice)
+	fs.mm.UnregisterFileSystem(fs.controlDevice)
+	fs.io.DeleteDevice(fs.controlDevice)
 	return nil
 }
 
-// Volumes returns the volumes the driver has mounted and not dismounted.
-func (fs *FileSystem) Volumes() []*Volume {
+// mounted returns the volumes the driver has mounted and not dismounted.
+func (fs *FileSystem) mounted() []*vcb {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
-	out := make([]*Volume, 0, len(fs.volumes))
+	out := make([]*vcb, 0, len(fs.volumes))
 	for v := range fs.volumes {
 		out = append(out, v)
 	}
 	return out
 }
 
-// LastMountError returns why the most recent mount request was refused
+// lastMountError returns why the most recent mount request was refused
 // (STATUS_UNRECOGNIZED_VOLUME or an error), nil if it succeeded.
-func (fs *FileSystem) LastMountError() error {
+func (fs *FileSystem) lastMountError() error {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	return fs.lastMount
@@ -112,13 +113,13 @@ func (fs *FileSystem) logf(format string, args ...any) {
 	}
 }
 
-func (fs *FileSystem) addVolume(v *Volume) {
+func (fs *FileSystem) addVolume(v *vcb) {
 	fs.mu.Lock()
 	fs.volumes[v] = struct{}{}
 	fs.mu.Unlock()
 }
 
-func (fs *FileSystem) removeVolume(v *Volume) {
+func (fs *FileSystem) removeVolume(v *vcb) {
 	fs.mu.Lock()
 	delete(fs.volumes, v)
 	fs.mu.Unlock()
@@ -127,11 +128,11 @@ func (fs *FileSystem) removeVolume(v *Volume) {
 // dispatch is the driver's single dispatch routine: requests to the control
 // device (mount, shutdown) and to volume devices (everything else).
 func (fs *FileSystem) dispatch(dev *iomgr.Device, irp *iomgr.IRP) iomgr.Status {
-	if dev == fs.ControlDevice {
+	if dev == fs.controlDevice {
 		st, info := fs.guard(irp, func() (iomgr.Status, uint64) { return fs.control(irp) })
 		return irp.Complete(st, info)
 	}
-	vol, ok := dev.Extension.(*Volume)
+	vol, ok := dev.Extension.(*vcb)
 	if !ok {
 		return irp.Complete(iomgr.StatusInvalidDeviceRequest, 0)
 	}
@@ -145,7 +146,7 @@ func (fs *FileSystem) dispatch(dev *iomgr.Device, irp *iomgr.IRP) iomgr.Status {
 				// offsets, passed to the storage stack untranslated. This
 				// path takes no lock.
 				return vol.forwardToStorage(irp)
-			case *Volume:
+			case *vcb:
 				// Sector I/O on a volume open (DASD), as FORMAT and CHKDSK do.
 				return vol.dasd(irp)
 			}
@@ -205,7 +206,7 @@ func (fs *FileSystem) control(irp *iomgr.IRP) (iomgr.Status, uint64) {
 		return iomgr.StatusSuccess, 0
 	case iomgr.MajorShutdown:
 		var first error
-		for _, v := range fs.Volumes() {
+		for _, v := range fs.mounted() {
 			if err := v.shutdown(irp.Requestor); err != nil && first == nil {
 				first = err
 			}
@@ -225,13 +226,13 @@ func statusOf(err error) iomgr.Status {
 	switch {
 	case errors.As(err, &s):
 		return s
-	case errors.Is(err, ErrCorrupt), errors.Is(err, ErrRange):
+	case errors.Is(err, ondisk.ErrCorrupt), errors.Is(err, ondisk.ErrRange):
 		return iomgr.StatusFileCorruptError
-	case errors.Is(err, ErrNoSpace):
+	case errors.Is(err, ondisk.ErrNoSpace):
 		return iomgr.StatusDiskFull
-	case errors.Is(err, ErrInvalidName):
+	case errors.Is(err, ondisk.ErrInvalidName):
 		return iomgr.StatusObjectNameInvalid
-	case errors.Is(err, ErrNotFAT):
+	case errors.Is(err, ondisk.ErrNotFAT):
 		return iomgr.StatusUnrecognizedVolume
 	}
 	return iomgr.StatusUnsuccessful

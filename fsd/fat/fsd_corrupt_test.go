@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vdisk-dev/vdisk/fsd/fat/internal/fattest"
+	"github.com/vdisk-dev/vdisk/fsd/fat/internal/ondisk"
 	"github.com/vdisk-dev/vdisk/iomgr"
 	"github.com/vdisk-dev/vdisk/vpb"
 )
@@ -19,8 +21,8 @@ import (
 type fxImage struct {
 	t   *testing.T
 	b   []byte
-	g   Geometry
-	fat *Table
+	g   ondisk.Geometry
+	fat *ondisk.Table
 }
 
 func fxLoadImage(t *testing.T, path string) *fxImage {
@@ -29,12 +31,12 @@ func fxLoadImage(t *testing.T, path string) *fxImage {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bs, err := ParseBootSector(b)
+	bs, err := ondisk.ParseBootSector(b)
 	if err != nil {
 		t.Fatal(err)
 	}
 	g, _ := bs.Geometry()
-	fat, err := NewTable(&g, append([]byte(nil), b[g.FATOffset(0):g.FATOffset(0)+g.FATBytes()]...))
+	fat, err := ondisk.NewTable(&g, append([]byte(nil), b[g.FATOffset(0):g.FATOffset(0)+g.FATBytes()]...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +46,7 @@ func fxLoadImage(t *testing.T, path string) *fxImage {
 // dirBytes returns the bytes of the directory at cluster c (0: the root)
 // and the volume offset of each of its bytes' clusters.
 func (im *fxImage) dirOffsets(c uint32) []int64 {
-	if c == 0 && im.g.Type != FAT32 {
+	if c == 0 && im.g.Type != ondisk.FAT32 {
 		return []int64{im.g.RootDirOffset()}
 	}
 	if c == 0 {
@@ -65,21 +67,21 @@ func (im *fxImage) dirOffsets(c uint32) []int64 {
 
 // find returns the volume offset of the short entry of name in the
 // directory at cluster dir, and the entry.
-func (im *fxImage) find(dir uint32, name string) (int64, ShortEntry) {
+func (im *fxImage) find(dir uint32, name string) (int64, ondisk.ShortEntry) {
 	size := int64(im.g.ClusterSize)
-	if dir == 0 && im.g.Type != FAT32 {
+	if dir == 0 && im.g.Type != ondisk.FAT32 {
 		size = im.g.RootDirBytes()
 	}
-	var s Scanner
+	var s ondisk.Scanner
 	for _, off := range im.dirOffsets(dir) {
 		for e := range s.Entries(im.b[off : off+size]) {
 			if strings.EqualFold(e.DisplayName(nil), name) {
-				return off + int64(e.Slot%int(size/DirEntrySize))*DirEntrySize, e.ShortEntry
+				return off + int64(e.Slot%int(size/ondisk.DirEntrySize))*ondisk.DirEntrySize, e.ShortEntry
 			}
 		}
 	}
 	im.t.Fatalf("%s not found in directory %d", name, dir)
-	return 0, ShortEntry{}
+	return 0, ondisk.ShortEntry{}
 }
 
 func (im *fxImage) setFAT(c, v uint32) {
@@ -122,11 +124,11 @@ func fxWithin(t *testing.T, d time.Duration, fn func()) {
 }
 
 func TestCorruptVolumes(t *testing.T) {
-	odNeed(t, "mkfs.fat")
+	fattest.Need(t, "mkfs.fat")
 	// The base: \a.bin (3 clusters), \b.bin (2), \sub\in.txt, on FAT16
 	// with 1 KiB clusters.
 	base := func(t *testing.T) string {
-		img := fxMkfs(t, 16384, "-F", "16", "-s", "2")
+		img := fattest.Mkfs(t, 16384, "-F", "16", "-s", "2")
 		x := fxOpen(t, img, 512, fxOpt{})
 		x.create(`\a.bin`, fxContent("a", 3000))
 		x.create(`\b.bin`, fxContent("b", 2000))
@@ -142,16 +144,16 @@ func TestCorruptVolumes(t *testing.T) {
 	}{
 		{"circular chain", func(im *fxImage) {
 			_, e := im.find(0, "a.bin")
-			c := e.StartCluster(FAT16)
+			c := e.StartCluster(ondisk.FAT16)
 			im.setFAT(c+2, c) // third cluster back to the first
 		}, fxExpectCorrupt(`\a.bin`)},
 		{"chain into a free cluster", func(im *fxImage) {
 			_, e := im.find(0, "a.bin")
-			im.setFAT(e.StartCluster(FAT16)+1, 0)
+			im.setFAT(e.StartCluster(ondisk.FAT16)+1, 0)
 		}, fxExpectCorrupt(`\a.bin`)},
 		{"cluster out of range", func(im *fxImage) {
 			_, e := im.find(0, "a.bin")
-			im.rawFAT16(e.StartCluster(FAT16), 0xFFF0)
+			im.rawFAT16(e.StartCluster(ondisk.FAT16), 0xFFF0)
 		}, fxExpectCorrupt(`\a.bin`)},
 		{"start cluster out of range", func(im *fxImage) {
 			off, e := im.find(0, "b.bin")
@@ -172,14 +174,14 @@ func TestCorruptVolumes(t *testing.T) {
 			a := x.mustOpen(`\a.bin`, iomgr.GenericRead, iomgr.FileOpen, 0)
 			defer fxClose(a)
 			fxExpectCorrupt(`\b.bin`)(t, x)
-			if err := x.volume().LastError(); err == nil || !strings.Contains(err.Error(), "cross-linked") {
+			if err := x.volume().lastError(); err == nil || !strings.Contains(err.Error(), "cross-linked") {
 				t.Fatalf("last error %v", err)
 			}
 		}},
 		{"duplicate dot entries", func(im *fxImage) {
 			_, sub := im.find(0, "sub")
-			off := im.dirOffsets(sub.StartCluster(FAT16))[0]
-			copy(im.b[off+3*DirEntrySize:], im.b[off:off+DirEntrySize]) // a second "."
+			off := im.dirOffsets(sub.StartCluster(ondisk.FAT16))[0]
+			copy(im.b[off+3*ondisk.DirEntrySize:], im.b[off:off+ondisk.DirEntrySize]) // a second "."
 		}, func(t *testing.T, x *fxVol) {
 			fxExpectCorrupt(`\sub\in.txt`)(t, x)
 			d := x.mustOpen(`\sub`, iomgr.FileListDirectory, iomgr.FileOpen, 0)
@@ -190,8 +192,8 @@ func TestCorruptVolumes(t *testing.T) {
 		}},
 		{"directory containing itself", func(im *fxImage) {
 			_, sub := im.find(0, "sub")
-			off, e := im.find(sub.StartCluster(FAT16), "in.txt")
-			e.Attr = AttrDirectory
+			off, e := im.find(sub.StartCluster(ondisk.FAT16), "in.txt")
+			e.Attr = ondisk.AttrDirectory
 			e.Size = 0
 			e.FirstCluster = sub.FirstCluster
 			e.Encode(im.b[off:])
@@ -210,13 +212,13 @@ func TestCorruptVolumes(t *testing.T) {
 			if x.vol.VPB().Flags()&vpb.RawMount == 0 {
 				t.Fatal("not mounted by RAW")
 			}
-			if err := x.fs.LastMountError(); !errors.Is(err, ErrNotFAT) || !strings.Contains(err.Error(), "768 bytes per sector") {
+			if err := x.fs.lastMountError(); !errors.Is(err, ondisk.ErrNotFAT) || !strings.Contains(err.Error(), "768 bytes per sector") {
 				t.Fatalf("reason: %v", err)
 			}
 		}},
 		{"root chain cycle (FAT16 is fixed: a subdirectory cycle)", func(im *fxImage) {
 			_, sub := im.find(0, "sub")
-			im.setFAT(sub.StartCluster(FAT16), sub.StartCluster(FAT16))
+			im.setFAT(sub.StartCluster(ondisk.FAT16), sub.StartCluster(ondisk.FAT16))
 		}, fxExpectCorrupt(`\sub\in.txt`)},
 	}
 	for _, c := range cases {
@@ -249,10 +251,10 @@ func fxExpectCorrupt(path string) func(t *testing.T, x *fxVol) {
 		if !errors.Is(err, iomgr.StatusFileCorruptError) {
 			t.Fatalf("open %s: %v, want STATUS_FILE_CORRUPT_ERROR", path, err)
 		}
-		if x.volume().LastError() == nil {
+		if x.volume().lastError() == nil {
 			t.Fatal("the corruption was not recorded")
 		}
-		t.Logf("%s: %v", path, x.volume().LastError())
+		t.Logf("%s: %v", path, x.volume().lastError())
 	}
 }
 
@@ -280,7 +282,7 @@ func (x *fxVol) walkTolerant(dir string) {
 }
 
 func TestCorruptFAT32RootChainFailsTheMount(t *testing.T) {
-	img := fxMkfs(t, 40000, "-F", "32", "-s", "1")
+	img := fattest.Mkfs(t, 40000, "-F", "32", "-s", "1")
 	im := fxLoadImage(t, img)
 	r := im.g.RootCluster
 	im.setFAT(r, r) // the root directory's chain loops
@@ -291,7 +293,7 @@ func TestCorruptFAT32RootChainFailsTheMount(t *testing.T) {
 		if !errors.Is(err, iomgr.StatusFileCorruptError) {
 			t.Fatalf("open on a volume whose root loops: %v", err)
 		}
-		if err := x.fs.LastMountError(); err == nil || !strings.Contains(err.Error(), "cycle") {
+		if err := x.fs.lastMountError(); err == nil || !strings.Contains(err.Error(), "cycle") {
 			t.Fatalf("reason: %v", err)
 		}
 	})

@@ -4,12 +4,13 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/vdisk-dev/vdisk/disk"
+	"github.com/vdisk-dev/vdisk/fsd/fat/internal/fattest"
+	"github.com/vdisk-dev/vdisk/internal/testsupport"
 	"github.com/vdisk-dev/vdisk/iomgr"
 	"github.com/vdisk-dev/vdisk/mount"
 )
@@ -120,48 +121,11 @@ func fxExercise(x *fxVol) {
 	_ = x.mm.Dismount(x.vol, mount.DismountOptions{Force: true})
 }
 
-// fxWriteSeeds writes images as the seed corpus of a fuzz target whose
-// argument is one []byte, trailing zeros left out (the targets pad).
-func fxWriteSeeds(t *testing.T, target string, seeds map[string][]byte) {
-	t.Helper()
-	dir := filepath.Join("testdata", "fuzz", target)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for name, b := range seeds {
-		n := len(b)
-		for n > 512 && b[n-1] == 0 {
-			n--
-		}
-		data := fxSeedHeader + strconv.Quote(string(b[:n])) + ")\n"
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-// fxSeedHeader starts a corpus file of one []byte.
-const fxSeedHeader = "go test fuzz v1\n[]byte("
-
-// fxReadSeed reads the image of a seed fxWriteSeeds wrote.
-func fxReadSeed(t *testing.T, target, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", "fuzz", target, name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := strings.TrimSuffix(strings.TrimPrefix(string(b), fxSeedHeader), ")\n")
-	img, err := strconv.Unquote(s)
-	if err != nil {
-		t.Fatalf("seed %s/%s: %v", target, name, err)
-	}
-	return []byte(img)
-}
-
-// TestFuzzMountSeeds writes the seed corpus (with -fat.genseeds) and runs
-// the exercise on freshly made images of every type.
+// TestFuzzMountSeeds writes the seed corpus (with -fat.genseeds; the same
+// images start internal/ondisk's FuzzOwnership corpus) and runs the
+// exercise on freshly made images of every type.
 func TestFuzzMountSeeds(t *testing.T) {
-	odNeed(t, "mkfs.fat")
+	fattest.Need(t, "mkfs.fat")
 	seeds := map[string][]byte{}
 	for _, c := range []struct {
 		name string
@@ -173,7 +137,7 @@ func TestFuzzMountSeeds(t *testing.T) {
 		{"fat12-64k-tree", 64, []string{"-n", "SEED"}, true},
 		{"fat12-64k-4k-clusters", 64, []string{"-s", "8", "-f", "1", "-r", "16"}, true},
 	} {
-		img := fxMkfs(t, c.kib, c.opts...)
+		img := fattest.Mkfs(t, c.kib, c.opts...)
 		if c.fill {
 			x := fxOpen(t, img, 512, fxOpt{})
 			x.mkdir(`\Sub Directory`)
@@ -190,11 +154,14 @@ func TestFuzzMountSeeds(t *testing.T) {
 		seeds[c.name] = b
 	}
 	if *fxGenSeeds {
-		fxWriteSeeds(t, "FuzzMount", seeds)
+		testsupport.WriteSeeds(t, filepath.Join("testdata", "fuzz", "FuzzMount"), seeds)
+		// The ownership pass's fuzzer (internal/ondisk) starts from the
+		// same images; its seed test (-odgenseeds) adds damaged copies.
+		testsupport.WriteSeeds(t, filepath.Join("internal", "ondisk", "testdata", "fuzz", "FuzzOwnership"), seeds)
 	}
 	// Every type, through the same exercise.
 	for _, l := range fxLayouts[:3] {
-		img := fxMkfs(t, l.kib, l.mkfs...)
+		img := fattest.Mkfs(t, l.kib, l.mkfs...)
 		x := fxOpen(t, img, l.sectorSize, fxOpt{})
 		x.create(`\x.txt`, []byte("x"))
 		x.close()

@@ -11,13 +11,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/vdisk-dev/vdisk/disk"
+	"github.com/vdisk-dev/vdisk/fsd/fat/internal/fattest"
+	"github.com/vdisk-dev/vdisk/fsd/fat/internal/ondisk"
 	"github.com/vdisk-dev/vdisk/iomgr"
 	"github.com/vdisk-dev/vdisk/mount"
 	"github.com/vdisk-dev/vdisk/volume"
@@ -29,34 +30,23 @@ type fxLayout struct {
 	kib        int
 	mkfs       []string
 	sectorSize uint32 // the disk's sector size
-	typ        FATType
+	typ        ondisk.FATType
 }
 
 // The four layouts of the brief: FAT12 floppy, FAT16, FAT32, FAT32 with
 // 4 KiB sectors (on a disk with 4 KiB sectors).
 var fxLayouts = []fxLayout{
-	{"fat12", 1440, nil, 512, FAT12},
-	{"fat16", 16384, []string{"-F", "16", "-s", "2"}, 512, FAT16},
-	{"fat32", 40000, []string{"-F", "32", "-s", "1"}, 512, FAT32},
-	{"fat32-4k", 280000, []string{"-F", "32", "-S", "4096", "-s", "1"}, 4096, FAT32},
-}
-
-// fxMkfs makes an image with mkfs.fat in a temporary directory.
-func fxMkfs(t testing.TB, kib int, opts ...string) string {
-	t.Helper()
-	odNeed(t, "mkfs.fat")
-	p := filepath.Join(t.TempDir(), "vol.img")
-	args := append([]string{"-C", "--invariant"}, opts...)
-	args = append(args, p, strconv.Itoa(kib))
-	odMust(t, "mkfs.fat", args...)
-	return p
+	{"fat12", 1440, nil, 512, ondisk.FAT12},
+	{"fat16", 16384, []string{"-F", "16", "-s", "2"}, 512, ondisk.FAT16},
+	{"fat32", 40000, []string{"-F", "32", "-s", "1"}, 512, ondisk.FAT32},
+	{"fat32-4k", 280000, []string{"-F", "32", "-S", "4096", "-s", "1"}, 4096, ondisk.FAT32},
 }
 
 // fxFsck runs fsck.fat -n and fails the test if it finds anything.
 func fxFsck(t testing.TB, img string) {
 	t.Helper()
-	odNeed(t, "fsck.fat")
-	out, code := odRun(t, "fsck.fat", "-n", "-V", img)
+	fattest.Need(t, "fsck.fat")
+	out, code := fattest.Run(t, "fsck.fat", "-n", "-V", img)
 	clean := code == 0
 	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
 		switch {
@@ -150,7 +140,7 @@ func fxOpenStore(t testing.TB, store disk.Store, sectorSize uint32, o fxOpt, img
 // fxNew makes an image of a layout and mounts it.
 func fxNew(t testing.TB, l fxLayout, extra ...string) *fxVol {
 	t.Helper()
-	img := fxMkfs(t, l.kib, append(append([]string(nil), l.mkfs...), extra...)...)
+	img := fattest.Mkfs(t, l.kib, append(append([]string(nil), l.mkfs...), extra...)...)
 	return fxOpen(t, img, l.sectorSize, fxOpt{})
 }
 
@@ -168,14 +158,14 @@ func (x *fxVol) close() {
 }
 
 // volume returns the mounted FAT volume (mounting it if needed).
-func (x *fxVol) volume() *Volume {
+func (x *fxVol) volume() *vcb {
 	x.t.Helper()
 	v, err := x.mm.Mount(x.vol, mount.MountOptions{})
 	if err != nil {
 		x.t.Fatal(err)
 	}
 	dev, _ := v.Device()
-	fv, ok := dev.Extension.(*Volume)
+	fv, ok := dev.Extension.(*vcb)
 	if !ok {
 		x.t.Fatalf("the volume is mounted by %s", dev.Driver.Name)
 	}
@@ -417,9 +407,9 @@ func fxContent(seed string, n int) []byte {
 // walk does (paths with `\`).
 func fxMtoolsTree(t testing.TB, img string) map[string][]byte {
 	t.Helper()
-	odNeed(t, "mcopy")
+	fattest.Need(t, "mcopy")
 	dir := t.TempDir()
-	out, code := odRun(t, "mcopy", "-s", "-n", "-i", img, "::/", dir+"/")
+	out, code := fattest.Run(t, "mcopy", "-s", "-n", "-i", img, "::/", dir+"/")
 	if code != 0 && !strings.Contains(out, "No files") {
 		// An empty volume makes mcopy complain; anything else is an error.
 		entries, _ := os.ReadDir(dir)

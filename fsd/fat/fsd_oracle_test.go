@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vdisk-dev/vdisk/fsd/fat/internal/fattest"
+	"github.com/vdisk-dev/vdisk/fsd/fat/internal/ondisk"
 	"github.com/vdisk-dev/vdisk/iomgr"
 )
 
@@ -124,18 +126,18 @@ func fxTreeSpec(t *testing.T, x *fxVol, big int) map[string][]byte {
 }
 
 func TestOracleFSDWritesTree(t *testing.T) {
-	odNeed(t, "fsck.fat", "mcopy", "mdir", "mlabel")
+	fattest.Need(t, "fsck.fat", "mcopy", "mdir", "mlabel")
 	for _, l := range fxLayouts {
 		t.Run(l.name, func(t *testing.T) {
 			x := fxNew(t, l)
 			big := 3 << 20
-			if l.typ == FAT12 {
+			if l.typ == ondisk.FAT12 {
 				big = 600 << 10
 			}
 			want := fxTreeSpec(t, x, big)
 			// The FSD itself reads the tree back before and after a remount.
 			fxCompareTrees(t, "vdisk", x.walk(`\`), want)
-			free := x.volume().FreeClusters()
+			free := x.volume().freeClusters()
 			x.close()
 			fxFsck(t, x.img)
 			// mtools 4.0 shows a character outside the BMP (a surrogate
@@ -145,7 +147,7 @@ func TestOracleFSDWritesTree(t *testing.T) {
 				mwant[strings.ReplaceAll(p, "😀", "__")] = b
 			}
 			fxCompareTrees(t, "mtools", fxMtoolsTree(t, x.img), mwant)
-			if out := odMust(t, "mlabel", "-i", x.img, "-s", "::"); !strings.Contains(out, "Volume label is Vdisk Lbl") {
+			if out := fattest.Must(t, "mlabel", "-i", x.img, "-s", "::"); !strings.Contains(out, "Volume label is Vdisk Lbl") {
 				t.Fatalf("mlabel: %q", out)
 			}
 			// mdir lists the long names exactly.
@@ -154,7 +156,7 @@ func TestOracleFSDWritesTree(t *testing.T) {
 				names = append(names, "::"+strings.ReplaceAll(p, `\`, "/"))
 			}
 			sort.Strings(names)
-			out := odMust(t, "mdir", "-i", x.img, "-/", "-b", "-a", "::")
+			out := fattest.Must(t, "mdir", "-i", x.img, "-/", "-b", "-a", "::")
 			got := strings.Fields(strings.ReplaceAll(out, " ", "\x00"))
 			for i := range got {
 				got[i] = strings.ReplaceAll(got[i], "\x00", " ")
@@ -166,7 +168,7 @@ func TestOracleFSDWritesTree(t *testing.T) {
 			// Mounted again: same tree, same free count, same label.
 			y := fxOpen(t, x.img, l.sectorSize, fxOpt{})
 			fxCompareTrees(t, "vdisk after remount", y.walk(`\`), want)
-			if f := y.volume().FreeClusters(); f != free {
+			if f := y.volume().freeClusters(); f != free {
 				t.Errorf("free clusters %d after remount, %d before", f, free)
 			}
 			if lbl := y.vol.VPB().Label(); lbl != "Vdisk Lbl" { // case kept, as fatlabel keeps it
@@ -183,7 +185,7 @@ func TestOracleFSDWritesTree(t *testing.T) {
 			fxClose(root)
 			y.close()
 			fxFsck(t, x.img)
-			if out := odMust(t, "mlabel", "-i", x.img, "-s", "::"); !strings.Contains(out, "no label") {
+			if out := fattest.Must(t, "mlabel", "-i", x.img, "-s", "::"); !strings.Contains(out, "no label") {
 				t.Fatalf("mlabel after clearing: %q", out)
 			}
 		})
@@ -191,14 +193,14 @@ func TestOracleFSDWritesTree(t *testing.T) {
 }
 
 func TestOracleFSDReadsMtoolsTree(t *testing.T) {
-	odNeed(t, "mcopy")
+	fattest.Need(t, "mcopy")
 	for _, l := range fxLayouts {
 		t.Run(l.name, func(t *testing.T) {
-			img := fxMkfs(t, l.kib, l.mkfs...)
+			img := fattest.Mkfs(t, l.kib, l.mkfs...)
 			src := t.TempDir()
 			want := map[string][]byte{}
 			big := 2<<20 + 123
-			if l.typ == FAT12 {
+			if l.typ == ondisk.FAT12 {
 				big = 500<<10 + 7
 			}
 			files := map[string]int{
@@ -233,16 +235,16 @@ func TestOracleFSDReadsMtoolsTree(t *testing.T) {
 			for _, e := range entries {
 				args = append(args, filepath.Join(src, e.Name()))
 			}
-			odMust(t, "mcopy", append(args, "::/")...)
+			fattest.Must(t, "mcopy", append(args, "::/")...)
 			x := fxOpen(t, img, l.sectorSize, fxOpt{readOnly: true})
 			fxCompareTrees(t, "vdisk", x.walk(`\`), want)
 			x.close()
 			if l.name == "fat32" {
 				// mkfs.fat always puts the FAT32 root in cluster 2; a root
 				// elsewhere (a cluster past mcopy's files) reads the same.
-				odMoveRoot(t, img, 70000)
+				fattest.MoveRoot(t, img, 70000)
 				y := fxOpen(t, img, l.sectorSize, fxOpt{readOnly: true})
-				if rc := y.volume().Geometry().RootCluster; rc != 70000 {
+				if rc := y.volume().geometry().RootCluster; rc != 70000 {
 					t.Fatalf("root cluster %d after the move", rc)
 				}
 				fxCompareTrees(t, "vdisk, root in cluster 70000", y.walk(`\`), want)
@@ -256,14 +258,14 @@ func TestOracleFSDReadsMtoolsTree(t *testing.T) {
 // writes it) is stored as 0x05: it must read as a live entry, be found by
 // its long name, and be renamed and deleted correctly.
 func TestKanjiEscapeShortName(t *testing.T) {
-	odNeed(t, "mcopy", "fsck.fat")
-	img := fxMkfs(t, 16384, "-F", "16")
+	fattest.Need(t, "mcopy", "fsck.fat")
+	img := fattest.Mkfs(t, 16384, "-F", "16")
 	src := t.TempDir()
 	for _, n := range []string{"Õdd one.txt", "Õx.txt", "Õgone.txt"} {
 		if err := os.WriteFile(filepath.Join(src, n), []byte(n), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		odMust(t, "mcopy", "-i", img, filepath.Join(src, n), "::/")
+		fattest.Must(t, "mcopy", "-i", img, filepath.Join(src, n), "::/")
 	}
 	im := fxLoadImage(t, img)
 	if off, _ := im.find(0, "Õx.txt"); im.b[off] != 0x05 {

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vdisk-dev/vdisk/fsd/fat/internal/fattest"
+	"github.com/vdisk-dev/vdisk/fsd/fat/internal/ondisk"
 	"github.com/vdisk-dev/vdisk/iomgr"
 )
 
@@ -60,12 +62,12 @@ type fxModel struct {
 }
 
 func (m *fxModel) add(n *mNode) {
-	n.parent.kids[FoldKey(n.name)] = n
+	n.parent.kids[ondisk.FoldKey(n.name)] = n
 	m.nodes = append(m.nodes, n)
 }
 
 func (m *fxModel) remove(n *mNode) {
-	delete(n.parent.kids, FoldKey(n.name))
+	delete(n.parent.kids, ondisk.FoldKey(n.name))
 	for i, x := range m.nodes {
 		if x == n {
 			m.nodes = append(m.nodes[:i], m.nodes[i+1:]...)
@@ -125,7 +127,7 @@ func fxRandomName(r *rand.Rand) string {
 }
 
 func TestRandomOperations(t *testing.T) {
-	odNeed(t, "mkfs.fat", "fsck.fat", "mcopy")
+	fattest.Need(t, "mkfs.fat", "fsck.fat", "mcopy")
 	// The issue asks for 5,000 operations per sequence; -short keeps 1,000.
 	ops := 5000
 	if testing.Short() && !*fxLong {
@@ -153,7 +155,7 @@ func TestRandomOperations(t *testing.T) {
 // fxRunRandom runs ops random operations; it reports whether all agreed.
 func fxRunRandom(t *testing.T, l fxLayout, seed uint64, ops int) bool {
 	r := rand.New(rand.NewPCG(seed, seed^0x9E3779B97F4A7C15))
-	img := fxMkfs(t, l.kib, l.mkfs...)
+	img := fattest.Mkfs(t, l.kib, l.mkfs...)
 	x := fxOpen(t, img, l.sectorSize, fxOpt{workers: int(seed % 3)})
 	m := &fxModel{root: &mNode{dir: true, kids: map[string]*mNode{}}}
 	const maxFile = 128 << 10
@@ -176,7 +178,7 @@ func fxRunRandom(t *testing.T, l fxLayout, seed uint64, ops int) bool {
 			name := fxRandomName(r)
 			p := strings.TrimSuffix(d.path(), `\`) + `\` + name
 			fo, _, err := x.open(p, fxAll, iomgr.FileCreate, iomgr.FileNonDirectoryFile)
-			if ex := d.kids[FoldKey(name)]; ex != nil {
+			if ex := d.kids[ondisk.FoldKey(name)]; ex != nil {
 				expect(step, "create existing "+p, iomgr.StatusOf(err), iomgr.StatusObjectNameCollision)
 				continue
 			}
@@ -258,7 +260,7 @@ func fxRunRandom(t *testing.T, l fxLayout, seed uint64, ops int) bool {
 			}
 			st := fxRename(fo, to, replace)
 			fxClose(fo)
-			ex := d.kids[FoldKey(name)]
+			ex := d.kids[ondisk.FoldKey(name)]
 			want := iomgr.StatusSuccess
 			switch {
 			case n.dir && d.isUnder(n):
@@ -295,7 +297,7 @@ func fxRunRandom(t *testing.T, l fxLayout, seed uint64, ops int) bool {
 			name := fxRandomName(r)
 			p := strings.TrimSuffix(d.path(), `\`) + `\` + name
 			fo, _, err := x.open(p, iomgr.FileListDirectory, iomgr.FileCreate, iomgr.FileDirectoryFile)
-			if ex := d.kids[FoldKey(name)]; ex != nil {
+			if ex := d.kids[ondisk.FoldKey(name)]; ex != nil {
 				expect(step, "mkdir existing "+p, iomgr.StatusOf(err), iomgr.StatusObjectNameCollision)
 				continue
 			}

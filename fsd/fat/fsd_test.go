@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/vdisk-dev/vdisk/fsd/fat/internal/fattest"
+	"github.com/vdisk-dev/vdisk/fsd/fat/internal/ondisk"
 	"github.com/vdisk-dev/vdisk/iomgr"
 	"github.com/vdisk-dev/vdisk/mount"
 )
@@ -152,9 +154,9 @@ func TestQueryInformation(t *testing.T) {
 			t.Fatalf("volume class %d: %v", class, st)
 		}
 	}
-	g := x.volume().Geometry()
+	g := x.volume().geometry()
 	if vi.VolumeSerialNumber != 0x1234ABCD || ai.FileSystemName != "FAT32" || ai.MaximumComponentNameLength != 255 ||
-		si.TotalAllocationUnits != int64(g.ClusterCount) || si.AvailableAllocationUnits != int64(x.volume().FreeClusters()) ||
+		si.TotalAllocationUnits != int64(g.ClusterCount) || si.AvailableAllocationUnits != int64(x.volume().freeClusters()) ||
 		si.BytesPerSector != 512 || si.SectorsPerAllocationUnit != 1 {
 		t.Fatalf("%+v %+v %+v", vi, si, ai)
 	}
@@ -209,7 +211,7 @@ func TestSharingViolation(t *testing.T) {
 func TestDeleteOnCloseAndDisposition(t *testing.T) {
 	x := fxNew(t, fxFAT16)
 	v := x.volume()
-	free := v.FreeClusters()
+	free := v.freeClusters()
 	fo := x.mustOpen(`\temp.bin`, fxRW, iomgr.FileCreate, iomgr.FileDeleteOnClose)
 	if st := fxWrite(fo, 0, fxContent("t", 50000)); st != iomgr.StatusSuccess {
 		t.Fatal(st)
@@ -229,7 +231,7 @@ func TestDeleteOnCloseAndDisposition(t *testing.T) {
 	if _, _, err := x.open(`\temp.bin`, iomgr.GenericRead, iomgr.FileOpen, 0); !errors.Is(err, iomgr.StatusObjectNameNotFound) {
 		t.Fatalf("after delete-on-close: %v", err)
 	}
-	if got := v.FreeClusters(); got != free {
+	if got := v.freeClusters(); got != free {
 		t.Fatalf("free clusters %d, want %d", got, free)
 	}
 	// Disposition: delete pending refuses new opens; undone by false.
@@ -490,10 +492,10 @@ func TestReadWriteEdges(t *testing.T) {
 			if got, st := fxRead(fo, int64(len(model)), 0); st != iomgr.StatusSuccess || len(got) != 0 {
 				t.Fatalf("empty read at EOF: %v", st)
 			}
-			if st := fxWrite(fo, MaxFileSize-1, []byte("xy")); st != iomgr.StatusFileTooLarge {
+			if st := fxWrite(fo, ondisk.MaxFileSize-1, []byte("xy")); st != iomgr.StatusFileTooLarge {
 				t.Fatalf("write past 4 GiB: %v", st)
 			}
-			if st := fxSetEOF(fo, MaxFileSize+1); st != iomgr.StatusFileTooLarge {
+			if st := fxSetEOF(fo, ondisk.MaxFileSize+1); st != iomgr.StatusFileTooLarge {
 				t.Fatalf("size past 4 GiB: %v", st)
 			}
 			// Truncate into the middle of a sector, then grow: zeros.
@@ -534,7 +536,7 @@ func TestReadWriteEdges(t *testing.T) {
 func TestPreallocationIsTrimmedAtCleanup(t *testing.T) {
 	x := fxNew(t, fxFAT16)
 	v := x.volume()
-	free := v.FreeClusters()
+	free := v.freeClusters()
 	fo, _, err := x.mm.Open(`\DosDevices\v\pre`, mount.OpenOptions{DesiredAccess: fxRW, Disposition: iomgr.FileCreate})
 	if err != nil {
 		t.Fatal(err)
@@ -549,7 +551,7 @@ func TestPreallocationIsTrimmedAtCleanup(t *testing.T) {
 	}
 	fxWrite(fo, 0, make([]byte, 1500))
 	fxClose(fo)
-	if got := v.FreeClusters(); got != free-2 {
+	if got := v.freeClusters(); got != free-2 {
 		t.Fatalf("free %d, want %d", got, free-2)
 	}
 	x.close()
@@ -562,14 +564,14 @@ func TestDiskFull(t *testing.T) {
 			x := fxNew(t, l)
 			v := x.volume()
 			x.create(`\keep.txt`, []byte("keep"))
-			free := v.FreeClusters()
-			cs := int(v.Geometry().ClusterSize)
+			free := v.freeClusters()
+			cs := int(v.geometry().ClusterSize)
 			// A write needing more than is free fails whole.
 			fo := x.mustOpen(`\fill`, fxRW, iomgr.FileCreate, 0)
 			if st := fxWrite(fo, 0, make([]byte, (int(free)+1)*cs)); st != iomgr.StatusDiskFull {
 				t.Fatalf("oversized write: %v", st)
 			}
-			if got := v.FreeClusters(); got != free {
+			if got := v.freeClusters(); got != free {
 				t.Fatalf("a failed write left %d clusters allocated", free-got)
 			}
 			// Fill it chunk by chunk until full.
@@ -585,7 +587,7 @@ func TestDiskFull(t *testing.T) {
 				}
 				off += len(chunk)
 			}
-			for v.FreeClusters() > 0 {
+			for v.freeClusters() > 0 {
 				if st := fxWrite(fo, int64(off), chunk[:cs]); st != iomgr.StatusSuccess {
 					t.Fatal(st)
 				}
@@ -611,7 +613,7 @@ func TestDiskFull(t *testing.T) {
 			f := y.mustOpen(`\fill`, iomgr.Delete, iomgr.FileOpen, 0)
 			fxDelete(f)
 			fxClose(f)
-			if got := y.volume().FreeClusters(); got != free {
+			if got := y.volume().freeClusters(); got != free {
 				t.Fatalf("free %d after delete, want %d", got, free)
 			}
 			y.close()
@@ -656,7 +658,7 @@ func TestLargeDirectory(t *testing.T) {
 	}
 	x.close()
 	fxFsck(t, x.img)
-	out := odMust(t, "mdir", "-i", x.img, "-b", "::/big")
+	out := fattest.Must(t, "mdir", "-i", x.img, "-b", "::/big")
 	if got := strings.Count(out, "\n"); got != n {
 		t.Fatalf("mdir lists %d", got)
 	}
@@ -721,7 +723,7 @@ func TestDirtyStateAndShutdown(t *testing.T) {
 	for _, l := range []fxLayout{fxLayouts[1], fxLayouts[2]} {
 		t.Run(l.name, func(t *testing.T) {
 			x := fxNew(t, l)
-			g := x.volume().Geometry()
+			g := x.volume().geometry()
 			raw := func() (bool, bool) {
 				b, err := os.ReadFile(x.img)
 				if err != nil {
@@ -729,10 +731,10 @@ func TestDirtyStateAndShutdown(t *testing.T) {
 				}
 				fat := b[g.FATOffset(0):]
 				clean := fat[3]&0x80 != 0 // FAT16 bit 15
-				if g.Type == FAT32 {
+				if g.Type == ondisk.FAT32 {
 					clean = fat[7]&0x08 != 0 // FAT32 bit 27
 				}
-				return BootSectorDirty(b), clean
+				return ondisk.BootSectorDirty(b), clean
 			}
 			// Mounting writes nothing: the volume is marked dirty before
 			// the first change.
@@ -744,7 +746,7 @@ func TestDirtyStateAndShutdown(t *testing.T) {
 				t.Fatalf("after the first change: boot sector dirty %v, FAT[1] clean %v", dirty, clean)
 			}
 			// SHUTDOWN to the control device leaves every volume clean.
-			cdo := x.fs.ControlDevice
+			cdo := x.fs.controlDevice
 			irp := iomgr.BuildSynchronousFSDRequest(iomgr.MajorShutdown, cdo, nil, 0)
 			if st := iomgr.CallDriverAndWait(cdo, irp).Status; st != iomgr.StatusSuccess {
 				t.Fatal(st)
@@ -775,13 +777,13 @@ func TestDirtyStateAndShutdown(t *testing.T) {
 }
 
 func TestReadOnlyVolume(t *testing.T) {
-	img := fxMkfs(t, fxFAT16.kib, fxFAT16.mkfs...)
+	img := fattest.Mkfs(t, fxFAT16.kib, fxFAT16.mkfs...)
 	w := fxOpen(t, img, 512, fxOpt{})
 	w.create(`\f`, []byte("content"))
 	w.close()
 	before, _ := os.ReadFile(img)
 	x := fxOpen(t, img, 512, fxOpt{readOnly: true})
-	if !x.volume().ReadOnly() {
+	if !x.volume().isReadOnly() {
 		t.Fatal("not read-only")
 	}
 	if got := x.readFile(`\f`); string(got) != "content" {
@@ -862,7 +864,7 @@ func TestMetadataTravelsThroughTheVolumeStack(t *testing.T) {
 		name := "?"
 		if sl.FileObject != nil {
 			name = sl.FileObject.FileName
-			if sl.FileObject == v.StreamFileObject() {
+			if sl.FileObject == v.streamFileObject() {
 				name = "DIRECT I/O"
 			}
 		}
@@ -900,7 +902,7 @@ func TestMetadataTravelsThroughTheVolumeStack(t *testing.T) {
 }
 
 func TestConcurrentRequests(t *testing.T) {
-	x := fxOpen(t, fxMkfs(t, 40000, "-F", "32", "-s", "1"), 512, fxOpt{workers: 4})
+	x := fxOpen(t, fattest.Mkfs(t, 40000, "-F", "32", "-s", "1"), 512, fxOpt{workers: 4})
 	x.mkdir(`\shared`)
 	var wg sync.WaitGroup
 	errs := make(chan error, 64)
@@ -1017,9 +1019,9 @@ func TestDirectoryCacheIsBounded(t *testing.T) {
 }
 
 // A filter attached to the storage volume after the mount makes its stack
-// deeper than the FSD's IRPs were built for: metadata IRPs take
-// iomgr.ForwardDeeper; everything still works and the filter sees both
-// metadata and file data.
+// deeper than the FSD's IRPs were built for: metadata IRPs take the
+// short-stack path of iomgr.PassDown; everything still works and the filter
+// sees both metadata and file data.
 func TestStorageFilterAttachedAfterMount(t *testing.T) {
 	x := fxNew(t, fxFAT16)
 	x.create(`\before`, []byte("b"))
@@ -1037,11 +1039,7 @@ func TestStorageFilterAttachedAfterMount(t *testing.T) {
 		mu.Lock()
 		seen[fmt.Sprintf("%v paging=%v", sl.Major, irp.Flags&iomgr.IRPPagingIO != 0)]++
 		mu.Unlock()
-		if irp.RemainingStackLocations() < lower.StackSize {
-			return iomgr.ForwardDeeper(irp, lower, nil, nil)
-		}
-		irp.SkipCurrentStackLocation()
-		return iomgr.CallDriver(lower, irp)
+		return iomgr.PassDown(irp, lower)
 	})
 	data := fxContent("late", 70000)
 	x.mkdir(`\after`)
@@ -1061,11 +1059,11 @@ func TestStorageFilterAttachedAfterMount(t *testing.T) {
 }
 
 func TestSmokeCreateWriteReadList(t *testing.T) {
-	layouts := append([]fxLayout{{"fat16-2k-sectors-on-512", 40000, []string{"-F", "16", "-S", "2048"}, 512, FAT16}}, fxLayouts...)
+	layouts := append([]fxLayout{{"fat16-2k-sectors-on-512", 40000, []string{"-F", "16", "-S", "2048"}, 512, ondisk.FAT16}}, fxLayouts...)
 	for _, l := range layouts {
 		t.Run(l.name, func(t *testing.T) {
 			x := fxNew(t, l)
-			if got := x.volume().Type(); got != l.typ {
+			if got := x.volume().fatType(); got != l.typ {
 				t.Fatalf("type %v", got)
 			}
 			x.mkdir(`\Dir`)

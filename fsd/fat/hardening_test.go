@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vdisk-dev/vdisk/fsd/fat/internal/fattest"
+	"github.com/vdisk-dev/vdisk/fsd/fat/internal/ondisk"
 	"github.com/vdisk-dev/vdisk/internal/testsupport"
 	"github.com/vdisk-dev/vdisk/iomgr"
 )
@@ -22,22 +24,22 @@ import (
 // volume mtools filled, and dismounting, leaves the image byte for byte as
 // it was: nothing marks it dirty and clean again, nothing rewrites FSInfo.
 func TestReadingWritesNothing(t *testing.T) {
-	odNeed(t, "mcopy", "fsck.fat")
+	fattest.Need(t, "mcopy", "fsck.fat")
 	for _, l := range fxLayouts[:3] {
 		t.Run(l.name, func(t *testing.T) {
-			img := fxMkfs(t, l.kib, l.mkfs...)
+			img := fattest.Mkfs(t, l.kib, l.mkfs...)
 			src := t.TempDir()
 			if err := os.WriteFile(src+"/A long file name.txt", fxContent("a", 5000), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			odMust(t, "mmd", "-i", img, "::/sub")
-			odMust(t, "mcopy", "-i", img, src+"/A long file name.txt", "::/sub/")
-			odMust(t, "mcopy", "-i", img, src+"/A long file name.txt", "::/")
-			if l.typ == FAT32 {
+			fattest.Must(t, "mmd", "-i", img, "::/sub")
+			fattest.Must(t, "mcopy", "-i", img, src+"/A long file name.txt", "::/sub/")
+			fattest.Must(t, "mcopy", "-i", img, src+"/A long file name.txt", "::/")
+			if l.typ == ondisk.FAT32 {
 				// A stale FSInfo free count, as Windows and Linux leave
 				// it: still not rewritten by a session that only reads.
 				b, _ := os.ReadFile(img)
-				bs, _ := ParseBootSector(b)
+				bs, _ := ondisk.ParseBootSector(b)
 				g, _ := bs.Geometry()
 				off := int64(g.FSInfoSector)*int64(g.BytesPerSector) + 488
 				copy(b[off:], []byte{0xFF, 0xFF, 0xFF, 0xFF})
@@ -68,12 +70,12 @@ func TestReadingWritesNothing(t *testing.T) {
 // use (as FastFAT does; fsck.fat clears it there alone) and cleared at
 // dismount.
 func TestDirtyFAT32KeepsBootSectorAndBackupInStep(t *testing.T) {
-	odNeed(t, "fsck.fat")
+	fattest.Need(t, "fsck.fat")
 	bootAndBackup := fxBootSectors
 	t.Run("found dirty", func(t *testing.T) {
 		img := testsupport.DosfstoolsImage(t, "check-fat32_dos_cln_shut.fsck")
 		x := fxOpen(t, img, 512, fxOpt{})
-		if st := x.volume().NeedsCheck(); st != nil {
+		if st := x.volume().needsCheck(); st != nil {
 			t.Fatalf("a dirty volume with sound chains is taken as corrupt: %v", st)
 		}
 		x.mkdir(`\made by vdisk`)
@@ -83,7 +85,7 @@ func TestDirtyFAT32KeepsBootSectorAndBackupInStep(t *testing.T) {
 		if !bytes.Equal(boot, backup) {
 			t.Fatalf("boot sector and backup differ after writing to a dirty volume (offset 0x41: %#x / %#x)", boot[0x41], backup[0x41])
 		}
-		out, _ := odRun(t, "fsck.fat", "-n", img)
+		out, _ := fattest.Run(t, "fsck.fat", "-n", img)
 		if strings.Contains(out, "differences between boot sector and its backup") {
 			t.Fatalf("fsck.fat -n:\n%s", out)
 		}
@@ -92,7 +94,7 @@ func TestDirtyFAT32KeepsBootSectorAndBackupInStep(t *testing.T) {
 		}
 		fxOnlyDirtyBit(t, img)
 		// fsck.fat -a clears the dirty state; the two sectors stay equal.
-		odRun(t, "fsck.fat", "-a", img)
+		fattest.Run(t, "fsck.fat", "-a", img)
 		fxFsck(t, img)
 		if boot, backup := bootAndBackup(t, img); !bytes.Equal(boot, backup) {
 			t.Fatal("boot sector and backup differ after fsck.fat -a")
@@ -102,8 +104,8 @@ func TestDirtyFAT32KeepsBootSectorAndBackupInStep(t *testing.T) {
 		x := fxNew(t, fxLayouts[2])
 		x.create(`\f.txt`, []byte("x"))
 		boot, backup := bootAndBackup(t, x.img)
-		if !BootSectorDirty(boot) || BootSectorDirty(backup) {
-			t.Fatalf("in use: boot sector dirty %v, backup dirty %v; want the boot sector alone", BootSectorDirty(boot), BootSectorDirty(backup))
+		if !ondisk.BootSectorDirty(boot) || ondisk.BootSectorDirty(backup) {
+			t.Fatalf("in use: boot sector dirty %v, backup dirty %v; want the boot sector alone", ondisk.BootSectorDirty(boot), ondisk.BootSectorDirty(backup))
 		}
 		x.close()
 		if boot, backup := bootAndBackup(t, x.img); !bytes.Equal(boot, backup) {
@@ -135,7 +137,7 @@ func fxBootSectors(t *testing.T, img string) (boot, backup []byte) {
 
 // fxOpenImage opens an image file for reading and writing, with its
 // geometry.
-func fxOpenImage(t *testing.T, img string) (*os.File, *Geometry) {
+func fxOpenImage(t *testing.T, img string) (*os.File, *ondisk.Geometry) {
 	t.Helper()
 	f, err := os.OpenFile(img, os.O_RDWR, 0)
 	if err != nil {
@@ -145,7 +147,7 @@ func fxOpenImage(t *testing.T, img string) (*os.File, *Geometry) {
 	if _, err := f.ReadAt(b, 0); err != nil {
 		t.Fatal(err)
 	}
-	bs, err := ParseBootSector(b)
+	bs, err := ondisk.ParseBootSector(b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +159,7 @@ func fxOpenImage(t *testing.T, img string) (*os.File, *Geometry) {
 // the dirty state.
 func fxOnlyDirtyBit(t *testing.T, img string) {
 	t.Helper()
-	out, _ := odRun(t, "fsck.fat", "-n", img)
+	out, _ := fattest.Run(t, "fsck.fat", "-n", img)
 	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
 		switch {
 		case strings.HasPrefix(l, "fsck.fat "), strings.HasPrefix(l, "Dirty bit is set"),
@@ -208,7 +210,7 @@ func (x *fxVol) tryWrites(path string) map[string]error {
 // reaches, and deleting a cross-linked file freed clusters its partner
 // still used.
 func TestWritesRefusedOnCorruptVolumes(t *testing.T) {
-	odNeed(t, "fsck.fat", "mcopy")
+	fattest.Need(t, "fsck.fat", "mcopy")
 	cases := []struct {
 		image, file string // a file that exists on it
 		damaged     bool   // file's own chain is damaged: it does not open
@@ -225,13 +227,13 @@ func TestWritesRefusedOnCorruptVolumes(t *testing.T) {
 				if dirty {
 					fxMarkDirty(t, img)
 				}
-				fsckBefore, _ := odRun(t, "fsck.fat", "-n", img)
+				fsckBefore, _ := fattest.Run(t, "fsck.fat", "-n", img)
 				before := fxSum(t, img)
 				x := fxOpen(t, img, 512, fxOpt{})
-				if err := x.volume().NeedsCheck(); !errors.Is(err, ErrCorrupt) {
-					t.Fatalf("NeedsCheck after mount: %v", err)
+				if err := x.volume().needsCheck(); !errors.Is(err, ondisk.ErrCorrupt) {
+					t.Fatalf("needsCheck after mount: %v", err)
 				}
-				t.Logf("found: %v", x.volume().NeedsCheck())
+				t.Logf("found: %v", x.volume().needsCheck())
 				for op, err := range x.tryWrites(c.file) {
 					if c.damaged && errors.Is(err, iomgr.StatusFileCorruptError) {
 						continue // the damaged file itself does not open
@@ -254,7 +256,7 @@ func TestWritesRefusedOnCorruptVolumes(t *testing.T) {
 				if fxSum(t, img) != before {
 					t.Error("the image changed")
 				}
-				if after, _ := odRun(t, "fsck.fat", "-n", img); after != fsckBefore {
+				if after, _ := fattest.Run(t, "fsck.fat", "-n", img); after != fsckBefore {
 					t.Errorf("fsck.fat -n before:\n%s\nafter:\n%s", fsckBefore, after)
 				}
 			})
@@ -269,7 +271,7 @@ func fxMarkDirty(t *testing.T, img string) {
 	f, g := fxOpenImage(t, img)
 	defer f.Close()
 	off, bit := int64(3), byte(0x80)
-	if g.Type == FAT32 {
+	if g.Type == ondisk.FAT32 {
 		off, bit = 7, 0x08
 	}
 	for i := uint32(0); i < g.NumFATs; i++ {
@@ -291,9 +293,9 @@ func fxMarkDirty(t *testing.T, img string) {
 // as the subdirectory is read. A dirty volume whose chains are sound takes
 // writes, and stays dirty.
 func TestCrossLinkFoundByTheOwnershipPass(t *testing.T) {
-	odNeed(t, "fsck.fat")
+	fattest.Need(t, "fsck.fat")
 	base := func(t *testing.T) string {
-		img := fxMkfs(t, 16384, "-F", "16", "-s", "2")
+		img := fattest.Mkfs(t, 16384, "-F", "16", "-s", "2")
 		x := fxOpen(t, img, 512, fxOpt{})
 		x.create(`\a.bin`, fxContent("a", 5000))
 		x.mkdir(`\sub`)
@@ -305,12 +307,12 @@ func TestCrossLinkFoundByTheOwnershipPass(t *testing.T) {
 		im := fxLoadImage(t, img)
 		_, a := im.find(0, "a.bin")
 		_, sub := im.find(0, "sub")
-		off, in := im.find(sub.StartCluster(FAT16), "in.txt")
+		off, in := im.find(sub.StartCluster(ondisk.FAT16), "in.txt")
 		// in.txt's two clusters become a.bin's last two.
-		old := in.StartCluster(FAT16)
+		old := in.StartCluster(ondisk.FAT16)
 		im.setFAT(old, 0)
 		im.setFAT(old+1, 0)
-		in.FirstCluster = a.StartCluster(FAT16) + 3
+		in.FirstCluster = a.StartCluster(ondisk.FAT16) + 3
 		in.Encode(im.b[off:])
 		im.save(img)
 	}
@@ -318,16 +320,16 @@ func TestCrossLinkFoundByTheOwnershipPass(t *testing.T) {
 		img := base(t)
 		crossLink(t, img)
 		fxMarkDirty(t, img)
-		out, _ := odRun(t, "fsck.fat", "-n", img)
+		out, _ := fattest.Run(t, "fsck.fat", "-n", img)
 		if !strings.Contains(out, "share clusters") {
 			t.Fatalf("the patch did not cross-link the files; fsck.fat -n:\n%s", out)
 		}
 		before := fxSum(t, img)
 		x := fxOpen(t, img, 512, fxOpt{})
-		err := x.volume().NeedsCheck()
-		var p *OwnershipProblem
-		if !errors.As(err, &p) || p.Kind != ProblemCrossLink || p.Path != `\sub\in.txt` {
-			t.Fatalf("NeedsCheck after mount: %v", err)
+		err := x.volume().needsCheck()
+		var p *ondisk.OwnershipProblem
+		if !errors.As(err, &p) || p.Kind != ondisk.ProblemCrossLink || p.Path != `\sub\in.txt` {
+			t.Fatalf("needsCheck after mount: %v", err)
 		}
 		for op, err := range x.tryWrites(`\a.bin`) {
 			if !errors.Is(err, iomgr.StatusVolumeDirty) {
@@ -346,12 +348,12 @@ func TestCrossLinkFoundByTheOwnershipPass(t *testing.T) {
 		img := base(t)
 		crossLink(t, img)
 		x := fxOpen(t, img, 512, fxOpt{})
-		if err := x.volume().NeedsCheck(); err != nil {
+		if err := x.volume().needsCheck(); err != nil {
 			t.Fatalf("found at mount without reading \\sub: %v", err)
 		}
 		x.listDir(`\sub`)
-		if err := x.volume().NeedsCheck(); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), `\sub\in.txt`) {
-			t.Fatalf("NeedsCheck after reading \\sub: %v", err)
+		if err := x.volume().needsCheck(); !errors.Is(err, ondisk.ErrCorrupt) || !strings.Contains(err.Error(), `\sub\in.txt`) {
+			t.Fatalf("needsCheck after reading \\sub: %v", err)
 		}
 		if _, _, err := x.open(`\a.bin`, iomgr.Delete, iomgr.FileOpen, iomgr.FileDeleteOnClose); !errors.Is(err, iomgr.StatusVolumeDirty) {
 			t.Fatalf("delete a.bin: %v", err)
@@ -362,7 +364,7 @@ func TestCrossLinkFoundByTheOwnershipPass(t *testing.T) {
 		img := base(t)
 		fxMarkDirty(t, img)
 		x := fxOpen(t, img, 512, fxOpt{})
-		if err := x.volume().NeedsCheck(); err != nil {
+		if err := x.volume().needsCheck(); err != nil {
 			t.Fatalf("a sound dirty volume taken as corrupt: %v", err)
 		}
 		x.create(`\b.bin`, fxContent("b", 7000))
@@ -375,15 +377,15 @@ func TestCrossLinkFoundByTheOwnershipPass(t *testing.T) {
 // corrupt image of dosfstools' suite and compares the kinds of chain
 // problem it reports with what fsck.fat -n reports.
 func TestOwnershipPassAgainstFsck(t *testing.T) {
-	odNeed(t, "fsck.fat")
+	fattest.Need(t, "fsck.fat")
 	phrases := []struct {
 		fsck string
-		kind OwnershipProblemKind
+		kind ondisk.OwnershipProblemKind
 	}{
-		{"Contains a free cluster", ProblemLinkFree},
-		{"share clusters", ProblemCrossLink},
-		{"Circular cluster chain", ProblemCycle},
-		{"cluster chain length is >", ProblemChainTooLong},
+		{"Contains a free cluster", ondisk.ProblemLinkFree},
+		{"share clusters", ondisk.ProblemCrossLink},
+		{"Circular cluster chain", ondisk.ProblemCycle},
+		{"cluster chain length is >", ondisk.ProblemChainTooLong},
 	}
 	for _, name := range testsupport.DosfstoolsCases(t, "check-*.fsck") {
 		if name == "check-huge.fsck" {
@@ -393,8 +395,8 @@ func TestOwnershipPassAgainstFsck(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			img := testsupport.DosfstoolsImage(t, name)
-			out, _ := odRun(t, "fsck.fat", "-n", img)
-			want := map[OwnershipProblemKind]bool{}
+			out, _ := fattest.Run(t, "fsck.fat", "-n", img)
+			want := map[ondisk.OwnershipProblemKind]bool{}
 			for _, p := range phrases {
 				if strings.Contains(out, p.fsck) {
 					want[p.kind] = true
@@ -409,7 +411,7 @@ func TestOwnershipPassAgainstFsck(t *testing.T) {
 			if _, err := f.ReadAt(b, 0); err != nil {
 				t.Fatal(err)
 			}
-			bs, err := ParseBootSector(b)
+			bs, err := ondisk.ParseBootSector(b)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -418,16 +420,16 @@ func TestOwnershipPassAgainstFsck(t *testing.T) {
 			if _, err := f.ReadAt(fat, g.FATOffset(g.ActiveFAT)); err != nil {
 				t.Fatal(err)
 			}
-			tab, err := NewTable(&g, fat)
+			tab, err := ondisk.NewTable(&g, fat)
 			if err != nil {
 				t.Fatal(err)
 			}
-			rep, err := (&OwnershipCheck{Geometry: &g, FAT: tab, ResolveOwners: true,
+			rep, err := (&ondisk.OwnershipCheck{Geometry: &g, FAT: tab, ResolveOwners: true,
 				ReadAt: func(p []byte, off int64) error { _, err := f.ReadAt(p, off); return err }}).Run()
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := map[OwnershipProblemKind]bool{}
+			got := map[ondisk.OwnershipProblemKind]bool{}
 			for _, p := range rep.Problems {
 				got[p.Kind] = true
 				t.Logf("%v", p)
@@ -440,7 +442,7 @@ func TestOwnershipPassAgainstFsck(t *testing.T) {
 			}
 			// The FAT's links alone tell a link into a free cluster and a
 			// join of two chains.
-			if err := tab.CheckLinks(); (err != nil) != (want[ProblemLinkFree] || want[ProblemCycle] || want[ProblemCrossLink]) {
+			if err := tab.CheckLinks(); (err != nil) != (want[ondisk.ProblemLinkFree] || want[ondisk.ProblemCycle] || want[ondisk.ProblemCrossLink]) {
 				t.Errorf("CheckLinks: %v", err)
 			}
 		})
@@ -451,19 +453,19 @@ func TestOwnershipPassAgainstFsck(t *testing.T) {
 // gives STATUS_CANNOT_MAKE, as FastFAT does, not STATUS_DISK_FULL (the
 // volume has room); TestFixedRootDirectoryFull does the FAT12/16 root.
 func TestFullDirectoriesSayWhatIsFull(t *testing.T) {
-	odNeed(t, "mdir")
+	fattest.Need(t, "mdir")
 	// FAT16 with 32 KiB clusters: a 2 MiB directory is 64 clusters. The
 	// directory is filled on the image directly: 65,534 creates through
 	// the FSD would take most of a minute under the race detector.
-	img := fxMkfs(t, 200<<10, "-F", "16", "-s", "64")
+	img := fattest.Mkfs(t, 200<<10, "-F", "16", "-s", "64")
 	x := fxOpen(t, img, 512, fxOpt{})
 	x.mkdir(`\big`)
 	x.close()
 	im := fxLoadImage(t, img)
 	_, big := im.find(0, "big")
-	first := big.StartCluster(FAT16)
-	per := int(im.g.ClusterSize) / DirEntrySize
-	if _, err := im.fat.Allocate(MaxDirEntries/uint32(per)-1, first+1, first); err != nil {
+	first := big.StartCluster(ondisk.FAT16)
+	per := int(im.g.ClusterSize) / ondisk.DirEntrySize
+	if _, err := im.fat.Allocate(ondisk.MaxDirEntries/uint32(per)-1, first+1, first); err != nil {
 		t.Fatal(err)
 	}
 	exts, err := im.fat.Chain(first)
@@ -474,18 +476,18 @@ func TestFullDirectoriesSayWhatIsFull(t *testing.T) {
 	// slots each (fsck.fat compares every pair of names in a directory:
 	// 65,534 short names would cost it most of a minute), then short
 	// names to fill the rest.
-	dir := make([]byte, 2*DirEntrySize, MaxDirEntries*DirEntrySize)
+	dir := make([]byte, 2*ondisk.DirEntrySize, ondisk.MaxDirEntries*ondisk.DirEntrySize)
 	for n := 0; len(dir) < cap(dir); n++ {
-		sn, _, ok := ParseShortName(fmt.Sprintf("F%06d", n))
+		sn, _, ok := ondisk.ParseShortName(fmt.Sprintf("F%06d", n))
 		if !ok {
 			t.Fatal("short name")
 		}
-		se := ShortEntry{Name: sn, Attr: AttrArchive}
+		se := ondisk.ShortEntry{Name: sn, Attr: ondisk.AttrArchive}
 		long := ""
-		if cap(dir)-len(dir) >= 13*DirEntrySize {
+		if cap(dir)-len(dir) >= 13*ondisk.DirEntrySize {
 			long = fmt.Sprintf("file %06d with a long name %s", n, strings.Repeat("x", 120))
 		}
-		if dir, err = AppendEntries(dir, long, &se); err != nil {
+		if dir, err = ondisk.AppendEntries(dir, long, &se); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -495,7 +497,7 @@ func TestFullDirectoriesSayWhatIsFull(t *testing.T) {
 			off := im.g.ClusterOffset(c)
 			for i := 0; i < per; i, slot = i+1, slot+1 {
 				if slot >= 2 { // "." and ".." stay
-					copy(im.b[off+int64(i)*DirEntrySize:], dir[slot*DirEntrySize:][:DirEntrySize])
+					copy(im.b[off+int64(i)*ondisk.DirEntrySize:], dir[slot*ondisk.DirEntrySize:][:ondisk.DirEntrySize])
 				}
 			}
 		}
@@ -517,7 +519,7 @@ func TestFullDirectoriesSayWhatIsFull(t *testing.T) {
 	y := fxOpen(t, img, 512, fxOpt{})
 	n := len(y.listDir(`\big`))
 	y.close()
-	out := odMust(t, "mdir", "-i", img, "-b", "::/big")
+	out := fattest.Must(t, "mdir", "-i", img, "-b", "::/big")
 	if got := strings.Count(out, "\n"); got != n || n < 5000 {
 		t.Fatalf("mdir lists %d entries in \\big, the FSD %d", got, n)
 	}
@@ -528,7 +530,7 @@ func TestFullDirectoriesSayWhatIsFull(t *testing.T) {
 // as the directory's own path), can be opened and read by that name, and
 // the listing has as many entries as mdir's.
 func TestBlankShortName(t *testing.T) {
-	odNeed(t, "mdir")
+	fattest.Need(t, "mdir")
 	img := testsupport.DosfstoolsImage(t, "check-bad_names.fsck")
 	x := fxOpen(t, img, 512, fxOpt{})
 	es := x.listDir(`\`)
@@ -552,7 +554,7 @@ func TestBlankShortName(t *testing.T) {
 	if got := x.readFile(`\` + blank); len(got) != 0 {
 		t.Fatalf("%s reads %d bytes", blank, len(got))
 	}
-	out := odMust(t, "mdir", "-i", img, "::/")
+	out := fattest.Must(t, "mdir", "-i", img, "::/")
 	files := -1
 	for _, l := range strings.Split(out, "\n") {
 		// mdir's summary: "        4 files                   0 bytes".

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vdisk-dev/vdisk/fsd/fat/internal/ondisk"
 	"github.com/vdisk-dev/vdisk/iomgr"
 )
 
@@ -17,12 +18,12 @@ const (
 
 // queryInformation handles IRP_MJ_QUERY_INFORMATION: the IRP's
 // SystemBuffer points to the iomgr structure of the class.
-func (v *Volume) queryInformation(irp *iomgr.IRP) (iomgr.Status, uint64) {
+func (v *vcb) queryInformation(irp *iomgr.IRP) (iomgr.Status, uint64) {
 	sl := irp.CurrentStackLocation()
 	fo := sl.FileObject
 	f, c := fileContext(fo)
 	if c == nil {
-		if _, isVol := fo.FsContext.(*Volume); isVol {
+		if _, isVol := fo.FsContext.(*vcb); isVol {
 			if pos, ok := irp.SystemBuffer.(*iomgr.FilePositionInformation); ok {
 				*pos = iomgr.FilePositionInformation{}
 				return iomgr.StatusSuccess, 0
@@ -83,7 +84,7 @@ func (v *Volume) queryInformation(irp *iomgr.IRP) (iomgr.Status, uint64) {
 	return iomgr.StatusSuccess, 0
 }
 
-func (v *Volume) basicInfo(f *fcb) iomgr.FileBasicInformation {
+func (v *vcb) basicInfo(f *fcb) iomgr.FileBasicInformation {
 	if f.de == nil {
 		return iomgr.FileBasicInformation{FileAttributes: iomgr.FileAttributeDirectory}
 	}
@@ -97,7 +98,7 @@ func (v *Volume) basicInfo(f *fcb) iomgr.FileBasicInformation {
 	}
 }
 
-func (v *Volume) standardInfo(f *fcb) iomgr.FileStandardInformation {
+func (v *vcb) standardInfo(f *fcb) iomgr.FileStandardInformation {
 	return iomgr.FileStandardInformation{
 		AllocationSize: f.allocBytes(),
 		EndOfFile:      int64(f.size()),
@@ -109,16 +110,16 @@ func (v *Volume) standardInfo(f *fcb) iomgr.FileStandardInformation {
 
 // indexNumber is the volume offset of the file's directory entry (of the
 // root directory for the root), unique on the volume as FastFAT's is.
-func (v *Volume) indexNumber(f *fcb) int64 {
+func (v *vcb) indexNumber(f *fcb) int64 {
 	if f.isRoot || f.parent == nil || f.de == nil {
-		if v.geo.Type == FAT32 {
+		if v.geo.Type == ondisk.FAT32 {
 			return v.geo.ClusterOffset(v.geo.RootCluster)
 		}
 		return v.geo.RootDirOffset()
 	}
 	d := f.parent
-	off := int64(f.de.slot) * DirEntrySize
-	if d.isRoot && v.geo.Type != FAT32 {
+	off := int64(f.de.slot) * ondisk.DirEntrySize
+	if d.isRoot && v.geo.Type != ondisk.FAT32 {
 		return v.geo.RootDirOffset() + off
 	}
 	cs := int64(v.geo.ClusterSize)
@@ -130,7 +131,7 @@ func (v *Volume) indexNumber(f *fcb) int64 {
 }
 
 // setInformation handles IRP_MJ_SET_INFORMATION.
-func (v *Volume) setInformation(irp *iomgr.IRP) (iomgr.Status, uint64) {
+func (v *vcb) setInformation(irp *iomgr.IRP) (iomgr.Status, uint64) {
 	sl := irp.CurrentStackLocation()
 	f, c := fileContext(sl.FileObject)
 	if f == nil || c == nil {
@@ -196,7 +197,7 @@ func (v *Volume) setInformation(irp *iomgr.IRP) (iomgr.Status, uint64) {
 	return statusOf(v.deferCommit()), 0
 }
 
-func (v *Volume) setBasic(f *fcb, c *ccb, b *iomgr.FileBasicInformation) iomgr.Status {
+func (v *vcb) setBasic(f *fcb, c *ccb, b *iomgr.FileBasicInformation) iomgr.Status {
 	if c.access&(iomgr.FileWriteAttributes|iomgr.FileWriteData) == 0 {
 		return iomgr.StatusAccessDenied
 	}
@@ -217,7 +218,7 @@ func (v *Volume) setBasic(f *fcb, c *ccb, b *iomgr.FileBasicInformation) iomgr.S
 			return iomgr.StatusInvalidParameter
 		}
 		keep := s.Attr &^ attrMask
-		s.Attr = keep | Attr(a)&attrMask
+		s.Attr = keep | ondisk.Attr(a)&attrMask
 		if a == iomgr.FileAttributeNormal {
 			s.Attr = keep
 		}
@@ -226,7 +227,7 @@ func (v *Volume) setBasic(f *fcb, c *ccb, b *iomgr.FileBasicInformation) iomgr.S
 	return iomgr.StatusSuccess
 }
 
-func (v *Volume) setEndOfFile(f *fcb, c *ccb, size int64) iomgr.Status {
+func (v *vcb) setEndOfFile(f *fcb, c *ccb, size int64) iomgr.Status {
 	switch {
 	case f.isDir:
 		return iomgr.StatusInvalidParameter
@@ -239,12 +240,12 @@ func (v *Volume) setEndOfFile(f *fcb, c *ccb, size int64) iomgr.Status {
 		return statusOf(err)
 	}
 	f.de.short.SetModified(v.fs.opts.Now(), v.loc)
-	f.de.short.Attr |= AttrArchive
+	f.de.short.Attr |= ondisk.AttrArchive
 	v.writeEntry(f.parent, f.de)
 	return iomgr.StatusSuccess
 }
 
-func (v *Volume) setAllocation(f *fcb, c *ccb, alloc int64) iomgr.Status {
+func (v *vcb) setAllocation(f *fcb, c *ccb, alloc int64) iomgr.Status {
 	switch {
 	case f.isDir:
 		return iomgr.StatusInvalidParameter
@@ -254,7 +255,7 @@ func (v *Volume) setAllocation(f *fcb, c *ccb, alloc int64) iomgr.Status {
 		return iomgr.StatusInvalidParameter
 	}
 	cs := int64(v.geo.ClusterSize)
-	if alloc > MaxFileSize+cs {
+	if alloc > ondisk.MaxFileSize+cs {
 		return iomgr.StatusDiskFull
 	}
 	if alloc < int64(f.size()) {
@@ -270,7 +271,7 @@ func (v *Volume) setAllocation(f *fcb, c *ccb, alloc int64) iomgr.Status {
 // have DELETE access unless a driver asks for itself (kernel mode): a
 // filter removing a file it refused to let be written, as NT's I/O manager
 // checks access only for user-mode requests.
-func (v *Volume) setDisposition(fo *iomgr.FileObject, f *fcb, c *ccb, del, kernel bool) iomgr.Status {
+func (v *vcb) setDisposition(fo *iomgr.FileObject, f *fcb, c *ccb, del, kernel bool) iomgr.Status {
 	if !del {
 		f.deletePending = false
 		fo.DeletePending = false
@@ -281,7 +282,7 @@ func (v *Volume) setDisposition(fo *iomgr.FileObject, f *fcb, c *ccb, del, kerne
 		return iomgr.StatusAccessDenied
 	case f.isRoot:
 		return iomgr.StatusCannotDelete
-	case f.de.short.Attr&AttrReadOnly != 0:
+	case f.de.short.Attr&ondisk.AttrReadOnly != 0:
 		return iomgr.StatusCannotDelete
 	}
 	if f.isDir {
@@ -300,7 +301,7 @@ func (v *Volume) setDisposition(fo *iomgr.FileObject, f *fcb, c *ccb, del, kerne
 // rename handles FileRenameInformation: a new name in the same directory,
 // or a move to another one (the target directory opened with
 // SL_OPEN_TARGET_DIRECTORY, RootDirectory, or a path from the root).
-func (v *Volume) rename(f *fcb, c *ccb, r *iomgr.FileRenameInformation, p iomgr.SetFileParameters) error {
+func (v *vcb) rename(f *fcb, c *ccb, r *iomgr.FileRenameInformation, p iomgr.SetFileParameters) error {
 	switch {
 	case c.access&iomgr.Delete == 0:
 		return fail(iomgr.StatusAccessDenied, "renaming needs DELETE access")
@@ -344,7 +345,7 @@ func (v *Volume) rename(f *fcb, c *ccb, r *iomgr.FileRenameInformation, p iomgr.
 		}
 		target = f.parent
 	}
-	name, err := CleanLongName(name)
+	name, err := ondisk.CleanLongName(name)
 	if err != nil {
 		return err
 	}
@@ -377,7 +378,7 @@ func (v *Volume) rename(f *fcb, c *ccb, r *iomgr.FileRenameInformation, p iomgr.
 		switch {
 		case !replace:
 			return fail(iomgr.StatusObjectNameCollision, "%s exists", target.childPath(name))
-		case t.short.IsDir(), t.fcb != nil && t.fcb.opens > 0, t.short.Attr&AttrReadOnly != 0:
+		case t.short.IsDir(), t.fcb != nil && t.fcb.opens > 0, t.short.Attr&ondisk.AttrReadOnly != 0:
 			return fail(iomgr.StatusAccessDenied, "%s cannot be replaced", target.childPath(name))
 		}
 	}
@@ -387,12 +388,12 @@ func (v *Volume) rename(f *fcb, c *ccb, r *iomgr.FileRenameInformation, p iomgr.
 	// The short name: the entry's own, and the one of the file it
 	// replaces, do not count as taken.
 	taken := func(e *dirEntry, ok bool) bool { return ok && e != old && e != t }
-	exists := func(sn ShortName) bool {
+	exists := func(sn ondisk.ShortName) bool {
 		e1, ok1 := tx.shorts[sn]
-		e2, ok2 := tx.byName[FoldKey(sn.String())]
+		e2, ok2 := tx.byName[ondisk.FoldKey(sn.String())]
 		return taken(e1, ok1) || taken(e2, ok2)
 	}
-	sn, cf, lfn, err := GenerateShortName(name, exists)
+	sn, cf, lfn, err := ondisk.GenerateShortName(name, exists)
 	if err != nil {
 		return err
 	}
@@ -400,7 +401,7 @@ func (v *Volume) rename(f *fcb, c *ccb, r *iomgr.FileRenameInformation, p iomgr.
 	if lfn {
 		long = name
 	}
-	k := 1 + LongNameSlots(long)
+	k := 1 + ondisk.LongNameSlots(long)
 	// Check the room before changing anything (slots the old entry and a
 	// replaced one give back are not counted: the check is conservative).
 	grow, err := v.growNeed(target, k)
@@ -461,13 +462,13 @@ func (v *Volume) rename(f *fcb, c *ccb, r *iomgr.FileRenameInformation, p iomgr.
 
 // writeDirSlots re-encodes an entry (long name and short entry) into its
 // slots, to undo a removeEntry.
-func (v *Volume) writeDirSlots(d *fcb, de *dirEntry) {
-	buf, err := AppendEntries(nil, de.long, &de.short)
-	if err != nil || len(buf)/DirEntrySize != de.slots() {
+func (v *vcb) writeDirSlots(d *fcb, de *dirEntry) {
+	buf, err := ondisk.AppendEntries(nil, de.long, &de.short)
+	if err != nil || len(buf)/ondisk.DirEntrySize != de.slots() {
 		v.writeEntry(d, de)
 		return
 	}
-	off := de.first * DirEntrySize
+	off := de.first * ondisk.DirEntrySize
 	copy(d.dir.data[off:], buf)
 	v.markDirty(d, off, off+len(buf))
 }
@@ -475,10 +476,10 @@ func (v *Volume) writeDirSlots(d *fcb, de *dirEntry) {
 // walkParent resolves path (relative to d, components separated by `\`)
 // to the directory of its last component, which it returns with that
 // component.
-func (v *Volume) walkParent(d *fcb, path string) (*fcb, string, error) {
+func (v *vcb) walkParent(d *fcb, path string) (*fcb, string, error) {
 	comps := strings.Split(path, `\`)
 	for _, comp := range comps[:len(comps)-1] {
-		comp, err := CleanLongName(comp)
+		comp, err := ondisk.CleanLongName(comp)
 		if err != nil {
 			return nil, "", err
 		}
@@ -497,7 +498,7 @@ func (v *Volume) walkParent(d *fcb, path string) (*fcb, string, error) {
 }
 
 // deleteEntry deletes the (closed) file of entry de from directory d.
-func (v *Volume) deleteEntry(d *fcb, de *dirEntry) error {
+func (v *vcb) deleteEntry(d *fcb, de *dirEntry) error {
 	if start := de.short.StartCluster(v.geo.Type); start != 0 && de.fcb == nil {
 		// Its chain must not be part of a chain in use (cross-linked):
 		// freeing it would hand out clusters of another file.
@@ -529,7 +530,7 @@ func (v *Volume) deleteEntry(d *fcb, de *dirEntry) error {
 // deleteFile deletes an open file or directory whose last handle was
 // cleaned up with a delete pending. A directory that is not empty (a file
 // was created in it since) is kept.
-func (v *Volume) deleteFile(f *fcb) error {
+func (v *vcb) deleteFile(f *fcb) error {
 	if f.isRoot || f.deleted || f.de == nil {
 		return nil
 	}
@@ -556,7 +557,7 @@ func (v *Volume) deleteFile(f *fcb) error {
 }
 
 // queryVolumeInformation handles IRP_MJ_QUERY_VOLUME_INFORMATION.
-func (v *Volume) queryVolumeInformation(irp *iomgr.IRP) (iomgr.Status, uint64) {
+func (v *vcb) queryVolumeInformation(irp *iomgr.IRP) (iomgr.Status, uint64) {
 	sl := irp.CurrentStackLocation()
 	if !v.rlock() {
 		return iomgr.StatusVolumeDismounted, 0
@@ -591,10 +592,10 @@ func (v *Volume) queryVolumeInformation(irp *iomgr.IRP) (iomgr.Status, uint64) {
 			attrs |= fileReadOnlyVolume
 		}
 		name := "FAT"
-		if g.Type == FAT32 {
+		if g.Type == ondisk.FAT32 {
 			name = "FAT32"
 		}
-		*out = iomgr.FileFsAttributeInformation{FileSystemAttributes: attrs, MaximumComponentNameLength: MaxLongNameLen, FileSystemName: name}
+		*out = iomgr.FileFsAttributeInformation{FileSystemAttributes: attrs, MaximumComponentNameLength: ondisk.MaxLongNameLen, FileSystemName: name}
 	default:
 		return iomgr.StatusInvalidInfoClass, 0
 	}
@@ -604,7 +605,7 @@ func (v *Volume) queryVolumeInformation(irp *iomgr.IRP) (iomgr.Status, uint64) {
 // setVolumeInformation handles IRP_MJ_SET_VOLUME_INFORMATION: the label,
 // written to the root directory's label entry and the boot sector (and its
 // FAT32 backup), and recorded in the VPB.
-func (v *Volume) setVolumeInformation(irp *iomgr.IRP) (iomgr.Status, uint64) {
+func (v *vcb) setVolumeInformation(irp *iomgr.IRP) (iomgr.Status, uint64) {
 	sl := irp.CurrentStackLocation()
 	if sl.Parameters.SetVolume.Class != iomgr.FileFsLabelInformationClass {
 		return iomgr.StatusInvalidInfoClass, 0
@@ -616,7 +617,7 @@ func (v *Volume) setVolumeInformation(irp *iomgr.IRP) (iomgr.Status, uint64) {
 	if st := v.refuseWrite(); st != iomgr.StatusSuccess {
 		return st, 0
 	}
-	raw, err := EncodeVolumeLabel(in.VolumeLabel, v.cp)
+	raw, err := ondisk.EncodeVolumeLabel(in.VolumeLabel, v.cp)
 	if err != nil {
 		return iomgr.StatusInvalidParameter, 0
 	}
@@ -627,7 +628,7 @@ func (v *Volume) setVolumeInformation(irp *iomgr.IRP) (iomgr.Status, uint64) {
 	return statusOf(v.setLabel(in.VolumeLabel, raw)), 0
 }
 
-func (v *Volume) setLabel(label string, raw [11]byte) error {
+func (v *vcb) setLabel(label string, raw [11]byte) error {
 	root := v.root
 	x := root.dir
 	empty := label == ""
@@ -636,7 +637,7 @@ func (v *Volume) setLabel(label string, raw [11]byte) error {
 		v.removeEntry(root, x.label)
 		x.label = nil
 	case x.label != nil:
-		x.label.short.Name = ShortName(raw)
+		x.label.short.Name = ondisk.ShortName(raw)
 		x.label.short.SetModified(v.fs.opts.Now(), v.loc)
 		v.writeEntry(root, x.label)
 	case !empty:
@@ -652,7 +653,7 @@ func (v *Volume) setLabel(label string, raw [11]byte) error {
 				return err
 			}
 		}
-		se := ShortEntry{Name: ShortName(raw), Attr: AttrVolumeID}
+		se := ondisk.ShortEntry{Name: ondisk.ShortName(raw), Attr: ondisk.AttrVolumeID}
 		se.SetModified(v.fs.opts.Now(), v.loc)
 		de, err := v.addEntry(root, "", se)
 		if err != nil {
@@ -676,24 +677,24 @@ func (v *Volume) setLabel(label string, raw [11]byte) error {
 			return err
 		}
 	}
-	v.label = FormatVolumeLabel(raw, v.cp)
+	v.label = ondisk.FormatVolumeLabel(raw, v.cp)
 	v.VPB.SetLabel(v.label)
 	return nil
 }
 
 // writeBootSector writes changed boot sector fields to the boot sector
 // and, on FAT32, its backup (keeping the backup's own dirty flag alone).
-func (v *Volume) writeBootSector(bs *BootSector) error {
+func (v *vcb) writeBootSector(bs *ondisk.BootSector) error {
 	if err := v.ensureDirty(); err != nil {
 		return err
 	}
 	b := bytes.Clone(v.boot)
-	dirty := BootSectorDirty(b)
+	dirty := ondisk.BootSectorDirty(b)
 	bs.NTFlags = b[bootNTFlagsOffset(b)]
 	if err := bs.Encode(b); err != nil {
 		return err
 	}
-	SetBootSectorDirty(b, dirty)
+	ondisk.SetBootSectorDirty(b, dirty)
 	if err := v.meta.transfer(iomgr.MajorWrite, ioReq{rq: v.rq}, b, 0); err != nil {
 		return err
 	}
@@ -704,7 +705,7 @@ func (v *Volume) writeBootSector(bs *BootSector) error {
 		if err := v.meta.transfer(iomgr.MajorRead, ioReq{rq: v.rq}, bb, off); err != nil {
 			return err
 		}
-		if old, err := ParseBootSector(bb); err == nil {
+		if old, err := ondisk.ParseBootSector(bb); err == nil {
 			nb := *bs
 			nb.NTFlags = old.NTFlags
 			if err := nb.Encode(bb); err != nil {

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vdisk-dev/vdisk/fsd/fat/internal/fattest"
+	"github.com/vdisk-dev/vdisk/fsd/fat/internal/ondisk"
 	"github.com/vdisk-dev/vdisk/internal/testsupport"
 	"github.com/vdisk-dev/vdisk/iomgr"
 )
@@ -88,13 +90,13 @@ func lbName(steps []lbStep) string {
 // root directory has no label entry).
 func lbFatlabel(t *testing.T, img string) string {
 	t.Helper()
-	return odMust(t, "fatlabel", img)
+	return fattest.Must(t, "fatlabel", img)
 }
 
 // lbMlabel is mtools' view of the label.
 func lbMlabel(t *testing.T, img string) string {
 	t.Helper()
-	out, _ := odRun(t, "mlabel", "-s", "-i", img, "::")
+	out, _ := fattest.Run(t, "mlabel", "-s", "-i", img, "::")
 	return out
 }
 
@@ -104,7 +106,7 @@ func lbMlabel(t *testing.T, img string) string {
 // touches it.
 func lbFsck(t *testing.T, img string) string {
 	t.Helper()
-	out, code := odRun(t, "fsck.fat", "-n", img)
+	out, code := fattest.Run(t, "fsck.fat", "-n", img)
 	var keep []string
 	for _, l := range strings.Split(out, "\n") {
 		if !strings.HasPrefix(l, "Free cluster summary") {
@@ -125,7 +127,7 @@ func lbBootLabels(t *testing.T, img string) (boot, backup string) {
 		if s.raw == nil {
 			continue
 		}
-		bs, err := ParseBootSector(s.raw)
+		bs, err := ondisk.ParseBootSector(s.raw)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -173,7 +175,7 @@ func lbCopy(t *testing.T, src string) string {
 }
 
 func TestLabelsOfDosfstoolsImages(t *testing.T) {
-	odNeed(t, "fatlabel", "mlabel", "fsck.fat", "mkfs.fat")
+	fattest.Need(t, "fatlabel", "mlabel", "fsck.fat", "mkfs.fat")
 	dir := testsupport.DosfstoolsDir(t)
 	for _, file := range testsupport.DosfstoolsCases(t, "label-*.label") {
 		name := strings.TrimSuffix(file, ".label")
@@ -219,9 +221,9 @@ func TestLabelsOfDosfstoolsImages(t *testing.T) {
 			label := last.value
 			if label == "empty" || label == "erase" {
 				label = ""
-				odMust(t, "fatlabel", "-r", theirs)
+				fattest.Must(t, "fatlabel", "-r", theirs)
 			} else {
-				odMust(t, "fatlabel", theirs, label)
+				fattest.Must(t, "fatlabel", theirs, label)
 			}
 			y := fxOpen(t, mine, 512, fxOpt{})
 			if st := y.setVolumeLabel(label); st != iomgr.StatusSuccess {
@@ -289,7 +291,7 @@ func lbCompareFormat(t *testing.T, img, value string) {
 	if label != "" {
 		args = append(args, "-n", label)
 	}
-	odMust(t, "mkfs.fat", append(args, theirs, strconv.FormatInt(fi.Size()/1024, 10))...)
+	fattest.Must(t, "mkfs.fat", append(args, theirs, strconv.FormatInt(fi.Size()/1024, 10))...)
 	for _, read := range []func(t *testing.T, img string) string{lbFatlabel, lbMlabel} {
 		if got, w := read(t, mine), read(t, theirs); got != w {
 			t.Errorf("format --label %q: %q, mkfs.fat -n: %q", label, got, w)

@@ -28,7 +28,7 @@ const lazyRequestor = "lazy writer"
 // The volume is marked dirty on the disk at once, before the first change
 // can reach it (that write fails the request, as the commit did).
 // Caller holds mu exclusively.
-func (v *Volume) deferCommit() error {
+func (v *vcb) deferCommit() error {
 	if v.readOnly || !v.fat.HasDirty() && len(v.dirtyDirs) == 0 && !v.hasDirtyData() {
 		return nil
 	}
@@ -44,7 +44,7 @@ func (v *Volume) deferCommit() error {
 
 // lazyWrite is the timer's routine: it writes cached file data and the
 // changed metadata, unless the volume went away meanwhile.
-func (v *Volume) lazyWrite() {
+func (v *vcb) lazyWrite() {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	// No request waits for this write to report a corrupt volume's
@@ -70,7 +70,7 @@ func (v *Volume) lazyWrite() {
 // writeChanges writes the cached file data, then the changed metadata
 // (commit): data first, so that no size on the disk covers bytes that are
 // not there yet. Caller holds mu exclusively.
-func (v *Volume) writeChanges() error {
+func (v *vcb) writeChanges() error {
 	if err := v.writeBackAll(ioReq{rq: v.rq}); err != nil {
 		return err
 	}
@@ -79,7 +79,7 @@ func (v *Volume) writeChanges() error {
 
 // stopLazyWriter cancels a pending lazy write (everything was written, or
 // the volume is going). Caller holds mu exclusively.
-func (v *Volume) stopLazyWriter() {
+func (v *vcb) stopLazyWriter() {
 	if v.lazyArmed && v.lazyTimer.Stop() {
 		v.lazyArmed = false
 	}

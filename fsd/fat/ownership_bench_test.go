@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vdisk-dev/vdisk/fsd/fat/internal/ondisk"
 )
 
 // owBenchVolume writes a sparse FAT32 image of size bytes holding dirs
@@ -35,12 +37,12 @@ func owBenchVolume(tb testing.TB, path string, size int64, clusterSize, dirs, fi
 	if _, err := f.ReadAt(fat, g.FATOffset(0)); err != nil {
 		tb.Fatal(err)
 	}
-	tab, err := NewTable(&g, fat)
+	tab, err := ondisk.NewTable(&g, fat)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	cs := int(g.ClusterSize)
-	alloc := func(n uint32, prev uint32) []Extent {
+	alloc := func(n uint32, prev uint32) []ondisk.Extent {
 		exts, err := tab.Allocate(n, 0, prev)
 		if err != nil {
 			tb.Fatal(err)
@@ -52,7 +54,7 @@ func owBenchVolume(tb testing.TB, path string, size int64, clusterSize, dirs, fi
 	writeDir := func(first uint32, data []byte) {
 		need := uint32((len(data) + cs - 1) / cs)
 		exts, _ := tab.Chain(first)
-		if have := uint32(ExtentClusters(exts)); need > have {
+		if have := uint32(ondisk.ExtentClusters(exts)); need > have {
 			alloc(need-have, exts[len(exts)-1].Start+exts[len(exts)-1].Len-1)
 			exts, _ = tab.Chain(first)
 		}
@@ -67,14 +69,14 @@ func owBenchVolume(tb testing.TB, path string, size int64, clusterSize, dirs, fi
 			off += n
 		}
 	}
-	entry := func(dst []byte, long, short string, attr Attr, start, size uint32) []byte {
-		sn, _, ok := ParseShortName(short)
+	entry := func(dst []byte, long, short string, attr ondisk.Attr, start, size uint32) []byte {
+		sn, _, ok := ondisk.ParseShortName(short)
 		if !ok {
 			tb.Fatalf("short name %q", short)
 		}
-		se := ShortEntry{Name: sn, Attr: attr, FirstCluster: start, Size: size}
+		se := ondisk.ShortEntry{Name: sn, Attr: attr, FirstCluster: start, Size: size}
 		se.SetModified(fmInvariantTime, time.UTC)
-		out, err := AppendEntries(dst, long, &se)
+		out, err := ondisk.AppendEntries(dst, long, &se)
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -84,19 +86,19 @@ func owBenchVolume(tb testing.TB, path string, size int64, clusterSize, dirs, fi
 	var root []byte
 	for d := 0; d < dirs; d++ {
 		first := alloc(1, 0)[0].Start
-		dot, dotdot := DotEntries(first, 0, nil)
-		data := make([]byte, 2*DirEntrySize)
+		dot, dotdot := ondisk.DotEntries(first, 0, nil)
+		data := make([]byte, 2*ondisk.DirEntrySize)
 		dot.Encode(data)
-		dotdot.Encode(data[DirEntrySize:])
+		dotdot.Encode(data[ondisk.DirEntrySize:])
 		for i := 0; i < files; i++ {
 			k := uint32(1 + (d*files+i)%8)
 			start := alloc(k, 0)[0].Start
 			used += uint64(k)
 			data = entry(data, fmt.Sprintf("file %06d of directory %03d.bin", i, d), fmt.Sprintf("F%06d.BIN", i),
-				AttrArchive, start, k*uint32(cs)-100)
+				ondisk.AttrArchive, start, k*uint32(cs)-100)
 		}
 		writeDir(first, data)
-		root = entry(root, fmt.Sprintf("directory %03d", d), fmt.Sprintf("D%06d", d), AttrDirectory, first, 0)
+		root = entry(root, fmt.Sprintf("directory %03d", d), fmt.Sprintf("D%06d", d), ondisk.AttrDirectory, first, 0)
 	}
 	writeDir(g.RootCluster, root)
 	tab.SetVolumeClean(false)
@@ -110,7 +112,7 @@ func owBenchVolume(tb testing.TB, path string, size int64, clusterSize, dirs, fi
 	if _, err := f.ReadAt(fsi, off); err != nil {
 		tb.Fatal(err)
 	}
-	if err := (FSInfo{FreeCount: tab.FreeCount(), NextFree: tab.NextFree()}).Encode(fsi); err != nil {
+	if err := (ondisk.FSInfo{FreeCount: tab.FreeCount(), NextFree: tab.NextFree()}).Encode(fsi); err != nil {
 		tb.Fatal(err)
 	}
 	if _, err := f.WriteAt(fsi, off); err != nil {
@@ -156,7 +158,7 @@ func owBenchPass(b *testing.B, clusterSize int) {
 	}
 	boot := make([]byte, 512)
 	im.ReadAt(boot, 0)
-	bs, _ := ParseBootSector(boot)
+	bs, _ := ondisk.ParseBootSector(boot)
 	g, _ := bs.Geometry()
 	fat1 := make([]byte, 4)
 	for i := uint32(0); i < g.NumFATs; i++ {
@@ -170,7 +172,7 @@ func owBenchPass(b *testing.B, clusterSize int) {
 	mount := func(img string) {
 		x := fxOpen(b, img, 512, fxOpt{})
 		v := x.volume()
-		if err := v.NeedsCheck(); err != nil {
+		if err := v.needsCheck(); err != nil {
 			b.Fatalf("the volume is sound, the FSD says %v", err)
 		}
 		x.close()
@@ -204,11 +206,11 @@ func owBenchPass(b *testing.B, clusterSize int) {
 		if _, err := f.ReadAt(fat, g.FATOffset(0)); err != nil {
 			b.Fatal(err)
 		}
-		tab, err := NewTable(&g, fat)
+		tab, err := ondisk.NewTable(&g, fat)
 		if err != nil {
 			b.Fatal(err)
 		}
-		rep, err := (&OwnershipCheck{Geometry: &g, FAT: tab,
+		rep, err := (&ondisk.OwnershipCheck{Geometry: &g, FAT: tab,
 			ReadAt: func(p []byte, off int64) error { _, err := f.ReadAt(p, off); return err }}).Run()
 		if err != nil || len(rep.Problems) != 0 || rep.Files != 100_000 || uint64(rep.Owned) < used {
 			b.Fatalf("pass: %v %+v", err, rep)

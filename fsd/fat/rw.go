@@ -1,6 +1,7 @@
 package fat
 
 import (
+	"github.com/vdisk-dev/vdisk/fsd/fat/internal/ondisk"
 	"github.com/vdisk-dev/vdisk/iomgr"
 )
 
@@ -18,7 +19,7 @@ var zeros = make([]byte, 1<<20)
 // read handles IRP_MJ_READ of a file: any offset and length; a read at or
 // past the end of the file gives STATUS_END_OF_FILE, one across it is short.
 // It runs under the shared volume lock, so reads proceed in parallel.
-func (v *Volume) read(irp *iomgr.IRP) (iomgr.Status, uint64) {
+func (v *vcb) read(irp *iomgr.IRP) (iomgr.Status, uint64) {
 	sl := irp.CurrentStackLocation()
 	f, c := fileContext(sl.FileObject)
 	if f == nil || c == nil {
@@ -30,7 +31,7 @@ func (v *Volume) read(irp *iomgr.IRP) (iomgr.Status, uint64) {
 	if irp.Flags&iomgr.IRPPagingIO == 0 && c.access&(iomgr.FileReadData|iomgr.FileExecute) == 0 {
 		return iomgr.StatusAccessDenied, 0
 	}
-	p := sl.Parameters.Read
+	p := sl.Transfer()
 	n := int64(p.Length)
 	if int64(len(irp.Buffer)) < n {
 		return iomgr.StatusInvalidUserBuffer, 0
@@ -65,7 +66,7 @@ func (v *Volume) read(irp *iomgr.IRP) (iomgr.Status, uint64) {
 // write handles IRP_MJ_WRITE of a file: any offset and length; a write
 // past the end extends the file, filling the gap with zeros. A volume too
 // full for it fails with STATUS_DISK_FULL and leaves nothing allocated.
-func (v *Volume) write(irp *iomgr.IRP) (iomgr.Status, uint64) {
+func (v *vcb) write(irp *iomgr.IRP) (iomgr.Status, uint64) {
 	sl := irp.CurrentStackLocation()
 	fo := sl.FileObject
 	f, c := fileContext(fo)
@@ -88,7 +89,7 @@ func (v *Volume) write(irp *iomgr.IRP) (iomgr.Status, uint64) {
 			return st, 0
 		}
 	}
-	p := sl.Parameters.Write
+	p := sl.Transfer()
 	n := int64(p.Length)
 	if int64(len(irp.Buffer)) < n {
 		return iomgr.StatusInvalidUserBuffer, 0
@@ -117,7 +118,7 @@ func (v *Volume) write(irp *iomgr.IRP) (iomgr.Status, uint64) {
 		return iomgr.StatusSuccess, 0
 	}
 	end := off + n
-	if end > MaxFileSize {
+	if end > ondisk.MaxFileSize {
 		return iomgr.StatusFileTooLarge, 0
 	}
 	req := ioReq{rq: irp.Requestor, fo: fo,
@@ -163,7 +164,7 @@ func (v *Volume) write(irp *iomgr.IRP) (iomgr.Status, uint64) {
 
 // fileIO reads or writes p at file offset off, which must lie within the
 // file's clusters, through the file data cache.
-func (v *Volume) fileIO(f *fcb, major iomgr.MajorFunction, req ioReq, p []byte, off int64) error {
+func (v *vcb) fileIO(f *fcb, major iomgr.MajorFunction, req ioReq, p []byte, off int64) error {
 	if len(p) == 0 {
 		return nil
 	}
@@ -179,7 +180,7 @@ func (v *Volume) fileIO(f *fcb, major iomgr.MajorFunction, req ioReq, p []byte, 
 // diskIO reads or writes p at file offset off, which must lie within the
 // file's clusters, on the disk: one transfer per contiguous run of
 // clusters. The cache loads and writes back pages with it.
-func (v *Volume) diskIO(f *fcb, major iomgr.MajorFunction, req ioReq, p []byte, off int64) error {
+func (v *vcb) diskIO(f *fcb, major iomgr.MajorFunction, req ioReq, p []byte, off int64) error {
 	cs := int64(v.geo.ClusterSize)
 	ss := int64(v.geo.BytesPerSector)
 	for len(p) > 0 {
@@ -199,7 +200,7 @@ func (v *Volume) diskIO(f *fcb, major iomgr.MajorFunction, req ioReq, p []byte, 
 }
 
 // zeroFill writes zeros to the file's bytes [from, to).
-func (v *Volume) zeroFill(f *fcb, req ioReq, from, to int64) error {
+func (v *vcb) zeroFill(f *fcb, req ioReq, from, to int64) error {
 	for from < to {
 		n := min(to-from, int64(len(zeros)))
 		if err := v.fileIO(f, iomgr.MajorWrite, req, zeros[:n], from); err != nil {
@@ -213,8 +214,8 @@ func (v *Volume) zeroFill(f *fcb, req ioReq, from, to int64) error {
 // truncateTo sets a file's size, allocating and zero-filling what it
 // grows by (nothing is allocated if the volume is too full), or freeing
 // the clusters past the new end.
-func (v *Volume) truncateTo(f *fcb, size int64) error {
-	if size > MaxFileSize {
+func (v *vcb) truncateTo(f *fcb, size int64) error {
+	if size > ondisk.MaxFileSize {
 		return fail(iomgr.StatusFileTooLarge, "%s: %d bytes is more than a FAT file can hold", f.path(), size)
 	}
 	old := int64(f.size())
@@ -250,13 +251,13 @@ func (v *Volume) truncateTo(f *fcb, size int64) error {
 // wrote records a completed write that ended at end in the file's
 // directory entry (size, modification time, archive bit) and the handle's
 // position: the same for the IRP path and the fast I/O path.
-func (v *Volume) wrote(f *fcb, c *ccb, size, end int64) {
+func (v *vcb) wrote(f *fcb, c *ccb, size, end int64) {
 	s := &f.de.short
 	if end > size {
 		s.Size = uint32(end)
 	}
 	s.SetModified(v.fs.opts.Now(), v.loc)
-	s.Attr |= AttrArchive
+	s.Attr |= ondisk.AttrArchive
 	v.writeEntry(f.parent, f.de)
 	c.setPosition(end)
 }

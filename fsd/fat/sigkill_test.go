@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vdisk-dev/vdisk/fsd/fat/internal/fattest"
 	"github.com/vdisk-dev/vdisk/iomgr"
 )
 
@@ -35,8 +36,8 @@ func sigkillFile(i int) (string, []byte) {
 // child reported flushed reads back intact through mtools and through
 // the FSD.
 func TestSIGKILLMidCopyKeepsFlushedFiles(t *testing.T) {
-	odNeed(t, "mcopy", "fsck.fat")
-	img := fxMkfs(t, 64<<10, "-F", "32")
+	fattest.Need(t, "mcopy", "fsck.fat")
+	img := fattest.Mkfs(t, 64<<10, "-F", "32")
 	cmd := exec.Command(os.Args[0], "-test.run=^TestSIGKILLChild$")
 	cmd.Env = append(os.Environ(), sigkillImageEnv+"="+img)
 	out, err := cmd.StdoutPipe()
@@ -74,7 +75,7 @@ func TestSIGKILLMidCopyKeepsFlushedFiles(t *testing.T) {
 	}
 
 	// fsck.fat: only what an interrupted FAT writer may leave.
-	fsckOut, _ := odRun(t, "fsck.fat", "-n", "-v", img)
+	fsckOut, _ := fattest.Run(t, "fsck.fat", "-n", "-v", img)
 	for _, l := range strings.Split(fsckOut, "\n") {
 		if !fsckTolerated(img, l) {
 			t.Errorf("fsck.fat -n after SIGKILL: %q\n%s", l, fsckOut)

@@ -8,22 +8,23 @@ import (
 	"time"
 
 	"github.com/vdisk-dev/vdisk/disk"
+	"github.com/vdisk-dev/vdisk/fsd/fat/internal/ondisk"
 	"github.com/vdisk-dev/vdisk/iomgr"
 	"github.com/vdisk-dev/vdisk/mount"
 )
 
-// Volume is the volume control block (VCB) of a mounted FAT volume: the
+// vcb is the volume control block (VCB) of a mounted FAT volume: the
 // device extension of the driver's volume device. It embeds the mount
 // bookkeeping every file system keeps (mount.VolumeState) and holds the
 // volume's metadata in memory: the boot sector, the FAT, the open files
 // and the directory indexes.
-type Volume struct {
+type vcb struct {
 	mount.VolumeState
 
 	fs       *FileSystem
-	geo      Geometry
-	bs       *BootSector
-	cp       *CodePage
+	geo      ondisk.Geometry
+	bs       *ondisk.BootSector
+	cp       *ondisk.CodePage
 	loc      *time.Location
 	serial   uint32
 	readOnly bool
@@ -44,9 +45,9 @@ type Volume struct {
 	mu          sync.RWMutex
 	rq          string // requestor of the operation holding mu exclusively
 	boot        []byte // the boot sector as on disk (one FAT sector)
-	fat         *Table
-	fsinfo      []byte // the FSInfo sector as on disk; nil when the volume has none (or a bad one)
-	fsinfoDisk  FSInfo // the figures the FSInfo sector holds on disk
+	fat         *ondisk.Table
+	fsinfo      []byte        // the FSInfo sector as on disk; nil when the volume has none (or a bad one)
+	fsinfoDisk  ondisk.FSInfo // the figures the FSInfo sector holds on disk
 	label       string
 	root        *fcb
 	claimed     []uint64          // clusters of the chains held in memory (cross-link detection)
@@ -67,46 +68,46 @@ type Volume struct {
 }
 
 // volumeStream is the FsContext of the volume stream file object.
-type volumeStream struct{ vol *Volume }
+type volumeStream struct{ vol *vcb }
 
-// Type returns the volume's FAT type.
-func (v *Volume) Type() FATType { return v.geo.Type }
+// fatType returns the volume's FAT type.
+func (v *vcb) fatType() ondisk.FATType { return v.geo.Type }
 
-// Geometry returns the volume's layout.
-func (v *Volume) Geometry() Geometry { return v.geo }
+// geometry returns the volume's layout.
+func (v *vcb) geometry() ondisk.Geometry { return v.geo }
 
-// ReadOnly reports whether the volume was mounted read-only (its storage is
+// isReadOnly reports whether the volume was mounted read-only (its storage is
 // write-protected): every write-class request fails with
 // STATUS_MEDIA_WRITE_PROTECTED.
-func (v *Volume) ReadOnly() bool { return v.readOnly }
+func (v *vcb) isReadOnly() bool { return v.readOnly }
 
-// FreeClusters returns the number of free clusters.
-func (v *Volume) FreeClusters() uint32 {
+// freeClusters returns the number of free clusters.
+func (v *vcb) freeClusters() uint32 {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	return v.fat.FreeCount()
 }
 
-// LastError returns the last corruption the driver found on the volume
+// lastError returns the last corruption the driver found on the volume
 // (what STATUS_FILE_CORRUPT_ERROR was about), nil if none.
-func (v *Volume) LastError() error {
+func (v *vcb) lastError() error {
 	v.errMu.Lock()
 	defer v.errMu.Unlock()
 	return v.lastErr
 }
 
-// StreamFileObject returns the volume stream file object that metadata I/O
+// streamFileObject returns the volume stream file object that metadata I/O
 // is sent with, so that a monitor can recognise it.
-func (v *Volume) StreamFileObject() *iomgr.FileObject { return v.stream }
+func (v *vcb) streamFileObject() *iomgr.FileObject { return v.stream }
 
-// NeedsCheck returns the first corruption the driver found on the volume,
+// needsCheck returns the first corruption the driver found on the volume,
 // nil if none. From then on every request that would write to the volume
 // fails with STATUS_VOLUME_DIRTY (reads go on): writing to a volume whose
 // chains are damaged can make it worse, handing out clusters a damaged
 // chain still reaches or freeing clusters another file still uses. NT's
 // FastFAT marks such a volume for chkdsk; a check that repairs it (and a
 // new mount) makes it writable again.
-func (v *Volume) NeedsCheck() error {
+func (v *vcb) needsCheck() error {
 	v.errMu.Lock()
 	defer v.errMu.Unlock()
 	return v.corrupt
@@ -114,8 +115,8 @@ func (v *Volume) NeedsCheck() error {
 
 // note records an error when it is a corruption, for the logs and to
 // refuse writes; it returns err.
-func (v *Volume) note(err error) error {
-	if err != nil && (errors.Is(err, ErrCorrupt) || errors.Is(err, ErrRange) || errors.Is(err, iomgr.StatusFileCorruptError)) {
+func (v *vcb) note(err error) error {
+	if err != nil && (errors.Is(err, ondisk.ErrCorrupt) || errors.Is(err, ondisk.ErrRange) || errors.Is(err, iomgr.StatusFileCorruptError)) {
 		v.errMu.Lock()
 		v.lastErr = err
 		first := v.corrupt == nil
@@ -133,13 +134,13 @@ func (v *Volume) note(err error) error {
 
 // refuseWrite says whether a request that writes to the volume must fail,
 // and with which status: STATUS_MEDIA_WRITE_PROTECTED on read-only storage,
-// STATUS_VOLUME_DIRTY once corruption was found (NeedsCheck), else
+// STATUS_VOLUME_DIRTY once corruption was found (needsCheck), else
 // STATUS_SUCCESS.
-func (v *Volume) refuseWrite() iomgr.Status {
+func (v *vcb) refuseWrite() iomgr.Status {
 	if v.readOnly {
 		return iomgr.StatusMediaWriteProtected
 	}
-	if v.NeedsCheck() != nil {
+	if v.needsCheck() != nil {
 		return iomgr.StatusVolumeDirty
 	}
 	return iomgr.StatusSuccess
@@ -177,17 +178,17 @@ func (fs *FileSystem) mount(irp *iomgr.IRP) (iomgr.Status, error) {
 		}
 		return st, fmt.Errorf("read the boot sector: %w", err)
 	}
-	bs, err := ParseBootSector(first)
+	bs, err := ondisk.ParseBootSector(first)
 	if err != nil {
 		return iomgr.StatusUnrecognizedVolume, err
 	}
 	g, _ := bs.Geometry()
 	if int(g.BytesPerSector) < ss {
-		return iomgr.StatusUnrecognizedVolume, fmt.Errorf("%w: %d-byte FAT sectors on a device with %d-byte sectors", ErrNotFAT, g.BytesPerSector, ss)
+		return iomgr.StatusUnrecognizedVolume, fmt.Errorf("%w: %d-byte FAT sectors on a device with %d-byte sectors", ondisk.ErrNotFAT, g.BytesPerSector, ss)
 	}
 	var size int64
 	if err := bio.Control(disk.IOCTLDiskGetLengthInfo, nil, &size); err == nil && g.VolumeBytes() > size {
-		return iomgr.StatusUnrecognizedVolume, fmt.Errorf("%w: the boot sector describes %d bytes, the device has %d", ErrNotFAT, g.VolumeBytes(), size)
+		return iomgr.StatusUnrecognizedVolume, fmt.Errorf("%w: the boot sector describes %d bytes, the device has %d", ondisk.ErrNotFAT, g.VolumeBytes(), size)
 	}
 	boot := first
 	if len(boot) < int(g.BytesPerSector) {
@@ -198,7 +199,7 @@ func (fs *FileSystem) mount(irp *iomgr.IRP) (iomgr.Status, error) {
 	}
 	boot = boot[:g.BytesPerSector]
 
-	dev, err := fs.io.CreateDevice(fs.Driver, "", iomgr.DeviceDiskFileSystem, 0)
+	dev, err := fs.io.CreateDevice(fs.driver, "", iomgr.DeviceDiskFileSystem, 0)
 	if err != nil {
 		return iomgr.StatusInsufficientResources, err
 	}
@@ -206,7 +207,7 @@ func (fs *FileSystem) mount(irp *iomgr.IRP) (iomgr.Status, error) {
 	dev.SectorSize = real.SectorSize
 	dev.AlignmentRequirement = real.AlignmentRequirement
 	dev.SetFlags(iomgr.DeviceDirectIO)
-	v := &Volume{
+	v := &vcb{
 		VolumeState: mount.VolumeState{VPB: vp, Real: real, Device: dev},
 		fs:          fs, geo: g, bs: bs, boot: boot, cp: fs.opts.CodePage, loc: fs.opts.Location,
 		serial:    bs.VolumeID,
@@ -255,7 +256,7 @@ func writeProtected(bio *iomgr.BlockIO) bool {
 // cleanly unmounted) also has its chains checked (checkOwnership). Nothing
 // is written: the volume is marked dirty before the first change
 // (ensureDirty).
-func (v *Volume) load() error {
+func (v *vcb) load() error {
 	g := &v.geo
 	data := make([]byte, g.FATBytes())
 	const chunk = 1 << 20
@@ -266,7 +267,7 @@ func (v *Volume) load() error {
 			return fmt.Errorf("read FAT %d: %w", g.ActiveFAT, err)
 		}
 	}
-	t, err := NewTable(g, data)
+	t, err := ondisk.NewTable(g, data)
 	if err != nil {
 		return v.note(err)
 	}
@@ -277,7 +278,7 @@ func (v *Volume) load() error {
 		if err := v.meta.transfer(iomgr.MajorRead, ioReq{rq: v.rq}, b, int64(g.FSInfoSector)*int64(g.BytesPerSector)); err != nil {
 			return fmt.Errorf("read the FSInfo sector: %w", err)
 		}
-		if fi, err := ParseFSInfo(b); err == nil {
+		if fi, err := ondisk.ParseFSInfo(b); err == nil {
 			v.fsinfo, v.fsinfoDisk = b, fi
 			t.SetNextFree(fi.Sanitized(g).NextFree)
 		} else {
@@ -288,7 +289,7 @@ func (v *Volume) load() error {
 	// FAT alone; both make writing unsafe.
 	_ = v.note(t.CheckLinks())
 	root := &fcb{vol: v, isDir: true, isRoot: true, opens: 1}
-	if g.Type == FAT32 {
+	if g.Type == ondisk.FAT32 {
 		if err := v.loadChain(root, g.RootCluster); err != nil {
 			return fmt.Errorf("root directory: %w", err)
 		}
@@ -300,11 +301,11 @@ func (v *Volume) load() error {
 	// The label is the root directory's label entry alone, as fatlabel,
 	// mlabel and Windows read it; the boot sector's copy is informational.
 	if l := root.dir.label; l != nil {
-		v.label = FormatVolumeLabel(l.short.Name, v.cp)
+		v.label = ondisk.FormatVolumeLabel(l.short.Name, v.cp)
 	}
 	v.wasDirty = v.bs.Dirty() || !t.VolumeClean()
 	v.markedDirty = v.wasDirty
-	if v.wasDirty && !v.readOnly && v.NeedsCheck() == nil {
+	if v.wasDirty && !v.readOnly && v.needsCheck() == nil {
 		v.checkOwnership()
 	}
 	return nil
@@ -314,13 +315,13 @@ func (v *Volume) load() error {
 // volume and records the first problem that makes writing unsafe, which
 // ends the pass. A directory it cannot read leaves the chains unchecked:
 // writes are refused as for a corrupt volume, reads go on.
-func (v *Volume) checkOwnership() {
+func (v *vcb) checkOwnership() {
 	start := time.Now()
-	c := OwnershipCheck{Geometry: &v.geo, FAT: v.fat, CodePage: v.cp,
+	c := ondisk.OwnershipCheck{Geometry: &v.geo, FAT: v.fat, CodePage: v.cp,
 		ReadAt: func(p []byte, off int64) error {
 			return v.meta.transfer(iomgr.MajorRead, ioReq{rq: v.rq}, p, off)
 		},
-		Problem: func(p *OwnershipProblem) bool {
+		Problem: func(p *ondisk.OwnershipProblem) bool {
 			if !p.UnsafeToWrite() {
 				return true
 			}
@@ -329,7 +330,7 @@ func (v *Volume) checkOwnership() {
 		}}
 	rep, err := c.Run()
 	if err != nil {
-		_ = v.note(fmt.Errorf("%w: the chains of a dirty volume could not be checked: %w", ErrCorrupt, err))
+		_ = v.note(fmt.Errorf("%w: the chains of a dirty volume could not be checked: %w", ondisk.ErrCorrupt, err))
 		return
 	}
 	v.fs.logf("fat: volume %v: dirty at mount: ownership check of %d files in %d directories, %d clusters: %d problems, took %v",
@@ -338,7 +339,7 @@ func (v *Volume) checkOwnership() {
 
 // lock takes the volume lock exclusively for a request of rq, unless the
 // volume was dismounted.
-func (v *Volume) lock(rq string) bool {
+func (v *vcb) lock(rq string) bool {
 	v.mu.Lock()
 	if v.Dismounted() {
 		v.mu.Unlock()
@@ -349,7 +350,7 @@ func (v *Volume) lock(rq string) bool {
 }
 
 // rlock takes the volume lock shared, unless the volume was dismounted.
-func (v *Volume) rlock() bool {
+func (v *vcb) rlock() bool {
 	v.mu.RLock()
 	if v.Dismounted() {
 		v.mu.RUnlock()
@@ -360,14 +361,14 @@ func (v *Volume) rlock() bool {
 
 // Cluster claims: the chains held in memory, to find cross-linked chains.
 
-func (v *Volume) claim(exts []Extent) error {
+func (v *vcb) claim(exts []ondisk.Extent) error {
 	for _, e := range exts {
 		for c := e.Start; c-e.Start < e.Len; c++ {
 			if c < 2 || c > v.fat.MaxCluster() {
-				return v.note(fmt.Errorf("%w: cluster %d outside 2..%d", ErrCorrupt, c, v.fat.MaxCluster()))
+				return v.note(fmt.Errorf("%w: cluster %d outside 2..%d", ondisk.ErrCorrupt, c, v.fat.MaxCluster()))
 			}
 			if v.claimed[c>>6]&(1<<(c&63)) != 0 {
-				return v.note(fmt.Errorf("%w: cluster %d is cross-linked (in two chains)", ErrCorrupt, c))
+				return v.note(fmt.Errorf("%w: cluster %d is cross-linked (in two chains)", ondisk.ErrCorrupt, c))
 			}
 		}
 	}
@@ -379,7 +380,7 @@ func (v *Volume) claim(exts []Extent) error {
 	return nil
 }
 
-func (v *Volume) unclaim(exts []Extent) {
+func (v *vcb) unclaim(exts []ondisk.Extent) {
 	for _, e := range exts {
 		for c := e.Start; c-e.Start < e.Len; c++ {
 			if c <= v.fat.MaxCluster() {
@@ -394,7 +395,7 @@ func (v *Volume) unclaim(exts []Extent) {
 // commit writes every metadata change made in memory: FAT sectors to each
 // FAT copy, then changed directory sectors. It marks the volume dirty on
 // disk first. Caller holds mu exclusively.
-func (v *Volume) commit() error {
+func (v *vcb) commit() error {
 	if v.readOnly {
 		return nil
 	}
@@ -420,7 +421,7 @@ func (v *Volume) commit() error {
 
 // writeFAT writes the changed FAT sectors to every FAT copy (the active one
 // when mirroring is off).
-func (v *Volume) writeFAT() error {
+func (v *vcb) writeFAT() error {
 	var runs [][2]uint32
 	v.fat.DirtySectors(func(first, count uint32) { runs = append(runs, [2]uint32{first, count}) })
 	for _, r := range runs {
@@ -435,7 +436,7 @@ func (v *Volume) writeFAT() error {
 // writeFATSectors writes FAT sectors first..first+count-1 (numbered from
 // the start of the FAT) to every FAT copy (the active one when mirroring
 // is off).
-func (v *Volume) writeFATSectors(first, count uint32) error {
+func (v *vcb) writeFATSectors(first, count uint32) error {
 	g := &v.geo
 	bps := int64(g.BytesPerSector)
 	data := v.fat.Bytes()
@@ -461,7 +462,7 @@ func (v *Volume) writeFATSectors(first, count uint32) error {
 // would set it in the boot sector alone (its FAT32 backup never carries
 // it, as with FastFAT, and fsck.fat clears only the boot sector's), leaving
 // the two out of step.
-func (v *Volume) ensureDirty() error {
+func (v *vcb) ensureDirty() error {
 	v.changed = true
 	if v.markedDirty {
 		return nil
@@ -473,15 +474,15 @@ func (v *Volume) ensureDirty() error {
 // FastFAT does: the NT flags byte of the boot sector (not of its FAT32
 // backup) and FAT[1]'s clean bit, whose FAT sector alone is written (other
 // changed FAT sectors wait for the commit, after the data).
-func (v *Volume) setDirtyState(dirty bool) error {
+func (v *vcb) setDirtyState(dirty bool) error {
 	b := bytes.Clone(v.boot)
-	if SetBootSectorDirty(b, dirty) {
+	if ondisk.SetBootSectorDirty(b, dirty) {
 		if err := v.meta.transfer(iomgr.MajorWrite, ioReq{rq: v.rq}, b, 0); err != nil {
 			return fmt.Errorf("write the boot sector: %w", err)
 		}
 		v.boot = b
 	}
-	if clean := v.fat.VolumeClean(); clean == dirty && v.geo.Type != FAT12 {
+	if clean := v.fat.VolumeClean(); clean == dirty && v.geo.Type != ondisk.FAT12 {
 		v.fat.SetVolumeClean(!dirty)
 		if err := v.writeFATSectors(0, 1); err != nil {
 			v.fat.SetVolumeClean(clean)
@@ -496,11 +497,11 @@ func (v *Volume) setDirtyState(dirty bool) error {
 // the next-free hint, when something was written since the mount (FastFAT
 // too writes it when it marks a volume clean): a session that only reads
 // leaves even a stale FSInfo sector alone.
-func (v *Volume) writeFSInfo() error {
+func (v *vcb) writeFSInfo() error {
 	if v.fsinfo == nil || v.readOnly || !v.changed {
 		return nil
 	}
-	fi := FSInfo{FreeCount: v.fat.FreeCount(), NextFree: v.fat.NextFree()}
+	fi := ondisk.FSInfo{FreeCount: v.fat.FreeCount(), NextFree: v.fat.NextFree()}
 	if fi == v.fsinfoDisk {
 		return nil
 	}
@@ -520,7 +521,7 @@ func (v *Volume) writeFSInfo() error {
 // flushAll writes everything and sends a flush down the storage stack.
 // clean also clears the dirty state (dismount, shutdown) unless the volume
 // was dirty when it was mounted. Caller holds mu exclusively.
-func (v *Volume) flushAll(clean bool) error {
+func (v *vcb) flushAll(clean bool) error {
 	if v.readOnly {
 		return nil
 	}
@@ -542,7 +543,7 @@ func (v *Volume) flushAll(clean bool) error {
 
 // shutdown handles IRP_MJ_SHUTDOWN: flush everything and leave the volume
 // clean; a later change marks it dirty again.
-func (v *Volume) shutdown(rq string) error {
+func (v *vcb) shutdown(rq string) error {
 	if !v.lock(rq) {
 		return nil
 	}
@@ -553,7 +554,7 @@ func (v *Volume) shutdown(rq string) error {
 
 // dispatch handles a request to the volume device (other than stream I/O
 // and close, which fsd.go routes itself).
-func (v *Volume) dispatch(irp *iomgr.IRP) (iomgr.Status, uint64) {
+func (v *vcb) dispatch(irp *iomgr.IRP) (iomgr.Status, uint64) {
 	sl := irp.CurrentStackLocation()
 	if v.Dismounted() && sl.Major != iomgr.MajorCleanup {
 		return iomgr.StatusVolumeDismounted, 0
@@ -589,7 +590,7 @@ func (v *Volume) dispatch(irp *iomgr.IRP) (iomgr.Status, uint64) {
 
 // flushBuffers handles IRP_MJ_FLUSH_BUFFERS on a file or the volume: every
 // change of the volume is written and the storage is flushed.
-func (v *Volume) flushBuffers(irp *iomgr.IRP) (iomgr.Status, uint64) {
+func (v *vcb) flushBuffers(irp *iomgr.IRP) (iomgr.Status, uint64) {
 	if !v.lock(irp.Requestor) {
 		return iomgr.StatusVolumeDismounted, 0
 	}

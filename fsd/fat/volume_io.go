@@ -26,12 +26,11 @@ type blockDevice interface {
 // file: paging, non-cached IRPs on the volume stream file object, to the
 // top of the volume device's own stack, so filters above the file system
 // see them; the driver's read/write dispatch passes them to the storage.
-type streamDevice struct{ vol *Volume }
+type streamDevice struct{ vol *vcb }
 
 func (s *streamDevice) transfer(major iomgr.MajorFunction, req ioReq, p []byte, off int64) error {
-	v := s.vol
-	return sendTransfer(iomgr.GetAttachedDevice(v.Device), iomgr.IRPPagingIO|iomgr.IRPNoCache, v.stream,
-		major, req, p, off, "of metadata ")
+	b := iomgr.BlockIO{Device: s.vol.Device, Requestor: req.rq, FileObject: s.vol.stream, Flags: iomgr.IRPPagingIO | iomgr.IRPNoCache}
+	return sendTransfer(&b, major, req, p, off, "of metadata ")
 }
 
 func (s *streamDevice) flush(req ioReq) error {
@@ -40,27 +39,17 @@ func (s *streamDevice) flush(req ioReq) error {
 }
 
 // storageDevice sends file data to the top of the storage volume's stack.
-type storageDevice struct{ vol *Volume }
+type storageDevice struct{ vol *vcb }
 
 func (s *storageDevice) transfer(major iomgr.MajorFunction, req ioReq, p []byte, off int64) error {
-	return sendTransfer(iomgr.GetAttachedDevice(s.vol.Real), iomgr.IRPNoCache, req.fo, major, req, p, off, "")
+	b := iomgr.BlockIO{Device: s.vol.Real, Requestor: req.rq, FileObject: req.fo, Flags: iomgr.IRPNoCache}
+	return sendTransfer(&b, major, req, p, off, "")
 }
 
-// sendTransfer sends one synchronous read or write of p at off to top, for
-// file object fo, with the IRP flags given; what says what is moved in the
-// error ("of metadata ").
-func sendTransfer(top *iomgr.Device, flags iomgr.IRPFlags, fo *iomgr.FileObject, major iomgr.MajorFunction, req ioReq, p []byte, off int64, what string) error {
-	irp := iomgr.BuildSynchronousFSDRequest(major, top, p, off)
-	irp.Flags |= flags
-	irp.FileObject = fo
-	irp.Requestor = req.rq
-	sl := irp.NextStackLocation()
-	sl.FileObject = fo
-	if req.writeThrough {
-		sl.Flags |= iomgr.SLWriteThrough
-	}
-	ios := iomgr.CallDriverAndWait(top, irp)
-	iomgr.FreeIRP(irp)
+// sendTransfer sends one read or write of p at off through b; what says
+// what is moved in the error ("of metadata ").
+func sendTransfer(b *iomgr.BlockIO, major iomgr.MajorFunction, req ioReq, p []byte, off int64, what string) error {
+	ios, _ := b.Send(iomgr.BlockRequest{Major: major, Buffer: p, Offset: off, WriteThrough: req.writeThrough})
 	if !ios.Status.IsSuccess() {
 		return fmt.Errorf("%s %d bytes %sat volume offset %d: %w", opName(major), len(p), what, off, ios.Status)
 	}
@@ -81,19 +70,14 @@ func opName(major iomgr.MajorFunction) string {
 
 // forwardToStorage passes a request on to the top of the storage volume's
 // stack unchanged (volume stream I/O, DASD I/O, device controls).
-func (v *Volume) forwardToStorage(irp *iomgr.IRP) iomgr.Status {
-	low := iomgr.GetAttachedDevice(v.Real)
-	if irp.RemainingStackLocations() < low.StackSize {
-		return iomgr.ForwardDeeper(irp, low, nil, nil)
-	}
-	irp.SkipCurrentStackLocation()
-	return iomgr.CallDriver(low, irp)
+func (v *vcb) forwardToStorage(irp *iomgr.IRP) iomgr.Status {
+	return iomgr.PassDown(irp, iomgr.GetAttachedDevice(v.Real))
 }
 
 // dasd handles READ and WRITE on a volume open: sector I/O on the volume
 // itself. Writes need the volume locked by the same handle (as FORMAT
 // does): the file system's view of the metadata would otherwise be wrong.
-func (v *Volume) dasd(irp *iomgr.IRP) iomgr.Status {
+func (v *vcb) dasd(irp *iomgr.IRP) iomgr.Status {
 	sl := irp.CurrentStackLocation()
 	if v.Dismounted() {
 		return irp.Complete(iomgr.StatusVolumeDismounted, 0)

@@ -1,10 +1,13 @@
-package fat
+package ondisk
 
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/vdisk-dev/vdisk/internal/testsupport"
 )
 
 // owTable reads an image's geometry and FAT, within bounds a fuzzer's
@@ -52,7 +55,7 @@ func owRun(t testing.TB, img []byte, g *Geometry, tab *Table) *OwnershipReport {
 // whose bytes come from the fuzzer: no panic, no hang, a report that adds
 // up (no cluster both owned and free, owned and lost no more than there
 // are clusters), problems that are ErrCorrupt and name a path, and the
-// same report twice. Seeds: testdata/fuzz/FuzzOwnership, the FuzzMount
+// same report twice. Seeds: testdata/fuzz/FuzzOwnership, fsd/fat's FuzzMount
 // images and damaged copies of one (see TestFuzzOwnershipSeeds).
 func FuzzOwnership(f *testing.F) {
 	f.Fuzz(func(t *testing.T, img []byte) {
@@ -87,12 +90,16 @@ func owCheckReport(t *testing.T, tab *Table, rep *OwnershipReport) {
 	}
 }
 
-// TestFuzzOwnershipSeeds writes the seed corpus (with -fat.genseeds): the
-// FuzzMount images, and copies of the one with files whose FAT is damaged
-// in each way the pass tells apart. It runs the pass on each and checks
-// the kind of problem the damage gives.
+// ownSeeds is FuzzOwnership's seed corpus.
+var ownSeeds = filepath.Join("testdata", "fuzz", "FuzzOwnership")
+
+// TestFuzzOwnershipSeeds writes the seed corpus (with -odgenseeds): the
+// FuzzMount images (which fsd/fat's TestFuzzMountSeeds writes here too),
+// and copies of the one with files whose FAT is damaged in each way the
+// pass tells apart. It runs the pass on each and checks the kind of
+// problem the damage gives.
 func TestFuzzOwnershipSeeds(t *testing.T) {
-	tree := fxReadSeed(t, "FuzzMount", "fat12-64k-tree")
+	tree := testsupport.ReadSeed(t, ownSeeds, "fat12-64k-tree")
 	g, tab, ok := owTable(tree)
 	if !ok {
 		t.Fatal("the seed is no FAT volume")
@@ -124,7 +131,7 @@ func TestFuzzOwnershipSeeds(t *testing.T) {
 	}
 	corpus := map[string][]byte{}
 	for _, name := range []string{"fat12-64k-empty", "fat12-64k-tree", "fat12-64k-4k-clusters"} {
-		corpus[name] = fxReadSeed(t, "FuzzMount", name)
+		corpus[name] = testsupport.ReadSeed(t, ownSeeds, name)
 	}
 	for _, d := range damage {
 		img := slices.Clone(tree)
@@ -141,8 +148,8 @@ func TestFuzzOwnershipSeeds(t *testing.T) {
 		}
 		corpus[d.name] = img
 	}
-	if *fxGenSeeds {
-		fxWriteSeeds(t, "FuzzOwnership", corpus)
+	if *GenSeeds {
+		testsupport.WriteSeeds(t, ownSeeds, corpus)
 	}
 }
 

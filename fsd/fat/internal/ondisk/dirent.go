@@ -1,4 +1,4 @@
-package fat
+package ondisk
 
 import (
 	"encoding/binary"
@@ -16,6 +16,10 @@ const (
 	// most 2 MiB): Windows and the specification stop there, and the
 	// FAT12/16 root directory has a fixed, smaller size (Geometry.RootEntries).
 	MaxDirEntries = 65536
+	// MaxDirBytes is the most bytes of a directory the FSD and the
+	// ownership pass read: a longer chain (a corrupt volume) is not read
+	// past MaxDirEntries slots.
+	MaxDirBytes = MaxDirEntries * DirEntrySize
 	// MaxFileSize is the largest file: the size field is 32 bits.
 	MaxFileSize = 1<<32 - 1
 	// maxLFNSlots is the most long-name entries one name can need (255/13
@@ -272,7 +276,7 @@ func (e *DirEntry) DisplayName(cp *CodePage) string {
 // DefaultCodePage), NT case flags applied; an all-spaces short name gives
 // BlankName.
 func (e *DirEntry) ShortDisplayName(cp *CodePage) string {
-	return shortDisplayName(e.Name, e.Case(), e.Slot, cp)
+	return DisplayShortName(e.Name, e.Case(), e.Slot, cp)
 }
 
 // BlankName is the name an entry whose short name is all spaces goes by
@@ -284,7 +288,10 @@ func (e *DirEntry) ShortDisplayName(cp *CodePage) string {
 // renamed or deleted by it.
 func BlankName(slot int) string { return fmt.Sprintf("(blank name, slot %d)", slot) }
 
-func shortDisplayName(n ShortName, c CaseFlags, slot int, cp *CodePage) string {
+// DisplayShortName is short name n decoded with cp (nil: DefaultCodePage),
+// case flags c applied, or BlankName(slot) when n is all spaces: the name
+// an entry without a long name goes by.
+func DisplayShortName(n ShortName, c CaseFlags, slot int, cp *CodePage) string {
 	if s := n.Format(cp, c); s != "" {
 		return s
 	}

@@ -1,4 +1,4 @@
-package fat
+package ondisk
 
 import (
 	"os/exec"

@@ -1,4 +1,4 @@
-package fat
+package ondisk
 
 import (
 	"errors"
@@ -242,7 +242,7 @@ func (w *ownWalk) dir(d ownDir) ([]ownDir, error) {
 		nslots = int(g.RootEntries)
 	} else {
 		cs := int64(g.ClusterSize)
-		n := min(int64(ExtentClusters(d.exts))*cs, dirSlotsLimit)
+		n := min(int64(ExtentClusters(d.exts))*cs, MaxDirBytes)
 		data = w.grow(int(n))
 		off := int64(0)
 		for _, e := range d.exts {
@@ -327,7 +327,7 @@ func (w *ownWalk) chain(start uint32, dir string, name func() string, keep bool,
 		w.problem(&OwnershipProblem{Kind: ProblemStartOutOfRange, Path: path(), Cluster: start})
 		return nil, false
 	}
-	if t.isFree(start) {
+	if t.IsFree(start) {
 		w.problem(&OwnershipProblem{Kind: ProblemStartFree, Path: path(), Cluster: start})
 		return nil, false
 	}
@@ -369,7 +369,7 @@ func (w *ownWalk) chain(start uint32, dir string, name func() string, keep bool,
 		v := t.get(c)
 		switch {
 		case v >= 2 && v <= t.max:
-			if t.isFree(v) {
+			if t.IsFree(v) {
 				w.problem(&OwnershipProblem{Kind: ProblemLinkFree, Path: path(), Cluster: v})
 				return exts, false
 			}

@@ -1,4 +1,4 @@
-package fat
+package ondisk
 
 import (
 	"encoding/binary"
@@ -531,8 +531,9 @@ func (t *Table) walk(start uint32, visit func(c uint32)) error {
 	}
 }
 
-// isFree reports whether cluster c (2..max) is free, from the bitmap.
-func (t *Table) isFree(c uint32) bool { return t.freeMap[c>>6]&(1<<(c&63)) != 0 }
+// IsFree reports whether cluster c (2..MaxCluster) is free, from the
+// bitmap the Table keeps.
+func (t *Table) IsFree(c uint32) bool { return t.freeMap[c>>6]&(1<<(c&63)) != 0 }
 
 // runAt is the length of the free run starting at c, up to limit clusters.
 func (t *Table) runAt(c, limit uint32) uint32 {
@@ -626,7 +627,7 @@ func (t *Table) findWordRun(from, to, n uint32) uint32 {
 			continue
 		}
 		s := max(i<<6, from)
-		for s > from && t.isFree(s-1) {
+		for s > from && t.IsFree(s-1) {
 			s--
 		}
 		if s > to {
@@ -674,7 +675,7 @@ func (t *Table) Allocate(n, hint, prev uint32) ([]Extent, error) {
 		t.free -= l
 		n -= l
 	}
-	if t.isFree(hint) {
+	if t.IsFree(hint) {
 		take(hint, t.runAt(hint, n))
 	}
 	if n > 0 {

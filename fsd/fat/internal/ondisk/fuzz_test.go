@@ -1,11 +1,12 @@
-package fat
+package ondisk
 
-// Fuzzers for every parser of untrusted on-disk bytes. The seed corpora in
+// Fuzzers for every parser of untrusted on-disk bytes (FuzzOwnership, in
+// ownership_test.go, for the ownership pass). The seed corpora in
 // testdata/fuzz come from mkfs.fat images filled by mtools
-// (go test -run TestOndiskFuzzSeeds -odgenseeds ./fsd/fat/ rewrites them).
-// Run each with, for example:
+// (go test -run 'TestOndiskFuzzSeeds|TestFuzzOwnershipSeeds' -odgenseeds
+// ./fsd/fat/internal/ondisk/ rewrites them). Run each with, for example:
 //
-//	go test -run '^$' -fuzz '^FuzzBootSector$' -fuzztime 60s ./fsd/fat/
+//	go test -run '^$' -fuzz '^FuzzBootSector$' -fuzztime 60s ./fsd/fat/internal/ondisk/
 //
 // With Go 1.26 a duration -fuzztime can end in "context deadline exceeded"
 // without a crasher (a race in the fuzzing coordinator, golang/go#75804);

@@ -1,4 +1,4 @@
-package fat
+package ondisk_test
 
 // Outside oracles for the on-disk layer: images made by mkfs.fat and filled
 // by mtools are read with this package and must agree with what fsck.fat -v
@@ -14,10 +14,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vdisk-dev/vdisk/fsd/fat/internal/fattest"
+	"github.com/vdisk-dev/vdisk/fsd/fat/internal/ondisk"
 )
 
 // odFormats are the volumes the oracle tests run on: every FAT type,
@@ -26,20 +28,20 @@ type odFormat struct {
 	name string
 	kib  int
 	opts []string
-	typ  FATType
+	typ  ondisk.FATType
 }
 
 var odFormats = []odFormat{
-	{"fat12-floppy", 1440, nil, FAT12},
-	{"fat12-4k-clusters", 8000, []string{"-F", "12", "-s", "8", "-f", "1"}, FAT12},
-	{"fat16", 20000, []string{"-F", "16", "-n", "VDISK TEST", "-i", "1234abcd"}, FAT16},
-	{"fat16-2k-sectors", 40000, []string{"-F", "16", "-S", "2048", "-r", "1024"}, FAT16},
-	{"fat32", 300000, []string{"-F", "32", "-R", "40"}, FAT32},
-	{"fat32-4k-sectors", 280000, []string{"-F", "32", "-S", "4096"}, FAT32},
+	{"fat12-floppy", 1440, nil, ondisk.FAT12},
+	{"fat12-4k-clusters", 8000, []string{"-F", "12", "-s", "8", "-f", "1"}, ondisk.FAT12},
+	{"fat16", 20000, []string{"-F", "16", "-n", "VDISK TEST", "-i", "1234abcd"}, ondisk.FAT16},
+	{"fat16-2k-sectors", 40000, []string{"-F", "16", "-S", "2048", "-r", "1024"}, ondisk.FAT16},
+	{"fat32", 300000, []string{"-F", "32", "-R", "40"}, ondisk.FAT32},
+	{"fat32-4k-sectors", 280000, []string{"-F", "32", "-S", "4096"}, ondisk.FAT32},
 	// Below 65525 clusters: FAT32 by its BPB layout, as fsck.fat and Linux
 	// decide. mtools 4.0.32 cannot use it ("No directory slots"), so the
 	// mtools tests leave it out.
-	{"fat32-small", 33000, []string{"-F", "32", "-I"}, FAT32},
+	{"fat32-small", 33000, []string{"-F", "32", "-I"}, ondisk.FAT32},
 }
 
 // odMtoolsFormats are the formats mtools can fill.
@@ -53,63 +55,18 @@ func odMtoolsFormats() []odFormat {
 	return fs
 }
 
-var (
-	reFsckNum = func(pat string) *regexp.Regexp { return regexp.MustCompile(`(?m)^\s*` + pat) }
-)
-
-// odFsckFields reads the figures fsck.fat -v -n prints.
-func odFsckFields(t *testing.T, out string) map[string]int64 {
-	t.Helper()
-	pats := map[string]string{
-		"media":      `Media byte 0x([0-9a-f]+)`,
-		"bps":        `(\d+) bytes per logical sector`,
-		"cluster":    `(\d+) bytes per cluster`,
-		"reserved":   `(\d+) reserved sectors?`,
-		"fatoff":     `First FAT starts at byte (\d+)`,
-		"nfats":      `(\d+) FATs, \d+ bit entries`,
-		"bits":       `\d+ FATs, (\d+) bit entries`,
-		"fatbytes":   `(\d+) bytes per FAT`,
-		"rootoff":    `Root directory starts at byte (\d+)`,
-		"rootclus":   `Root directory start at cluster (\d+)`,
-		"rootents":   `(\d+) root directory entries`,
-		"dataoff":    `Data area starts at byte (\d+)`,
-		"clusters":   `(\d+) data clusters`,
-		"spt":        `(\d+) sectors/track`,
-		"heads":      `\d+ sectors/track, (\d+) heads`,
-		"hidden":     `(\d+) hidden sectors`,
-		"total":      `(\d+) sectors total`,
-		"usedclus":   `.*\d+ files, (\d+)/\d+ clusters`,
-		"totalclus2": `.*\d+ files, \d+/(\d+) clusters`,
-	}
-	m := map[string]int64{}
-	for k, p := range pats {
-		if s := reFsckNum(p).FindStringSubmatch(out); s != nil {
-			base := 10
-			if k == "media" {
-				base = 16
-			}
-			n, err := strconv.ParseInt(s[1], base, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			m[k] = n
-		}
-	}
-	return m
-}
-
 func TestOracleBootSector(t *testing.T) {
-	odNeed(t, "mkfs.fat", "fsck.fat", "minfo")
+	fattest.Need(t, "mkfs.fat", "fsck.fat", "minfo")
 	for _, f := range odFormats {
 		t.Run(f.name, func(t *testing.T) {
-			img := odMkfs(t, f.kib, f.opts...)
-			v := odOpen(t, img)
-			g, bs := v.g, v.bs
-			out, code := odRun(t, "fsck.fat", "-v", "-n", img)
+			img := fattest.Mkfs(t, f.kib, f.opts...)
+			v := fattest.Open(t, img)
+			g, bs := v.Geo, v.Boot
+			out, code := fattest.Run(t, "fsck.fat", "-v", "-n", img)
 			if code != 0 {
 				t.Fatalf("fsck.fat on a fresh image exited %d:\n%s", code, out)
 			}
-			fk := odFsckFields(t, out)
+			fk := fattest.FsckFields(t, out)
 			want := map[string]int64{
 				"media":      int64(bs.Media),
 				"bps":        int64(g.BytesPerSector),
@@ -126,9 +83,9 @@ func TestOracleBootSector(t *testing.T) {
 				"hidden":     int64(bs.HiddenSectors),
 				"total":      int64(g.TotalSectors),
 				"totalclus2": int64(g.MaxCluster - 1),
-				"usedclus":   int64(g.MaxCluster - 1 - v.fat.FreeCount()),
+				"usedclus":   int64(g.MaxCluster - 1 - v.FAT.FreeCount()),
 			}
-			if g.Type == FAT32 {
+			if g.Type == ondisk.FAT32 {
 				want["rootclus"] = int64(g.RootCluster)
 			} else {
 				want["rootoff"] = g.RootDirOffset()
@@ -142,14 +99,14 @@ func TestOracleBootSector(t *testing.T) {
 			if g.Type != f.typ {
 				t.Errorf("type %v, want %v", g.Type, f.typ)
 			}
-			if want := g.Type == FAT32 && g.ClusterCount < MinClustersFAT32; g.NonStandard != want {
+			if want := g.Type == ondisk.FAT32 && g.ClusterCount < ondisk.MinClustersFAT32; g.NonStandard != want {
 				t.Errorf("NonStandard = %v with %d clusters", g.NonStandard, g.ClusterCount)
 			}
 			if !strings.Contains(out, fmt.Sprintf("System ID %q", strings.TrimRight(string(bs.OEMName[:]), "\x00"))) {
 				t.Errorf("OEM name %q not in fsck output", bs.OEMName)
 			}
 
-			mi := odMust(t, "minfo", "-i", img, "::")
+			mi := fattest.Must(t, "minfo", "-i", img, "::")
 			mfield := func(pat string) string {
 				s := regexp.MustCompile(`(?m)^` + pat).FindStringSubmatch(mi)
 				if s == nil {
@@ -163,7 +120,7 @@ func TestOracleBootSector(t *testing.T) {
 			if got := mfield(`disk label="(.*)"`); got != string(bs.VolumeLabel[:]) {
 				t.Errorf("label %q, we say %q", got, bs.VolumeLabel)
 			}
-			if l, err := EncodeVolumeLabel(FormatVolumeLabel(bs.VolumeLabel, CodePage850), CodePage850); err != nil || l != bs.VolumeLabel {
+			if l, err := ondisk.EncodeVolumeLabel(ondisk.FormatVolumeLabel(bs.VolumeLabel, ondisk.CodePage850), ondisk.CodePage850); err != nil || l != bs.VolumeLabel {
 				t.Errorf("label %q re-encodes as %q, %v", bs.VolumeLabel, l, err)
 			}
 			if got := mfield(`disk type="(.*)"`); got != string(bs.FSTypeLabel[:]) {
@@ -175,7 +132,7 @@ func TestOracleBootSector(t *testing.T) {
 			if got := mfield(`dos4=(0x[0-9a-f]+)`); got != fmt.Sprintf("%#x", bs.BootSignature) {
 				t.Errorf("dos4 %s, we say %#x", got, bs.BootSignature)
 			}
-			if g.Type == FAT32 {
+			if g.Type == ondisk.FAT32 {
 				checks := map[string]string{
 					`Big fatlen=(\d+)`:             fmt.Sprint(bs.FATSize32),
 					`rootCluster=(\d+)`:            fmt.Sprint(bs.RootCluster),
@@ -184,7 +141,7 @@ func TestOracleBootSector(t *testing.T) {
 					`Extended flags=(0x[0-9a-f]+)`: fmt.Sprintf("0x%04x", bs.ExtFlags),
 				}
 				s := int64(g.FSInfoSector) * int64(g.BytesPerSector)
-				fi, err := ParseFSInfo(v.img[s : s+512])
+				fi, err := ondisk.ParseFSInfo(v.Img[s : s+512])
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -195,17 +152,17 @@ func TestOracleBootSector(t *testing.T) {
 						t.Errorf("minfo %s: %s, we say %s", pat, got, w)
 					}
 				}
-				if fi.FreeCount != v.fat.FreeCount() {
-					t.Errorf("FSInfo free count %d, counted %d", fi.FreeCount, v.fat.FreeCount())
+				if fi.FreeCount != v.FAT.FreeCount() {
+					t.Errorf("FSInfo free count %d, counted %d", fi.FreeCount, v.FAT.FreeCount())
 				}
 			}
 			// The boot sector re-encodes to the same bytes.
 			b := make([]byte, 512)
-			copy(b, v.img)
+			copy(b, v.Img)
 			if err := bs.Encode(b); err != nil {
 				t.Fatal(err)
 			}
-			if !bytes.Equal(b, v.img[:512]) {
+			if !bytes.Equal(b, v.Img[:512]) {
 				t.Errorf("Encode changed the boot sector")
 			}
 		})
@@ -215,50 +172,50 @@ func TestOracleBootSector(t *testing.T) {
 // TestOracleDirtyBits: fsck.fat notices both dirty marks where the helpers
 // put them, and nothing once they are cleared.
 func TestOracleDirtyBits(t *testing.T) {
-	odNeed(t, "mkfs.fat", "fsck.fat")
+	fattest.Need(t, "mkfs.fat", "fsck.fat")
 	for _, f := range odFormats {
 		t.Run(f.name, func(t *testing.T) {
-			img := odMkfs(t, f.kib, f.opts...)
-			v := odOpen(t, img)
+			img := fattest.Mkfs(t, f.kib, f.opts...)
+			v := fattest.Open(t, img)
 			check := func(what string, wantDirty bool) {
 				t.Helper()
-				out, code := odRun(t, "fsck.fat", "-n", img)
+				out, code := fattest.Run(t, "fsck.fat", "-n", img)
 				dirty := strings.Contains(out, "Dirty bit is set")
 				if dirty != wantDirty || (code != 0) != wantDirty {
 					t.Errorf("%s: fsck.fat exit %d, dirty %v, want dirty %v:\n%s", what, code, dirty, wantDirty, out)
 				}
 			}
-			if BootSectorDirty(v.img) || !v.fat.VolumeClean() {
+			if ondisk.BootSectorDirty(v.Img) || !v.FAT.VolumeClean() {
 				t.Fatalf("fresh volume dirty")
 			}
-			if !SetBootSectorDirty(v.img, true) || !BootSectorDirty(v.img) {
+			if !ondisk.SetBootSectorDirty(v.Img, true) || !ondisk.BootSectorDirty(v.Img) {
 				t.Fatal("SetBootSectorDirty did not change the byte")
 			}
-			if g := v.g; g.BackupBootSector != 0 {
+			if g := v.Geo; g.BackupBootSector != 0 {
 				// Windows marks only the primary; fsck.fat would report the
 				// difference, so keep the backup in step for this test.
 				off := int64(g.BackupBootSector) * int64(g.BytesPerSector)
-				SetBootSectorDirty(v.img[off:], true)
+				ondisk.SetBootSectorDirty(v.Img[off:], true)
 			}
-			v.flush()
+			v.Flush()
 			check("boot sector dirty bit", true)
-			SetBootSectorDirty(v.img, false)
-			if g := v.g; g.BackupBootSector != 0 {
-				SetBootSectorDirty(v.img[int64(g.BackupBootSector)*int64(g.BytesPerSector):], false)
+			ondisk.SetBootSectorDirty(v.Img, false)
+			if g := v.Geo; g.BackupBootSector != 0 {
+				ondisk.SetBootSectorDirty(v.Img[int64(g.BackupBootSector)*int64(g.BytesPerSector):], false)
 			}
-			v.flush()
+			v.Flush()
 			check("cleared", false)
-			if v.g.Type == FAT12 {
+			if v.Geo.Type == ondisk.FAT12 {
 				return // no FAT[1] flags on FAT12
 			}
-			v.fat.SetVolumeClean(false)
-			if v.fat.VolumeClean() {
+			v.FAT.SetVolumeClean(false)
+			if v.FAT.VolumeClean() {
 				t.Fatal("SetVolumeClean(false) ignored")
 			}
-			v.flush()
+			v.Flush()
 			check("FAT[1] clean bit cleared", true)
-			v.fat.SetVolumeClean(true)
-			v.flush()
+			v.FAT.SetVolumeClean(true)
+			v.Flush()
 			check("FAT[1] clean bit set", false)
 		})
 	}
@@ -339,54 +296,22 @@ func odFill(t *testing.T, img string) {
 	for _, e := range ents {
 		args = append(args, filepath.Join(src, e.Name()))
 	}
-	odMust(t, "mcopy", append(args, "::/")...)
-}
-
-// odMoveRoot moves a FAT32 root directory to another cluster with this
-// package's Table and BootSector (mkfs.fat always puts it in cluster 2).
-func odMoveRoot(t *testing.T, img string, to uint32) {
-	t.Helper()
-	v := odOpen(t, img)
-	from := v.g.RootCluster
-	exts, err := v.fat.Chain(from)
-	if err != nil || ExtentClusters(exts) != 1 {
-		t.Fatalf("root chain %v %v", exts, err)
-	}
-	if err := v.fat.Set(to, EndOfChain); err != nil {
-		t.Fatal(err)
-	}
-	copy(v.cluster(to), v.cluster(from))
-	if err := v.fat.Set(from, 0); err != nil {
-		t.Fatal(err)
-	}
-	v.bs.RootCluster = to
-	for _, s := range []uint32{0, v.g.BackupBootSector} {
-		if err := v.bs.Encode(v.img[int64(s)*int64(v.g.BytesPerSector):]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	v.flush()
-	if out, code := odRun(t, "fsck.fat", "-n", img); code != 0 {
-		t.Fatalf("fsck.fat after moving the root to cluster %d: exit %d\n%s", to, code, out)
-	}
-	if g := odOpen(t, img).g; g.RootCluster != to {
-		t.Fatalf("root cluster %d after move", g.RootCluster)
-	}
+	fattest.Must(t, "mcopy", append(args, "::/")...)
 }
 
 // odWalk lists a tree the way mdir -/ -b does ("::/a/b", directories with a
 // trailing slash), checks every file's data and chain length, and that no
 // cluster is in two chains.
-func odWalk(t *testing.T, v *odVol, want map[string][]byte) []string {
+func odWalk(t *testing.T, v *fattest.Vol, want map[string][]byte) []string {
 	t.Helper()
-	claims := v.fat.NewClusterSet()
+	claims := v.FAT.NewClusterSet()
 	var out []string
 	var walk func(first uint32, prefix string, depth int)
 	walk = func(first uint32, prefix string, depth int) {
 		if depth > 64 {
 			t.Fatalf("directory tree deeper than 64 at %s", prefix)
 		}
-		ents := v.readDir(first)
+		ents := v.ReadDir(first)
 		for i, e := range ents {
 			if e.IsVolumeLabel() {
 				continue
@@ -394,15 +319,15 @@ func odWalk(t *testing.T, v *odVol, want map[string][]byte) []string {
 			if e.Name.IsDot() {
 				// "." and ".." come first, pointing at this directory and
 				// its parent (0 for the root).
-				if i > 1 || (e.Name == DotName && e.StartCluster(v.g.Type) != first) {
+				if i > 1 || (e.Name == ondisk.DotName && e.StartCluster(v.Geo.Type) != first) {
 					t.Errorf("%s: misplaced or wrong %q entry %+v", prefix, e.Name.String(), e.ShortEntry)
 				}
 				continue
 			}
-			name := e.DisplayName(v.cp)
+			name := e.DisplayName(v.CP)
 			p := prefix + name
-			c := e.StartCluster(v.g.Type)
-			exts, err := v.fat.Chain(c)
+			c := e.StartCluster(v.Geo.Type)
+			exts, err := v.FAT.Chain(c)
 			if err != nil {
 				t.Errorf("%s: %v", p, err)
 				continue
@@ -412,22 +337,22 @@ func odWalk(t *testing.T, v *odVol, want map[string][]byte) []string {
 			}
 			if e.IsDir() {
 				out = append(out, p+"/")
-				sub := v.readDir(c)
-				if len(sub) < 2 || sub[1].Name != DotDotName {
+				sub := v.ReadDir(c)
+				if len(sub) < 2 || sub[1].Name != ondisk.DotDotName {
 					t.Errorf("%s: no '..' entry", p)
-				} else if pc := sub[1].StartCluster(v.g.Type); pc != first {
+				} else if pc := sub[1].StartCluster(v.Geo.Type); pc != first {
 					t.Errorf("%s: '..' points at %d, parent is %d", p, pc, first)
 				}
 				walk(c, p+"/", depth+1)
 				continue
 			}
 			out = append(out, p)
-			data, n, err := v.readData(&e.ShortEntry)
+			data, n, err := v.ReadData(&e.ShortEntry)
 			if err != nil {
 				t.Errorf("%s: %v", p, err)
 				continue
 			}
-			if wantN := (uint64(e.Size) + uint64(v.g.ClusterSize) - 1) / uint64(v.g.ClusterSize); uint64(n) != wantN {
+			if wantN := (uint64(e.Size) + uint64(v.Geo.ClusterSize) - 1) / uint64(v.Geo.ClusterSize); uint64(n) != wantN {
 				t.Errorf("%s: %d bytes in %d clusters, want %d", p, e.Size, n, wantN)
 			}
 			if w, ok := want[p]; ok && !bytes.Equal(w, data) {
@@ -443,7 +368,7 @@ func odWalk(t *testing.T, v *odVol, want map[string][]byte) []string {
 // odMdirNames is mdir -/ -b's listing.
 func odMdirNames(t *testing.T, img string) []string {
 	t.Helper()
-	out := odMust(t, "mdir", "-i", img, "-/", "-b", "::/")
+	out := fattest.Must(t, "mdir", "-i", img, "-/", "-b", "::/")
 	var names []string
 	for _, l := range strings.Split(strings.TrimRight(out, "\n"), "\n") {
 		if l != "" {
@@ -458,25 +383,25 @@ func odMdirNames(t *testing.T, img string) []string {
 // files) and must list exactly what mdir lists, with every file's data
 // intact through its chain.
 func TestOracleReadTree(t *testing.T) {
-	odNeed(t, "mkfs.fat", "fsck.fat", "mcopy", "mdir")
+	fattest.Need(t, "mkfs.fat", "fsck.fat", "mcopy", "mdir")
 	want := map[string][]byte{}
 	for _, f := range odTreeFiles() {
 		if !strings.HasSuffix(f.path, "/") {
 			want["::/"+f.path] = odContent(f.path, f.size)
 		}
 	}
-	formats := append(odMtoolsFormats(), odFormat{"fat32-root-moved", 300000, []string{"-F", "32"}, FAT32})
+	formats := append(odMtoolsFormats(), odFormat{"fat32-root-moved", 300000, []string{"-F", "32"}, ondisk.FAT32})
 	for _, f := range formats {
 		t.Run(f.name, func(t *testing.T) {
-			img := odMkfs(t, f.kib, f.opts...)
+			img := fattest.Mkfs(t, f.kib, f.opts...)
 			if f.name == "fat32-root-moved" {
-				odMoveRoot(t, img, 777)
+				fattest.MoveRoot(t, img, 777)
 			}
 			odFill(t, img)
-			if out, code := odRun(t, "fsck.fat", "-n", img); code != 0 {
+			if out, code := fattest.Run(t, "fsck.fat", "-n", img); code != 0 {
 				t.Fatalf("fsck.fat on the mtools image: exit %d\n%s", code, out)
 			}
-			v := odOpen(t, img)
+			v := fattest.Open(t, img)
 			got := odWalk(t, v, want)
 			mdir := odMdirNames(t, img)
 			slices.Sort(got)
@@ -499,11 +424,11 @@ func TestOracleReadTree(t *testing.T) {
 			// The 0x05 escape: the short-only entry "ÕX" is stored with
 			// 0x05 and read back as 0xE5 (Õ in code page 850).
 			found := false
-			for _, e := range v.readDir(0) {
+			for _, e := range v.ReadDir(0) {
 				if e.LongName == "" && e.Name[0] == 0xE5 {
 					found = true
-					if e.DisplayName(CodePage850) != "ÕX" {
-						t.Errorf("0xE5 entry reads %q", e.DisplayName(CodePage850))
+					if e.DisplayName(ondisk.CodePage850) != "ÕX" {
+						t.Errorf("0xE5 entry reads %q", e.DisplayName(ondisk.CodePage850))
 					}
 				}
 			}
@@ -518,7 +443,7 @@ func TestOracleReadTree(t *testing.T) {
 // "BASE.EXT" (as mdir shows it) and the long name ("" if none).
 func odMdirEntries(t *testing.T, img string) map[string][2]string {
 	t.Helper()
-	out := odMust(t, "mdir", "-i", img, "-/", "-a", "::/")
+	out := fattest.Must(t, "mdir", "-i", img, "-/", "-a", "::/")
 	reDir := regexp.MustCompile(`^Directory for (::/.*)$`)
 	reEnt := regexp.MustCompile(`^(.{8}) (.{3}) +(?:<DIR>|\d+) +\d{4}-\d\d-\d\d +\d+:\d\d(.*)$`)
 	m := map[string][2]string{}
@@ -557,7 +482,7 @@ func odMdirEntries(t *testing.T, img string) map[string][2]string {
 // into mkfs.fat images; fsck.fat -n must accept them and mdir must list the
 // same long and short names, sizes and times, and mcopy must read the data.
 func TestOracleWriteEntries(t *testing.T) {
-	odNeed(t, "mkfs.fat", "fsck.fat", "mcopy", "mdir")
+	fattest.Need(t, "mkfs.fat", "fsck.fat", "mcopy", "mdir")
 	stamp := time.Date(2024, 2, 29, 13, 37, 42, 0, time.UTC)
 	names := []string{
 		"hello world.html", "Foo.txt", "lower.txt", "UPPER.txt", "other.TXT", "README", "MAKEFILE",
@@ -574,43 +499,43 @@ func TestOracleWriteEntries(t *testing.T) {
 	// "__" (TestLongNameSurrogates checks the layout instead).
 	for _, f := range odMtoolsFormats() {
 		t.Run(f.name, func(t *testing.T) {
-			img := odMkfs(t, f.kib, f.opts...)
-			v := odOpen(t, img)
+			img := fattest.Mkfs(t, f.kib, f.opts...)
+			v := fattest.Open(t, img)
 			type placed struct {
 				path  string
-				short ShortName
-				c     CaseFlags
+				short ondisk.ShortName
+				c     ondisk.CaseFlags
 				long  string
 				data  []byte
 			}
 			var all []placed
 			add := func(dir uint32, prefix, name string, isDir bool, data []byte) uint32 {
 				t.Helper()
-				have := v.names(dir)
-				sn, c, needLFN, err := GenerateShortName(name, func(s ShortName) bool { return have[s] })
+				have := v.Names(dir)
+				sn, c, needLFN, err := ondisk.GenerateShortName(name, func(s ondisk.ShortName) bool { return have[s] })
 				if err != nil {
 					t.Fatalf("%q: %v", name, err)
 				}
-				e := ShortEntry{Name: sn, Attr: AttrArchive, Size: uint32(len(data))}
+				e := ondisk.ShortEntry{Name: sn, Attr: ondisk.AttrArchive, Size: uint32(len(data))}
 				e.SetCase(c)
 				e.SetCreated(stamp, time.UTC)
 				e.SetModified(stamp, time.UTC)
 				e.SetAccessed(stamp, time.UTC)
-				first := v.writeData(data)
+				first := v.WriteData(data)
 				if isDir {
-					e.Attr, e.Size = AttrDirectory, 0
-					ex, err := v.fat.Allocate(1, 0, 0)
+					e.Attr, e.Size = ondisk.AttrDirectory, 0
+					ex, err := v.FAT.Allocate(1, 0, 0)
 					if err != nil {
 						t.Fatal(err)
 					}
 					first = ex[0].Start
-					cl := v.cluster(first)
+					cl := v.Cluster(first)
 					clear(cl)
 					parent := dir
-					if v.g.Type == FAT32 && parent == v.g.RootCluster {
+					if v.Geo.Type == ondisk.FAT32 && parent == v.Geo.RootCluster {
 						parent = 0
 					}
-					dot, dotdot := DotEntries(first, parent, &e)
+					dot, dotdot := ondisk.DotEntries(first, parent, &e)
 					dot.Encode(cl[0:])
 					dotdot.Encode(cl[32:])
 				}
@@ -619,7 +544,7 @@ func TestOracleWriteEntries(t *testing.T) {
 				if needLFN {
 					long = name
 				}
-				v.addEntry(dir, long, &e)
+				v.AddEntry(dir, long, &e)
 				all = append(all, placed{prefix + name, sn, c, long, data})
 				return first
 			}
@@ -628,22 +553,22 @@ func TestOracleWriteEntries(t *testing.T) {
 			}
 			// Delete an entry (slots marked 0xE5, chain freed): a new entry of
 			// the same slot count takes its place.
-			var old DirEntry
-			for _, e := range v.readDir(0) {
+			var old ondisk.DirEntry
+			for _, e := range v.ReadDir(0) {
 				if e.LongName == "hello world.html" {
 					old = e
 				}
 			}
-			blocks := v.dirBlocks(0)
+			blocks := v.DirBlocks(0)
 			for i := old.FirstSlot; i <= old.Slot; i++ {
-				odSlot(blocks, i)[0] = 0xE5
+				fattest.Slot(blocks, i)[0] = 0xE5
 			}
-			if _, err := v.fat.FreeChain(old.StartCluster(v.g.Type)); err != nil {
+			if _, err := v.FAT.FreeChain(old.StartCluster(v.Geo.Type)); err != nil {
 				t.Fatal(err)
 			}
 			all = slices.DeleteFunc(all, func(p placed) bool { return p.long == "hello world.html" })
 			add(0, "::/", "reused name.txt", false, []byte("reused"))
-			for _, e := range v.readDir(0) {
+			for _, e := range v.ReadDir(0) {
 				if e.LongName == "reused name.txt" && (e.FirstSlot != old.FirstSlot || e.Slot != old.Slot) {
 					t.Errorf("new entry in slots %d..%d, the deleted one had %d..%d", e.FirstSlot, e.Slot, old.FirstSlot, old.Slot)
 				}
@@ -654,9 +579,9 @@ func TestOracleWriteEntries(t *testing.T) {
 			}
 			sub := add(d, "::/A Directory/", "sub", true, nil)
 			add(sub, "::/A Directory/sub/", "Deep File.Txt", false, []byte("deep"))
-			v.flush()
+			v.Flush()
 
-			if out, code := odRun(t, "fsck.fat", "-n", img); code != 0 {
+			if out, code := fattest.Run(t, "fsck.fat", "-n", img); code != 0 {
 				t.Fatalf("fsck.fat on entries we wrote: exit %d\n%s", code, out)
 			}
 			mdir := odMdirEntries(t, img)
@@ -690,7 +615,7 @@ func TestOracleWriteEntries(t *testing.T) {
 			}
 			t.Logf("%d entries agree with mdir; root short names: %s", len(all), strings.Join(shorts, " "))
 			// Times: mdir prints the stored write time as it is.
-			out := odMust(t, "mdir", "-i", img, "::/README")
+			out := fattest.Must(t, "mdir", "-i", img, "::/README")
 			if !strings.Contains(out, stamp.Format("2006-01-02  15:04")) {
 				t.Errorf("mdir shows another time than %v:\n%s", stamp, out)
 			}
@@ -701,7 +626,7 @@ func TestOracleWriteEntries(t *testing.T) {
 					continue
 				}
 				o := filepath.Join(dst, "out")
-				odMust(t, "mcopy", "-n", "-o", "-i", img, p.path, o)
+				fattest.Must(t, "mcopy", "-n", "-o", "-i", img, p.path, o)
 				b, err := os.ReadFile(o)
 				if err != nil {
 					t.Fatal(err)
@@ -711,7 +636,7 @@ func TestOracleWriteEntries(t *testing.T) {
 				}
 			}
 			// And this package reads its own tree back the same way.
-			if got := len(odWalk(t, odOpen(t, img), nil)); got != len(all) {
+			if got := len(odWalk(t, fattest.Open(t, img), nil)); got != len(all) {
 				t.Errorf("walk finds %d names, wrote %d", got, len(all))
 			}
 		})

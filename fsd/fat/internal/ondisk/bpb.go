@@ -1,4 +1,4 @@
-package fat
+package ondisk
 
 import (
 	"encoding/binary"
@@ -45,7 +45,7 @@ const (
 	extOffFAT16     = 36 // drive number; NT flags at +1, signature at +2
 	extOffFAT32     = 64
 	ntFlagsDirty    = 0x01 // "reserved" byte after the drive number, bit 0
-	bootSigExtended = 0x29 // volume ID, label and type string follow
+	BootSigExtended = 0x29 // volume ID, label and type string follow
 	bootSigVolumeID = 0x28 // only the volume ID follows (DOS 3.4)
 )
 
@@ -142,10 +142,10 @@ func decodeBootSector(b []byte) (*BootSector, error) {
 	bs.DriveNumber = b[ext]
 	bs.NTFlags = b[ext+1]
 	bs.BootSignature = b[ext+2]
-	if bs.BootSignature == bootSigExtended || bs.BootSignature == bootSigVolumeID {
+	if bs.BootSignature == BootSigExtended || bs.BootSignature == bootSigVolumeID {
 		bs.VolumeID = le.Uint32(b[ext+3:])
 	}
-	if bs.BootSignature == bootSigExtended {
+	if bs.BootSignature == BootSigExtended {
 		copy(bs.VolumeLabel[:], b[ext+7:ext+18])
 		copy(bs.FSTypeLabel[:], b[ext+18:ext+26])
 	}
@@ -191,10 +191,10 @@ func (bs *BootSector) Encode(b []byte) error {
 	b[ext] = bs.DriveNumber
 	b[ext+1] = bs.NTFlags
 	b[ext+2] = bs.BootSignature
-	if bs.BootSignature == bootSigExtended || bs.BootSignature == bootSigVolumeID {
+	if bs.BootSignature == BootSigExtended || bs.BootSignature == bootSigVolumeID {
 		le.PutUint32(b[ext+3:], bs.VolumeID)
 	}
-	if bs.BootSignature == bootSigExtended {
+	if bs.BootSignature == BootSigExtended {
 		copy(b[ext+7:ext+18], bs.VolumeLabel[:])
 		copy(b[ext+18:ext+26], bs.FSTypeLabel[:])
 	}
