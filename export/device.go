@@ -130,16 +130,20 @@ var _ nbd.Device = (*Device)(nil)
 // Size implements nbd.Device.
 func (e *Device) Size() int64 { return e.Length }
 
-func (e *Device) transfer(r *nbd.Request, major iomgr.MajorFunction, p []byte, off int64, writeThrough bool) error {
-	top := iomgr.GetAttachedDevice(e.Device)
-	irp := iomgr.BuildSynchronousFSDRequest(major, top, p, off)
-	irp.Requestor = r.Requestor()
-	if writeThrough {
-		irp.NextStackLocation().Flags |= iomgr.SLWriteThrough
+// send sends one request for r's connection to the top of the export's
+// stack (iomgr.BlockIO) and returns its I/O status and the buffer the
+// lower drivers left in the IRP (for an MDL read, the memory they lent).
+func (e *Device) send(r *nbd.Request, req iomgr.BlockRequest) (iomgr.IOStatusBlock, []byte) {
+	b := iomgr.BlockIO{Device: e.Device}
+	if r != nil {
+		b.Requestor = r.Requestor()
 	}
-	st := iomgr.CallDriverAndWait(top, irp).Status
-	iomgr.FreeIRP(irp)
-	return st.Err()
+	return b.Send(req)
+}
+
+func (e *Device) transfer(r *nbd.Request, major iomgr.MajorFunction, p []byte, off int64, writeThrough bool) error {
+	ios, _ := e.send(r, iomgr.BlockRequest{Major: major, Buffer: p, Offset: off, WriteThrough: writeThrough})
+	return ios.Status.Err()
 }
 
 // ReadAt implements nbd.Device with an IRP_MJ_READ into the reply buffer.
@@ -158,32 +162,17 @@ var _ nbd.Lender = (*Device)(nil)
 // filter such as crypt or cow that must see the data) answers
 // STATUS_NOT_SUPPORTED, and the server reads normally.
 func (e *Device) LendRead(r *nbd.Request, off int64, length int) ([]byte, func(), error) {
-	irp, st := e.mdlRead(r, iomgr.MinorMDL, nil, off, length)
-	data := irp.Buffer
-	iomgr.FreeIRP(irp)
-	switch {
+	ios, data := e.send(r, iomgr.BlockRequest{Major: iomgr.MajorRead, Minor: iomgr.MinorMDL, Offset: off, Length: length})
+	switch st := ios.Status; {
 	case st == iomgr.StatusNotSupported || st == iomgr.StatusInvalidDeviceRequest:
 		return nil, nil, nbd.ErrNotLent
 	case !st.IsSuccess():
 		return nil, nil, st.Err()
 	}
 	release := func() {
-		irp, _ := e.mdlRead(r, iomgr.MinorCompleteMDL, data, off, length)
-		iomgr.FreeIRP(irp)
+		e.send(r, iomgr.BlockRequest{Major: iomgr.MajorRead, Minor: iomgr.MinorCompleteMDL, Buffer: data, Offset: off, Length: length})
 	}
 	return data, release, nil
-}
-
-// mdlRead sends one IRP_MJ_READ with the given MDL minor function to the
-// top of the export's stack.
-func (e *Device) mdlRead(r *nbd.Request, minor iomgr.MinorFunction, buf []byte, off int64, length int) (*iomgr.IRP, iomgr.Status) {
-	top := iomgr.GetAttachedDevice(e.Device)
-	irp := iomgr.BuildSynchronousFSDRequest(iomgr.MajorRead, top, buf, off)
-	irp.Requestor = r.Requestor()
-	sl := irp.NextStackLocation()
-	sl.Minor = minor
-	sl.Parameters.Read.Length = uint32(length)
-	return irp, iomgr.CallDriverAndWait(top, irp).Status
 }
 
 // WriteAt implements nbd.Device with an IRP_MJ_WRITE (write-through for FUA).
@@ -196,23 +185,16 @@ func (e *Device) WriteAt(r *nbd.Request, p []byte, off int64) error {
 
 // Flush implements nbd.Device with an IRP_MJ_FLUSH_BUFFERS.
 func (e *Device) Flush(r *nbd.Request) error {
-	top := iomgr.GetAttachedDevice(e.Device)
-	irp := iomgr.BuildSynchronousFSDRequest(iomgr.MajorFlushBuffers, top, nil, 0)
-	if r != nil {
-		irp.Requestor = r.Requestor()
-	}
-	st := iomgr.CallDriverAndWait(top, irp).Status
-	iomgr.FreeIRP(irp)
-	return st.Err()
+	ios, _ := e.send(r, iomgr.BlockRequest{Major: iomgr.MajorFlushBuffers})
+	return ios.Status.Err()
 }
 
+// dataSet sends a data-set management control (trim, zeroing, allocation,
+// prefetch).
 func (e *Device) dataSet(r *nbd.Request, req *disk.DataSetRequest, out any) error {
-	top := iomgr.GetAttachedDevice(e.Device)
-	irp := iomgr.BuildDeviceIoControlRequest(disk.IOCTLStorageManageDataSetAttributes, top, req, out, false)
-	irp.Requestor = r.Requestor()
-	st := iomgr.CallDriverAndWait(top, irp).Status
-	iomgr.FreeIRP(irp)
-	return st.Err()
+	ios, _ := e.send(r, iomgr.BlockRequest{Major: iomgr.MajorDeviceControl,
+		ControlCode: disk.IOCTLStorageManageDataSetAttributes, Input: req, Output: out})
+	return ios.Status.Err()
 }
 
 // Trim implements nbd.Device with a data-set TRIM control, and a flush
