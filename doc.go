@@ -1,21 +1,31 @@
-// Package vdisk is the library façade of vdisk: a System wires one I/O
-// manager with the disk, partition and volume drivers, the mount manager,
-// the RAW and FAT file systems and the filters for a set of disk images,
-// and offers what the CLI and embedders need on top of them:
+// Package vdisk is the library façade of vdisk, and only that. A System is
+// one storage stack in the style of Windows NT: New loads an I/O manager
+// (package iomgr) with the disk, partition and volume drivers, the mount
+// manager, and the RAW and FAT file systems; AddImage opens a disk image
+// and builds its devices (an Image: the disk, one partition device per
+// table entry, one storage volume each); AddFilter loads the built-in
+// filters. Volume gives a mounted volume as an io/fs.FS with write
+// methods (Volume, File, RawVolume for its bytes): every call is an IRP
+// (or fast I/O) through the volume's stack, so the filters see it.
 //
-//   - NBD exports (ExportDevice) whose requests travel as IRPs down the
-//     device stacks, large reads as MDL reads of the image's page cache;
-//   - Volume, an io/fs view of a mounted volume with write methods, whose
-//     calls are IRPs (or fast I/O, where the file system can serve it);
-//   - CreateImage and Format, Describe, Stack (text, Graphviz, JSON);
-//   - the control API of a running server (ControlServer, ControlClient):
-//     HTTP with JSON bodies on a unix socket only its user can reach.
+//	sys := vdisk.New(vdisk.Options{Requestor: "me"})
+//	defer sys.Close()
+//	img, _ := sys.AddImage("disk.img", false)
+//	vol, _ := sys.Volume(img, 1) // partition 1; 0 for a disk without a table
+//	data, _ := vol.ReadFile("EFI/BOOT/BOOTX64.EFI")
 //
-// Layering (imports point downward only): cmd/vdisk → vdisk → nbd, filter,
-// fsd/fat, mount → volume → partition → disk → vpb, iomgr.
+// Everything else lives in a package of its own:
 //
-// Lock order: ControlServer.mu (serialising mount, dismount, lock and
-// filter changes) before System.mu; System.mu guards the image and filter
-// lists and is never held while requests are sent; ExportDevice.mu (its
-// writers and refusals) is a leaf.
+//   - export: NBD exports of a System (System.Exports builds them), NT status → errno
+//   - control: the control API of a running server (HTTP+JSON, server and client)
+//   - create, format: new images, and FAT file systems on volumes
+//   - imageinfo: what `vdisk info` shows; stackview: the device stacks drawn
+//   - filter/builtin: the built-in filters and their registry
+//   - cmd/vdisk: the CLI, which parses operands (IMAGE@N:/path) and prints
+//
+// The layers and the rules of the I/O model are in docs/DESIGN.md.
+//
+// Lock order: System.mu guards the image and filter lists and is never held
+// while requests are sent; the front ends' locks (control.Server.mu) come
+// before it, and the drivers' own locks after it.
 package vdisk

@@ -6,9 +6,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"testing"
 
 	"github.com/vdisk-dev/vdisk"
+	"github.com/vdisk-dev/vdisk/internal/testsupport"
+	"github.com/vdisk-dev/vdisk/internal/testsupport/testworld"
 )
 
 // TestFileIOTriesFastIOFirstAndTheMonitorShowsIt: File.ReadAt, WriteAt
@@ -18,8 +21,8 @@ import (
 // page not yet cached). What was written that way is what mtools reads
 // from the image after the dismount.
 func TestFileIOTriesFastIOFirstAndTheMonitorShowsIt(t *testing.T) {
-	e2eNeedTool(t, "mcopy")
-	sys, v, path := fatSystem(t, vdisk.Options{Requestor: "test"}, "monitor")
+	testsupport.NeedTool(t, "mcopy")
+	sys, v, path := testworld.FATSystem(t, vdisk.Options{Requestor: "test"}, "monitor")
 	data := bytes.Repeat([]byte("fast I/O through the filter manager "), 4000) // 144,000 bytes
 	if err := v.WriteFile("fast.bin", data); err != nil {
 		t.Fatal(err)
@@ -66,9 +69,9 @@ func TestFileIOTriesFastIOFirstAndTheMonitorShowsIt(t *testing.T) {
 	if err := v.Dismount(false); err != nil {
 		t.Fatal(err)
 	}
-	parts := e2eSfdisk(t, path)
+	parts := testsupport.Sfdisk(t, path)
 	rc := filepath.Join(t.TempDir(), "mtoolsrc")
-	os.WriteFile(rc, []byte("drive v: file=\""+path+"\" offset="+itoa(parts[0].Start)+"\nmtools_skip_check=1\n"), 0o644)
+	os.WriteFile(rc, []byte("drive v: file=\""+path+"\" offset="+strconv.FormatInt(parts[0].Start, 10)+"\nmtools_skip_check=1\n"), 0o644)
 	out := filepath.Join(t.TempDir(), "fast.bin")
 	cmd := exec.Command("mcopy", "v:/fast.bin", out)
 	cmd.Env = append(os.Environ(), "MTOOLSRC="+rc)

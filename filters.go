@@ -6,12 +6,12 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/vdisk-dev/vdisk/disk"
 	"github.com/vdisk-dev/vdisk/filter"
 	"github.com/vdisk-dev/vdisk/filter/builtin"
 	"github.com/vdisk-dev/vdisk/filter/fltmgr"
 	"github.com/vdisk-dev/vdisk/filter/monitor"
 	"github.com/vdisk-dev/vdisk/iomgr"
+	"github.com/vdisk-dev/vdisk/stackview"
 )
 
 // DefaultRingSize is the number of monitor records a System keeps.
@@ -46,7 +46,7 @@ func (s *System) FilterManager() (*fltmgr.Manager, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.fltmgr == nil {
-		fm, err := fltmgr.Load(s.Mounts)
+		fm, err := fltmgr.Load(s.mounts)
 		if err != nil {
 			return nil, err
 		}
@@ -62,44 +62,39 @@ func (s *System) Filters() []*LoadedFilter {
 	return append([]*LoadedFilter(nil), s.filters...)
 }
 
-// AddFilter loads a built-in filter from its spec (`NAME[:key=value,...]`):
-// minifilters join the filter manager (attached to every volume), disk
-// filters attach to every image's disk stack, or with on=EXPORT to one disk
-// (`disk`) or partition (`disk@1`). Load filters after the images and before
-// serving: attaching beneath existing partition and volume devices grows
-// their stack sizes, which must not change under requests in flight.
+// AddFilter loads a built-in filter from its spec (`NAME[:key=value,...]`)
+// before the System serves: minifilters join the filter manager (attached
+// to every volume), disk filters attach to every image's disk stack, or
+// with on=EXPORT to one disk (`disk`) or partition (`disk@1`). It grows the
+// stack sizes of the partition and volume devices above a new disk filter,
+// which must not change under requests in flight: load filters after the
+// images and before serving, or use AddFilterWhileServing.
 func (s *System) AddFilter(specText string) (*LoadedFilter, error) {
 	return s.addFilter(specText, true)
 }
 
-// AttachFilter loads a built-in filter into a System that is serving, as
-// `vdisk filter attach` does. Unlike AddFilter it leaves the stack sizes of
-// the partition and volume devices above a new disk filter alone: requests
-// in flight read them, and an IRP built one location short still travels
-// (through iomgr.ForwardDeeper), only a little slower.
-func (s *System) AttachFilter(specText string) (*LoadedFilter, error) {
+// AddFilterWhileServing loads a built-in filter into a System that is
+// serving, as `vdisk filter attach` does. Unlike AddFilter it leaves the
+// stack sizes of the partition and volume devices above a new disk filter
+// alone: requests in flight read them, and an IRP built one location short
+// still travels (iomgr.PassDown passes it on), only a little slower.
+func (s *System) AddFilterWhileServing(specText string) (*LoadedFilter, error) {
 	return s.addFilter(specText, false)
 }
 
+// addFilter loads the filter the registry builds from specText; refresh
+// grows the stack sizes above a disk filter.
 func (s *System) addFilter(specText string, refresh bool) (*LoadedFilter, error) {
 	spec, err := builtin.ParseSpec(specText)
 	if err != nil {
 		return nil, err
 	}
 	lf := &LoadedFilter{Spec: spec}
+	host := builtin.Host{Ring: s.Ring}
 	if spec.Kind() == builtin.Minifilter {
-		var reg fltmgr.Registration
-		switch spec.Name {
-		case "monitor":
-			reg = monitor.Registration(s.Ring())
-		case "readonly":
-			reg = builtin.ReadOnly()
-		case "scan":
-			sigs := builtin.ParseSigs(spec)
-			if len(sigs) == 0 {
-				return nil, fmt.Errorf("filter %q: give at least one sig=STRING", specText)
-			}
-			reg = builtin.Scan(sigs)
+		reg, err := spec.Filter().Minifilter(spec, host)
+		if err != nil {
+			return nil, err
 		}
 		fm, err := s.FilterManager()
 		if err != nil {
@@ -108,7 +103,7 @@ func (s *System) addFilter(specText string, refresh bool) (*LoadedFilter, error)
 		if lf.Minifilter, err = fm.Register(reg); err != nil {
 			return nil, fmt.Errorf("filter %q: %w", specText, err)
 		}
-	} else if err := s.addDiskFilter(lf, refresh); err != nil {
+	} else if err := s.addDiskFilter(lf, host, refresh); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
@@ -149,7 +144,7 @@ func partitionNumber(s string) (int, bool) {
 	return n, err == nil && strconv.Itoa(n) == s
 }
 
-func (s *System) addDiskFilter(lf *LoadedFilter, refresh bool) error {
+func (s *System) addDiskFilter(lf *LoadedFilter, host builtin.Host, refresh bool) error {
 	spec := lf.Spec
 	targets, err := s.diskTargets(spec.Get("on"))
 	if err != nil {
@@ -158,69 +153,25 @@ func (s *System) addDiskFilter(lf *LoadedFilter, refresh bool) error {
 	if len(targets) == 0 {
 		return fmt.Errorf("filter %q: no disk to attach to", spec.Raw)
 	}
-	if (spec.Name == "cow") && len(targets) > 1 {
-		return fmt.Errorf("filter %q: one overlay serves one device: add on=EXPORT", spec.Raw)
+	f := spec.Filter()
+	if f.OneDevice != "" && len(targets) > 1 {
+		return fmt.Errorf("filter %q: %s: add on=EXPORT", spec.Raw, f.OneDevice)
 	}
-	name := s.diskFilterName(spec.Name)
-	var dispatchFor func(target *iomgr.Device) (iomgr.DispatchFunc, error)
-	switch spec.Name {
-	case "trace":
-		d := monitor.TraceDispatch(s.Ring())
-		dispatchFor = func(*iomgr.Device) (iomgr.DispatchFunc, error) { return d, nil }
-	case "writeprotect":
-		dispatchFor = func(*iomgr.Device) (iomgr.DispatchFunc, error) { return builtin.WriteProtect, nil }
-	case "passthrough":
-		// Does nothing but pass requests on: the cost of a layer, for benchmarks.
-		dispatchFor = func(*iomgr.Device) (iomgr.DispatchFunc, error) { return filter.PassThrough, nil }
-	case "scan":
-		sigs := builtin.ParseSigs(spec)
-		if len(sigs) == 0 {
-			return fmt.Errorf("filter %q: give at least one sig=STRING", spec.Raw)
-		}
-		d := builtin.ScanDisk(sigs)
-		dispatchFor = func(*iomgr.Device) (iomgr.DispatchFunc, error) { return d, nil }
-	case "faults":
-		f, err := builtin.NewFaults(spec)
-		if err != nil {
-			return err
-		}
-		dispatchFor = func(*iomgr.Device) (iomgr.DispatchFunc, error) { return f.Dispatch, nil }
-	case "cow":
-		overlay := spec.Get("overlay")
-		if overlay == "" {
-			return fmt.Errorf("filter %q: give overlay=FILE", spec.Raw)
-		}
-		dispatchFor = func(t *iomgr.Device) (iomgr.DispatchFunc, error) {
-			c, err := builtin.OpenCOW(overlay, deviceSize(t), t.SectorSize)
-			if err != nil {
-				return nil, err
-			}
-			lf.closers = append(lf.closers, c.Close)
-			return c.Dispatch, nil
-		}
-	case "crypt":
-		key := spec.Get("key-file")
-		if key == "" {
-			return fmt.Errorf("filter %q: give key-file=FILE", spec.Raw)
-		}
-		dispatchFor = func(t *iomgr.Device) (iomgr.DispatchFunc, error) {
-			c, err := builtin.OpenCrypt(key, t.SectorSize)
-			if err != nil {
-				return nil, err
-			}
-			return c.Dispatch, nil
-		}
-	default:
-		return fmt.Errorf("filter %q: not a disk filter", spec.Raw)
+	dispatchFor, err := f.Disk(spec, host)
+	if err != nil {
+		return err
 	}
 	// Each target gets its own dispatch state; the driver dispatches through
 	// the device's context.
-	lf.Disk = filter.NewDiskFilter(s.Manager, name, func(dev *iomgr.Device, irp *iomgr.IRP) iomgr.Status {
+	lf.Disk = filter.NewDiskFilter(s.manager, s.diskFilterName(spec.Name), func(dev *iomgr.Device, irp *iomgr.IRP) iomgr.Status {
 		return dev.Extension.(*filter.Extension).Context.(iomgr.DispatchFunc)(dev, irp)
 	})
 	for _, t := range targets {
-		d, err := dispatchFor(t)
+		d, closeState, err := dispatchFor(t)
 		if err == nil {
+			if closeState != nil {
+				lf.closers = append(lf.closers, closeState)
+			}
 			_, err = lf.Disk.Attach(t, d)
 		}
 		if err != nil {
@@ -253,19 +204,9 @@ func (s *System) diskFilterName(base string) string {
 	}
 }
 
-// deviceSize is the length of a disk or partition device.
-func deviceSize(dev *iomgr.Device) int64 {
-	var n int64
-	io := &iomgr.BlockIO{Device: dev, Requestor: "vdisk", Here: true}
-	if err := io.Control(disk.IOCTLDiskGetLengthInfo, nil, &n); err != nil {
-		return 0
-	}
-	return n
-}
-
 // refreshStackSizes recomputes the stack sizes of the partition and volume
 // devices above disk stacks that grew, so their IRPs are built big enough
-// (otherwise they still work, through iomgr.ForwardDeeper, but slower).
+// (otherwise they still work, through iomgr.PassDown, but slower).
 func (s *System) refreshStackSizes() {
 	grow := func(bottom *iomgr.Device, below *iomgr.Device) {
 		bottom.StackSize = iomgr.GetAttachedDevice(below).StackSize + 1
@@ -303,74 +244,6 @@ func (f *LoadedFilter) ID() string {
 		return f.Minifilter.Name
 	}
 	return f.Spec.Name
-}
-
-// FilterInfo describes a loaded filter for `vdisk filter list`; the JSON
-// field names are stable.
-type FilterInfo struct {
-	// ID is what `vdisk filter detach` takes.
-	ID string `json:"id"`
-	// Name is the built-in filter's name, Spec the spec it was loaded with.
-	Name string `json:"name"`
-	Spec string `json:"spec"`
-	// Kind is "minifilter" (through the filter manager, on file system
-	// volumes) or "disk" (a legacy filter on disk and partition stacks).
-	Kind string `json:"kind"`
-	// Altitude is a minifilter's altitude.
-	Altitude string `json:"altitude,omitempty"`
-	// Devices are a disk filter's device objects, with what they are
-	// attached to and whether another device is attached above them (which
-	// stops the filter from leaving: detach is last in, first out).
-	Devices []FilterDeviceInfo `json:"devices,omitempty"`
-	// Volumes are the storage volumes a minifilter has an instance on.
-	Volumes []string `json:"volumes,omitempty"`
-}
-
-// FilterDeviceInfo is one device object of a disk filter, named as in
-// StackInfo.
-type FilterDeviceInfo struct {
-	Name string `json:"name"`
-	// On is the device at the bottom of the stack (the disk or partition);
-	// AttachedTo the device directly beneath, another filter's perhaps.
-	On         string `json:"on"`
-	AttachedTo string `json:"attached_to"`
-	// Below is the device attached above this one, if any: while there
-	// is one, the filter cannot leave.
-	Below string `json:"below,omitempty"`
-}
-
-// FilterInfos describes the loaded filters in load order.
-func (s *System) FilterInfos() []FilterInfo {
-	names, _ := s.deviceNamer()
-	out := []FilterInfo{}
-	for _, f := range s.Filters() {
-		fi := FilterInfo{ID: f.ID(), Name: f.Spec.Name, Spec: f.Spec.Raw, Kind: "disk"}
-		if f.Minifilter != nil {
-			fi.Kind, fi.Altitude = "minifilter", f.Minifilter.Altitude()
-			if fm, err := s.FilterManager(); err == nil {
-				for _, img := range s.Images() {
-					for _, v := range img.Volumes {
-						for _, inst := range fm.Instances(v) {
-							if inst.Filter == f.Minifilter {
-								fi.Volumes = append(fi.Volumes, volumeName(v))
-							}
-						}
-					}
-				}
-			}
-		}
-		if f.Disk != nil {
-			for _, d := range f.Disk.Devices() {
-				di := FilterDeviceInfo{Name: names.name(d), On: names.name(iomgr.BottomDevice(d)), AttachedTo: names.name(d.AttachedTo())}
-				if above := d.AttachedDevice(); above != nil {
-					di.Below = names.name(above)
-				}
-				fi.Devices = append(fi.Devices, di)
-			}
-		}
-		out = append(out, fi)
-	}
-	return out
 }
 
 // RemoveFilter unloads the loaded filter with the given ID, or with the
@@ -420,20 +293,20 @@ func (s *System) RemoveFilter(id string) error {
 	if lf.Disk != nil {
 		// Say which filter is in the way, by the names the user sees;
 		// Unload would refuse too, naming only devices.
-		names, _ := s.deviceNamer()
+		names := stackview.NewNamer(s.Devices())
 		for _, d := range lf.Disk.Devices() {
 			above := d.AttachedDevice()
 			if above == nil {
 				continue
 			}
-			who := names.name(above)
+			who := names.Name(above)
 			for _, f := range s.Filters() {
 				if f.Disk != nil && f.Disk.Driver == above.Driver {
 					who = f.ID()
 				}
 			}
 			return fmt.Errorf("filter %s cannot leave %s: %s is attached above it; detach %s first: %w",
-				lf.ID(), names.name(iomgr.BottomDevice(d)), who, who, filter.ErrNotOnTop)
+				lf.ID(), names.Name(iomgr.BottomDevice(d)), who, who, filter.ErrNotOnTop)
 		}
 		if err := lf.Disk.Unload(); err != nil {
 			return fmt.Errorf("filter %s: %w", lf.ID(), err)

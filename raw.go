@@ -30,7 +30,7 @@ type RawVolume struct {
 func (v *Volume) OpenRaw(write bool) (*RawVolume, error) {
 	dev := v.Device
 	if vp := dev.VPB(); vp != nil && vp.Mounted() {
-		if err := v.sys.Mounts.Dismount(dev, mount.DismountOptions{Requestor: v.Requestor}); err != nil {
+		if err := v.sys.mounts.Dismount(dev, mount.DismountOptions{Requestor: v.Requestor}); err != nil {
 			return nil, fmt.Errorf("dismount the mounted file system first: %w", err)
 		}
 	}
@@ -38,7 +38,7 @@ func (v *Volume) OpenRaw(write bool) (*RawVolume, error) {
 	if write {
 		access |= iomgr.FileGenericWrite
 	}
-	fo, _, err := v.sys.Mounts.Open(`\DosDevices\`+v.Name, mount.OpenOptions{Raw: true, Requestor: v.Requestor,
+	fo, _, err := v.sys.mounts.Open(`\DosDevices\`+v.Name, mount.OpenOptions{Raw: true, Requestor: v.Requestor,
 		DesiredAccess: access, Disposition: iomgr.FileOpen, ShareAccess: iomgr.ShareRead | iomgr.ShareWrite})
 	if err != nil {
 		return nil, fmt.Errorf("open the volume: %w", err)
@@ -75,7 +75,7 @@ func (r *RawVolume) transfer(major iomgr.MajorFunction, p []byte, off int64) (in
 	if r.closed {
 		return 0, fmt.Errorf("%s %s: %w", op, r.v.Name, iomgr.StatusFileClosed)
 	}
-	ios := r.v.transfer(r.fo, major, p, off)
+	ios := r.v.sendTransfer(r.fo, major, p, off)
 	if !ios.Status.IsSuccess() {
 		return int(ios.Information), fmt.Errorf("%s %d bytes at offset %d of %s: %w", op, len(p), off, r.v.Name, ios.Status)
 	}
@@ -83,7 +83,7 @@ func (r *RawVolume) transfer(major iomgr.MajorFunction, p []byte, off int64) (in
 }
 
 // ReadAt reads len(p) bytes at off (io.ReaderAt), in transfers of at most
-// 1 GiB.
+// maxTransfer bytes (1 GiB).
 func (r *RawVolume) ReadAt(p []byte, off int64) (int, error) {
 	return r.chunked(iomgr.MajorRead, p, off)
 }
@@ -96,7 +96,7 @@ func (r *RawVolume) WriteAt(p []byte, off int64) (int, error) {
 func (r *RawVolume) chunked(major iomgr.MajorFunction, p []byte, off int64) (int, error) {
 	done := 0
 	for done < len(p) {
-		n := min(len(p)-done, 1<<30)
+		n := min(len(p)-done, maxTransfer)
 		k, err := r.transfer(major, p[done:done+n], off+int64(done))
 		done += k
 		if err != nil {
@@ -160,7 +160,7 @@ func (r *RawVolume) Close() error {
 	}
 	r.fo.CloseHandle(r.v.Requestor)
 	if vp := r.v.Device.VPB(); vp != nil && vp.Mounted() {
-		if err := r.v.sys.Mounts.Dismount(r.v.Device, mount.DismountOptions{Requestor: r.v.Requestor}); err != nil {
+		if err := r.v.sys.mounts.Dismount(r.v.Device, mount.DismountOptions{Requestor: r.v.Requestor}); err != nil {
 			return fmt.Errorf("dismount the raw volume: %w", err)
 		}
 	}

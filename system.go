@@ -4,15 +4,18 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/vdisk-dev/vdisk/disk"
+	"github.com/vdisk-dev/vdisk/export"
 	"github.com/vdisk-dev/vdisk/filter/fltmgr"
 	"github.com/vdisk-dev/vdisk/filter/monitor"
 	"github.com/vdisk-dev/vdisk/fsd/fat"
 	"github.com/vdisk-dev/vdisk/iomgr"
 	"github.com/vdisk-dev/vdisk/mount"
+	"github.com/vdisk-dev/vdisk/nbd"
 	"github.com/vdisk-dev/vdisk/partition"
 	"github.com/vdisk-dev/vdisk/volume"
 )
@@ -40,18 +43,16 @@ type Options struct {
 	FAT fat.Options
 }
 
-// System is one instance of vdisk's storage stack.
+// System is one instance of vdisk's storage stack: an I/O manager with the
+// disk, partition and volume drivers, the mount manager, the RAW and FAT
+// file systems and the filters, over the images added to it.
 type System struct {
-	Manager    *iomgr.Manager
-	Disks      *disk.Driver
-	Partitions *partition.Driver
-	Volumes    *volume.Driver
-	// Mounts is the mount manager: file systems mount volumes on first open.
-	Mounts *mount.Manager
-	// Raw is the raw file system, which claims what nothing else recognises.
-	Raw *mount.RawFileSystem
-	// FAT is the FAT file system driver.
-	FAT *fat.FileSystem
+	manager    *iomgr.Manager
+	disks      *disk.Driver
+	partitions *partition.Driver
+	volumes    *volume.Driver
+	// mounts is the mount manager: file systems mount volumes on first open.
+	mounts *mount.Manager
 
 	opts Options
 
@@ -92,20 +93,20 @@ func New(opts Options) *System {
 	}
 	m := iomgr.NewManager()
 	s := &System{
-		Manager:    m,
-		Disks:      disk.NewDriver(m, disk.Options{Workers: opts.Workers}),
-		Partitions: partition.NewDriver(m),
-		Volumes:    volume.NewDriver(m),
-		Mounts:     mount.New(m),
+		manager:    m,
+		disks:      disk.NewDriver(m, disk.Options{Workers: opts.Workers}),
+		partitions: partition.NewDriver(m),
+		volumes:    volume.NewDriver(m),
+		mounts:     mount.New(m),
 		opts:       opts,
 	}
-	raw, err := mount.NewRawFileSystem(s.Mounts)
-	if err != nil {
-		// Only a name collision could fail, and the namespace is new.
+	// The raw file system registers first and stays last: it claims what
+	// no other file system recognises, so a volume can be opened to be
+	// formatted. Only a name collision could fail, and the namespace is new.
+	if _, err := mount.NewRawFileSystem(s.mounts); err != nil {
 		panic(fmt.Sprintf("vdisk: loading the raw file system: %v", err))
 	}
-	s.Raw = raw
-	if s.FAT, err = fat.Register(s.Mounts, opts.FAT); err != nil {
+	if _, err := fat.Register(s.mounts, opts.FAT); err != nil {
 		panic(fmt.Sprintf("vdisk: loading the FAT file system: %v", err))
 	}
 	return s
@@ -185,37 +186,37 @@ func (s *System) AddStore(name string, store disk.Store, sectorSize uint32, read
 		delete(s.adding, name)
 		s.mu.Unlock()
 	}()
-	dev, err := s.Disks.AddDisk(store, sectorSize, readOnly)
+	dev, err := s.disks.AddDisk(store, sectorSize, readOnly)
 	if err != nil {
 		return nil, err
 	}
-	table, warns, parts, err := s.Partitions.Enumerate(dev, s.opts.Requestor)
+	table, warns, parts, err := s.partitions.Enumerate(dev, s.opts.Requestor)
 	if err == nil && table.Kind != partition.None && uint32(table.SectorSize) != sectorSize {
 		// The table says the disk has other sectors than assumed: rebuild.
-		s.Partitions.RemovePartitions(dev)
-		s.Disks.DetachDisk(dev)
+		s.partitions.RemovePartitions(dev)
+		s.disks.DetachDisk(dev)
 		sectorSize = uint32(table.SectorSize)
-		if dev, err = s.Disks.AddDisk(store, sectorSize, readOnly); err != nil {
+		if dev, err = s.disks.AddDisk(store, sectorSize, readOnly); err != nil {
 			return nil, err
 		}
-		table, warns, parts, err = s.Partitions.Enumerate(dev, s.opts.Requestor)
+		table, warns, parts, err = s.partitions.Enumerate(dev, s.opts.Requestor)
 	}
 	if err != nil {
-		s.Disks.DetachDisk(dev)
+		s.disks.DetachDisk(dev)
 		return nil, err
 	}
 	img := &Image{Name: name, Disk: dev, Table: table, Warnings: warns, Partitions: parts, ReadOnly: readOnly || store.ReadOnly()}
 	fail := func(err error) (*Image, error) {
 		for _, v := range img.Volumes {
-			s.Volumes.RemoveVolume(v)
+			s.volumes.RemoveVolume(v)
 		}
-		s.Partitions.RemovePartitions(dev)
-		s.Disks.DetachDisk(dev)
+		s.partitions.RemovePartitions(dev)
+		s.disks.DetachDisk(dev)
 		return nil, err
 	}
 	if len(parts) == 0 {
 		size := dev.Extension.(*disk.Disk).Size
-		v, err := s.Volumes.AddVolume(dev, size, `\DosDevices\`+name)
+		v, err := s.volumes.AddVolume(dev, size, `\DosDevices\`+name)
 		if err != nil {
 			return fail(err)
 		}
@@ -223,7 +224,7 @@ func (s *System) AddStore(name string, store disk.Store, sectorSize uint32, read
 	}
 	for i, p := range parts {
 		ext := p.Extension.(*partition.Extension)
-		v, err := s.Volumes.AddVolume(p, ext.Partition.Size, fmt.Sprintf(`\DosDevices\%s@%d`, name, i+1))
+		v, err := s.volumes.AddVolume(p, ext.Partition.Size, fmt.Sprintf(`\DosDevices\%s@%d`, name, i+1))
 		if err != nil {
 			return fail(err)
 		}
@@ -260,7 +261,7 @@ func (s *System) Close() error {
 	for _, img := range s.Images() {
 		for _, v := range img.Volumes {
 			if vp := v.VPB(); vp != nil && vp.Mounted() {
-				errs = append(errs, s.Mounts.Dismount(v, mount.DismountOptions{Force: true, Requestor: s.opts.Requestor}))
+				errs = append(errs, s.mounts.Dismount(v, mount.DismountOptions{Force: true, Requestor: s.opts.Requestor}))
 			}
 		}
 		io := &iomgr.BlockIO{Device: img.Disk, Requestor: s.opts.Requestor}
@@ -268,18 +269,96 @@ func (s *System) Close() error {
 			errs = append(errs, io.Flush())
 		}
 		for _, v := range img.Volumes {
-			s.Volumes.RemoveVolume(v)
+			s.volumes.RemoveVolume(v)
 		}
-		s.Partitions.RemovePartitions(img.Disk)
+		s.partitions.RemovePartitions(img.Disk)
 	}
 	s.mu.Lock()
 	s.images = nil
 	filters := s.filters
 	s.filters = nil
 	s.mu.Unlock()
-	errs = append(errs, s.Disks.Close())
+	errs = append(errs, s.disks.Close())
 	for _, f := range filters {
 		errs = append(errs, f.close()...)
 	}
 	return errors.Join(errs...)
+}
+
+// Volume returns volume n of img: partition n's, or with n = 0 the only
+// volume of a disk without a partition table (or with one partition).
+// Its requests carry the System's requestor.
+func (s *System) Volume(img *Image, n int) (*Volume, error) {
+	if n == 0 {
+		if len(img.Volumes) != 1 {
+			return nil, fmt.Errorf("%s has %d partitions: say which, e.g. %s@1", img.Name, len(img.Volumes), img.Name)
+		}
+		name := img.Name
+		if len(img.Partitions) > 0 {
+			name += "@1"
+		}
+		return &Volume{sys: s, Name: name, Device: img.Volumes[0], Requestor: s.opts.Requestor}, nil
+	}
+	if n < 1 || n > len(img.Partitions) {
+		return nil, fmt.Errorf("%s has no partition %d: it has %d", img.Name, n, len(img.Partitions))
+	}
+	return &Volume{sys: s, Name: img.Name + "@" + strconv.Itoa(n), Device: img.Volumes[n-1], Requestor: s.opts.Requestor}, nil
+}
+
+// VolumeNamed returns the volume an export name names: `disk@N` for
+// partition N of the image named disk, or `disk` for a disk without a
+// partition table (or with exactly one partition). The control API takes
+// these names.
+func (s *System) VolumeNamed(name string) (*Volume, error) {
+	base, idx, hasIdx := strings.Cut(name, "@")
+	img := s.Image(base)
+	if img == nil {
+		return nil, fmt.Errorf("no image named %q", base)
+	}
+	if !hasIdx {
+		return s.Volume(img, 0)
+	}
+	n, ok := partitionNumber(idx)
+	if !ok {
+		return nil, fmt.Errorf("%q: partition number %q is not a number", name, idx)
+	}
+	if n < 1 {
+		return nil, fmt.Errorf("%s has no partition %d: it has %d", img.Name, n, len(img.Partitions))
+	}
+	return s.Volume(img, n)
+}
+
+// Volumes returns every volume of every image, in the order they were
+// added: each image's partitions in table order, or its whole disk.
+func (s *System) Volumes() []*Volume {
+	var out []*Volume
+	for _, img := range s.Images() {
+		if len(img.Partitions) == 0 {
+			for _, v := range img.Volumes {
+				out = append(out, &Volume{sys: s, Name: img.Name, Device: v, Requestor: s.opts.Requestor})
+			}
+			continue
+		}
+		for i, v := range img.Volumes {
+			out = append(out, &Volume{sys: s, Name: img.Name + "@" + strconv.Itoa(i+1), Device: v, Requestor: s.opts.Requestor})
+		}
+	}
+	return out
+}
+
+// Devices returns every device object of the System, in driver load order
+// (package stackview draws them).
+func (s *System) Devices() []*iomgr.Device { return s.manager.Devices() }
+
+// Exports returns the NBD exports of every image (package export builds
+// them: `disk`, `disk@1`, …, the default export ""), with the volumes
+// beneath writable exports claimed as claim says; release gives back what
+// export.ClaimAtOnce claimed.
+func (s *System) Exports(readOnly bool, claim export.Claim) (exports []nbd.Export, release func(), err error) {
+	var disks []export.Disk
+	for _, img := range s.Images() {
+		disks = append(disks, export.Disk{Name: img.Name, Device: img.Disk, Table: img.Table.Kind,
+			Partitioned: len(img.Partitions) > 0, Volumes: img.Volumes, ReadOnly: img.ReadOnly})
+	}
+	return export.Build(disks, readOnly, claim)
 }

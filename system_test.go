@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/vdisk-dev/vdisk"
+	"github.com/vdisk-dev/vdisk/internal/testsupport/testworld"
 	"github.com/vdisk-dev/vdisk/iomgr"
 )
 
@@ -22,7 +23,7 @@ func TestConcurrentAddsOfOneNameAddOneImage(t *testing.T) {
 		if err := os.Mkdir(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		paths = append(paths, e2eGPT(t, dir)) // every one is named "gpt"
+		paths = append(paths, testworld.GPT(t, dir)) // every one is named "gpt"
 	}
 	for round := range 20 {
 		sys := vdisk.New(vdisk.Options{Workers: 1})
@@ -51,7 +52,7 @@ func TestConcurrentAddsOfOneNameAddOneImage(t *testing.T) {
 		if n := len(sys.Images()); added != 1 || n != 1 {
 			t.Fatalf("round %d: %d adds of one name succeeded, %d images", round, added, n)
 		}
-		if n := len(sys.Disks.Disks()); n != 1 {
+		if n := len(vdisk.DiskDriver(sys).Disks()); n != 1 {
 			t.Fatalf("round %d: %d disk devices left for one image", round, n)
 		}
 		if err := sys.Close(); err != nil {
@@ -63,8 +64,8 @@ func TestConcurrentAddsOfOneNameAddOneImage(t *testing.T) {
 // TestFilterOnNamesOnePartitionExactly: on=IMAGE@N takes N as vdisk writes
 // it; `1x`, `01` or `+1` are no partition (issue 12, item 26).
 func TestFilterOnNamesOnePartitionExactly(t *testing.T) {
-	gpt := e2eGPT(t, t.TempDir())
-	sys := filterSystem(t, vdisk.Options{}, gpt)
+	gpt := testworld.GPT(t, t.TempDir())
+	sys := testworld.FilterSystem(t, vdisk.Options{}, gpt)
 	for _, on := range []string{"gpt@1x", "gpt@01", "gpt@+1", "gpt@0", "gpt@-1", "gpt@4", "gpt@", "gpt@1@1", "gpt@ 1"} {
 		_, err := sys.AddFilter("trace:on=" + on)
 		if err == nil || !strings.Contains(err.Error(), "gpt has no partition") {
@@ -90,24 +91,24 @@ func TestFailedCOWAttachClosesItsOverlay(t *testing.T) {
 		t.Skip("needs /proc/self/fd to see open files")
 	}
 	dir := t.TempDir()
-	gpt := e2eGPT(t, dir)
-	sys := filterSystem(t, vdisk.Options{}, gpt)
+	gpt := testworld.GPT(t, dir)
+	sys := testworld.FilterSystem(t, vdisk.Options{}, gpt)
 	// A device still initializing on top of partition 1 refuses
 	// attachments above it.
 	part := sys.Images()[0].Partitions[0]
-	blocker, err := sys.Manager.CreateDevice(sys.Manager.CreateDriver(`\Driver\blocker`), "", part.Type, 0)
+	blocker, err := vdisk.IOManager(sys).CreateDevice(vdisk.IOManager(sys).CreateDriver(`\Driver\blocker`), "", part.Type, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var below *iomgr.Device
-	if err := sys.Manager.AttachDeviceToDeviceStackSafe(blocker, part, &below); err != nil {
+	if err := vdisk.IOManager(sys).AttachDeviceToDeviceStackSafe(blocker, part, &below); err != nil {
 		t.Fatal(err)
 	}
 	unblock := sync.OnceFunc(func() {
-		if err := sys.Manager.DetachDevice(part); err != nil {
+		if err := vdisk.IOManager(sys).DetachDevice(part); err != nil {
 			t.Error(err)
 		}
-		sys.Manager.DeleteDevice(blocker)
+		vdisk.IOManager(sys).DeleteDevice(blocker)
 	})
 	t.Cleanup(unblock) // before the System closes
 	overlay := filepath.Join(dir, "ov.bin")
@@ -144,4 +145,28 @@ func openCount(t *testing.T, path string) int {
 		}
 	}
 	return n
+}
+
+// TestDiskFiltersGrowStackSizesAbove: after disk filters attach beneath
+// existing partitions and volumes, those devices' stack sizes include them,
+// so their IRPs need no re-allocation.
+func TestDiskFiltersGrowStackSizesAbove(t *testing.T) {
+	dir := t.TempDir()
+	gpt := testworld.GPT(t, dir)
+	sys := testworld.FilterSystem(t, vdisk.Options{}, gpt)
+	img := sys.Images()[0]
+	p0, v0 := img.Partitions[0].StackSize, img.Volumes[0].StackSize
+	for _, s := range []string{"trace", "writeprotect:on=gpt"} {
+		if _, err := sys.AddFilter(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if img.Partitions[0].StackSize != p0+2 || img.Volumes[0].StackSize != v0+2 {
+		t.Fatalf("stack sizes %d→%d, %d→%d", p0, img.Partitions[0].StackSize, v0, img.Volumes[0].StackSize)
+	}
+	for _, bad := range []string{"nope", "trace:on=other", "faults:read-error=2", "cow", "scan", "monitor:x=1"} {
+		if _, err := sys.AddFilter(bad); err == nil {
+			t.Errorf("AddFilter(%q) succeeded", bad)
+		}
+	}
 }

@@ -16,26 +16,9 @@ import (
 	"time"
 
 	"github.com/vdisk-dev/vdisk"
-	"github.com/vdisk-dev/vdisk/partition"
+	"github.com/vdisk-dev/vdisk/internal/testsupport"
+	"github.com/vdisk-dev/vdisk/internal/testsupport/testworld"
 )
-
-// fatImage makes a GPT image whose first partition is formatted by
-// mkfs.fat (FAT type fatType) through an offset, and returns its path.
-func fatImage(t *testing.T, dir string, fatType string, size int64) string {
-	t.Helper()
-	e2eNeedTool(t, "mkfs.fat")
-	path := filepath.Join(dir, "fat"+fatType+".img")
-	tbl, err := vdisk.CreateImage(path, vdisk.CreateOptions{Size: size, Table: partition.GPT, NoFormat: true,
-		Parts: []partition.Spec{{Size: partition.Rest, Type: "fat" + fatType, Label: "DATA"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := tbl.Partitions[0]
-	e2eMust(t, "mkfs.fat", "-F", fatType, "--offset", itoa(p.Start/512), "-n", "VDISK", path, itoa(p.Size/1024))
-	return path
-}
-
-func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 // populate writes a tree with long, Unicode and mixed-case names, deep
 // directories, an empty file and a larger file, and returns name → content.
@@ -48,7 +31,7 @@ func populate(t *testing.T, v *vdisk.Volume, bigBytes int) map[string][]byte {
 		"Ünïcödé ファイル.txt":                    []byte("unicode\n"),
 		"empty.dat":                           nil,
 		"a/b/c/d/e/deep file.bin":             bytes.Repeat([]byte{7}, 3000),
-		"big/random.bin":                      e2eRandom(bigBytes, 9, false),
+		"big/random.bin":                      testsupport.Random(bigBytes, 9, false),
 		"EFI/BOOT/BOOTX64.EFI":                []byte("MZ not really an EFI binary"),
 		"many/small_file_number_0001.dat":     []byte("1"),
 		"many/small_file_number_0002.dat":     []byte("2"),
@@ -84,20 +67,20 @@ func TestVolumePassesFSTestAndFsck(t *testing.T) {
 	for _, typ := range []string{"16", "32"} {
 		t.Run("FAT"+typ, func(t *testing.T) {
 			t.Parallel()
-			e2eNeedTool(t, "fsck.fat")
-			e2eNeedTool(t, "mcopy")
+			testsupport.NeedTool(t, "fsck.fat")
+			testsupport.NeedTool(t, "mcopy")
 			dir := t.TempDir()
 			// A 100 MiB file among the tree, as the oracle asks.
 			size := int64(192 << 20)
 			if typ == "32" {
 				size = 300 << 20
 			}
-			path := fatImage(t, dir, typ, size)
+			path := testworld.FATImage(t, dir, typ, size)
 			sys := vdisk.New(vdisk.Options{Requestor: "test"})
 			if _, err := sys.AddImage(path, false); err != nil {
 				t.Fatal(err)
 			}
-			v, err := sys.OpenVolume("fat"+typ+"@1", "test")
+			v, err := testworld.VolumeNamed(sys, "fat"+typ+"@1", "test")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -122,20 +105,20 @@ func TestVolumePassesFSTestAndFsck(t *testing.T) {
 			}
 			// A 100 MiB file, added after fstest (which reads every file
 			// many times in small pieces), still checked by fsck and mtools.
-			files["big/hundred.bin"] = e2eRandom(100<<20+123, 11, false)
+			files["big/hundred.bin"] = testsupport.Random(100<<20+123, 11, false)
 			if err := v.WriteFile("big/hundred.bin", files["big/hundred.bin"]); err != nil {
 				t.Fatal(err)
 			}
 			if err := sys.Close(); err != nil {
 				t.Fatal(err)
 			}
-			tbl := e2eSfdisk(t, path)
+			tbl := testsupport.Sfdisk(t, path)
 			off := tbl[0].Start
-			fsckPartition(t, path, off, tbl[0].Size)
+			testsupport.FsckPartition(t, path, off, tbl[0].Size)
 			// mtools reads back every file byte for byte.
 			cfgDir := t.TempDir()
 			rc := filepath.Join(cfgDir, "mtoolsrc")
-			os.WriteFile(rc, []byte("drive v: file=\""+path+"\" offset="+itoa(off)+"\nmtools_skip_check=1\n"), 0o644)
+			os.WriteFile(rc, []byte("drive v: file=\""+path+"\" offset="+strconv.FormatInt(off, 10)+"\nmtools_skip_check=1\n"), 0o644)
 			for name, want := range files {
 				cmd := exec.Command("mtype", "v:/"+name)
 				cmd.Env = append(os.Environ(), "MTOOLSRC="+rc, "LC_ALL=C.UTF-8")
@@ -155,12 +138,12 @@ func TestVolumePassesFSTestAndFsck(t *testing.T) {
 // results back through a fresh System.
 func TestVolumeRenameRemoveChtimes(t *testing.T) {
 	dir := t.TempDir()
-	path := fatImage(t, dir, "16", 64<<20)
+	path := testworld.FATImage(t, dir, "16", 64<<20)
 	sys := vdisk.New(vdisk.Options{})
 	if _, err := sys.AddImage(path, false); err != nil {
 		t.Fatal(err)
 	}
-	v, _ := sys.OpenVolume("fat16@1", "test")
+	v, _ := testworld.VolumeNamed(sys, "fat16@1", "test")
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
@@ -190,7 +173,7 @@ func TestVolumeRenameRemoveChtimes(t *testing.T) {
 	if _, err := sys2.AddImage(path, true); err != nil {
 		t.Fatal(err)
 	}
-	v2, _ := sys2.OpenVolume("fat16@1", "test")
+	v2, _ := testworld.VolumeNamed(sys2, "fat16@1", "test")
 	data, err := v2.ReadFile("docs/new name.txt")
 	if err != nil || string(data) != "B" {
 		t.Fatalf("renamed file: %q %v", data, err)
@@ -205,48 +188,5 @@ func TestVolumeRenameRemoveChtimes(t *testing.T) {
 	info, err := v2.Info()
 	if err != nil || info.Label != "NEWLABEL" || info.FreeBytes <= 0 || info.TotalBytes < info.FreeBytes {
 		t.Fatalf("volume info %+v %v", info, err)
-	}
-}
-
-// extractPartition copies a partition out of an image into a sparse file of
-// its own (fsck.fat has no offset option) and returns its path.
-func extractPartition(t *testing.T, path string, off, size int64) string {
-	t.Helper()
-	src, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	out := filepath.Join(t.TempDir(), "part.img")
-	dst, err := os.Create(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dst.Close()
-	if err := dst.Truncate(size); err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 1<<20)
-	zero := make([]byte, len(buf))
-	for pos := int64(0); pos < size; pos += int64(len(buf)) {
-		n := min(int64(len(buf)), size-pos)
-		if _, err := src.ReadAt(buf[:n], off+pos); err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(buf[:n], zero[:n]) {
-			if _, err := dst.WriteAt(buf[:n], pos); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	return out
-}
-
-// fsckPartition runs fsck.fat -n on one partition of an image.
-func fsckPartition(t *testing.T, path string, off, size int64) {
-	t.Helper()
-	part := extractPartition(t, path, off, size)
-	if out, err := exec.Command("fsck.fat", "-n", part).CombinedOutput(); err != nil {
-		t.Fatalf("fsck.fat -n: %v\n%s", err, out)
 	}
 }

@@ -260,16 +260,16 @@ func execute(irp *iomgr.IRP) iomgr.Status {
 			return executeMDLRead(disk, irp, sl.Minor, *p)
 		}
 		if _, err := disk.Store.ReadAt(irp.Buffer[:p.Length], p.ByteOffset); err != nil {
-			return irp.Complete(statusOf(err), 0)
+			return irp.Complete(storeStatus(err), 0)
 		}
 		return irp.Complete(iomgr.StatusSuccess, uint64(p.Length))
 	case iomgr.MajorWrite:
 		if _, err := disk.Store.WriteAt(irp.Buffer[:p.Length], p.ByteOffset); err != nil {
-			return irp.Complete(statusOf(err), 0)
+			return irp.Complete(storeStatus(err), 0)
 		}
 		if sl.Flags&iomgr.SLWriteThrough != 0 {
 			if err := disk.Store.Sync(); err != nil {
-				return irp.Complete(statusOf(err), 0)
+				return irp.Complete(storeStatus(err), 0)
 			}
 		}
 		return irp.Complete(iomgr.StatusSuccess, uint64(p.Length))
@@ -277,7 +277,7 @@ func execute(irp *iomgr.IRP) iomgr.Status {
 		if disk.ReadOnly {
 			return irp.Complete(iomgr.StatusSuccess, 0)
 		}
-		return irp.Complete(statusOf(disk.Store.Sync()), 0)
+		return irp.Complete(storeStatus(disk.Store.Sync()), 0)
 	case iomgr.MajorDeviceControl:
 		return executeDataSet(disk, irp)
 	}
@@ -297,21 +297,21 @@ func executeMDLRead(disk *Disk, irp *iomgr.IRP, minor iomgr.MinorFunction, p iom
 	if minor&iomgr.MinorComplete != 0 {
 		err := lender.Return(irp.Buffer, p.ByteOffset)
 		irp.Buffer = nil
-		return irp.Complete(statusOf(err), 0)
+		return irp.Complete(storeStatus(err), 0)
 	}
 	b, err := lender.Lend(p.ByteOffset, int(p.Length))
 	switch {
 	case errors.Is(err, ErrCannotLend):
 		return irp.Complete(iomgr.StatusNotSupported, 0)
 	case err != nil:
-		return irp.Complete(statusOf(err), 0)
+		return irp.Complete(storeStatus(err), 0)
 	}
 	irp.Buffer = b
 	return irp.Complete(iomgr.StatusSuccess, uint64(p.Length))
 }
 
-// statusOf maps a store error to the status a disk reports.
-func statusOf(err error) iomgr.Status {
+// storeStatus maps a store error to the status a disk reports.
+func storeStatus(err error) iomgr.Status {
 	switch {
 	case err == nil:
 		return iomgr.StatusSuccess
@@ -405,9 +405,9 @@ func executeDataSet(disk *Disk, irp *iomgr.IRP) iomgr.Status {
 	req := irp.CurrentStackLocation().Parameters.DeviceIoControl.Input.(*DataSetRequest)
 	switch req.Action {
 	case DataSetTrim:
-		return irp.Complete(statusOf(TrimRange(disk.Store, req.Offset, req.Length)), 0)
+		return irp.Complete(storeStatus(TrimRange(disk.Store, req.Offset, req.Length)), 0)
 	case DataSetZero:
-		return irp.Complete(statusOf(ZeroRange(disk.Store, req.Offset, req.Length, req.Flags)), 0)
+		return irp.Complete(storeStatus(ZeroRange(disk.Store, req.Offset, req.Length, req.Flags)), 0)
 	case DataSetAllocation:
 		out, ok := irp.SystemBuffer.(*[]Extent)
 		if !ok {
@@ -415,13 +415,13 @@ func executeDataSet(disk *Disk, irp *iomgr.IRP) iomgr.Status {
 		}
 		ext, err := MapAllocation(disk.Store, req.Offset, req.Length)
 		if err != nil {
-			return irp.Complete(statusOf(err), 0)
+			return irp.Complete(storeStatus(err), 0)
 		}
 		*out = ext
 		return irp.Complete(iomgr.StatusSuccess, uint64(len(ext)))
 	case DataSetPrefetch:
 		if p, ok := disk.Store.(Prefetcher); ok {
-			return irp.Complete(statusOf(p.Prefetch(req.Offset, req.Length)), 0)
+			return irp.Complete(storeStatus(p.Prefetch(req.Offset, req.Length)), 0)
 		}
 		return irp.Complete(iomgr.StatusSuccess, 0)
 	}

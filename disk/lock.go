@@ -11,7 +11,8 @@ import (
 // command reads an image while another writes it: readers share, a writer
 // excludes other writers and readers. OpenFile and CreateFile take the
 // lock; closing the store (or the process ending, however it ends)
-// releases it, since the lock belongs to the open file. OpenFileForceShare
+// releases it (Close drops it first: the lock belongs to the open file,
+// which a forked child may share for a moment). OpenFileForceShare
 // opens for reading without it.
 //
 // On Linux the lock is qemu's own (open file description locks on the bytes
@@ -64,6 +65,16 @@ func lock(f *os.File, readOnly bool) error {
 		return nil // as qemu does where the file system cannot lock
 	}
 	return lerr
+}
+
+// unlock drops the locks f holds. Closing f alone would not, while another
+// descriptor shares its open file: a child that another goroutine forked
+// holds one until it execs, so an image closed at that moment would still
+// be locked against the next open in this process.
+func unlock(f *os.File) {
+	if rc, err := f.SyscallConn(); err == nil {
+		_ = rc.Control(unlockFD)
+	}
 }
 
 // errNoLocks stops locking on a file system that cannot lock; the image

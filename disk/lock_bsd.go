@@ -33,6 +33,10 @@ func lockFD(fd uintptr, path string, readOnly bool) error {
 	return fmt.Errorf("lock: %w", err)
 }
 
+// unlockFD drops the open file's flock, for every descriptor that shares
+// it.
+func unlockFD(fd uintptr) { _ = unix.Flock(int(fd), unix.LOCK_UN) }
+
 // onlyReaders reports whether the file's other lockers all hold shared
 // locks, by trying one on a second open file of the same path.
 func onlyReaders(path string) bool {

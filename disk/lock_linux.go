@@ -128,6 +128,10 @@ func holderWrites(fd uintptr) bool {
 	return unix.FcntlFlock(fd, unix.F_OFD_GETLK, &lk) == nil && lk.Type == unix.F_WRLCK
 }
 
+// unlockFD drops every lock of the open file: F_UNLCK on an OFD lock
+// releases it for every descriptor that shares the open file.
+func unlockFD(fd uintptr) { unlockAll(fd) }
+
 func unlockAll(fd uintptr) {
 	lk := unix.Flock_t{Type: unix.F_UNLCK, Whence: 0, Start: 0, Len: 0}
 	unix.FcntlFlock(fd, unix.F_OFD_SETLK, &lk)

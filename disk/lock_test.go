@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -107,6 +108,41 @@ func TestFileStoreLocks(t *testing.T) {
 	c.Close()
 	if _, err := OpenFile(filepath.Join(t.TempDir(), "none.img"), true); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a missing file: %v", err)
+	}
+}
+
+// TestFileStoreCloseReleasesTheLockWhileTheFileIsShared: a child process
+// that a goroutine of this process forks shares every open file until it
+// execs (Go's ForkExec closes the close-on-exec ones only then), and the
+// lock belongs to the open file: Close must release it all the same, or a
+// parallel exec makes the next open of the image fail as "in use" (the
+// control tests' images did, now and then). A dup of the descriptor shares
+// the open file as such a child does.
+func TestFileStoreCloseReleasesTheLockWhileTheFileIsShared(t *testing.T) {
+	path, _ := lockedImage(t)
+	for _, readOnly := range []bool{false, true} {
+		s, err := OpenFile(path, readOnly)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc, err := s.f.SyscallConn()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var shared int
+		var derr error
+		if err := rc.Control(func(fd uintptr) { shared, derr = syscall.Dup(int(fd)) }); err != nil || derr != nil {
+			t.Fatal(err, derr)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		w, err := OpenFile(path, false)
+		syscall.Close(shared)
+		if err != nil {
+			t.Fatalf("a writer after the store (read-only %v) closed while its file was shared: %v", readOnly, err)
+		}
+		w.Close()
 	}
 }
 

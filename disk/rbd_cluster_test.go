@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vdisk-dev/vdisk/disk/rbdtest"
+	"github.com/vdisk-dev/vdisk/internal/testsupport/rbdtest"
 )
 
 // The RBD tests run against the cluster of package rbdtest, which TestMain

@@ -16,7 +16,7 @@ import (
 	"testing"
 
 	"github.com/vdisk-dev/vdisk/disk"
-	"github.com/vdisk-dev/vdisk/disk/rbdtest"
+	"github.com/vdisk-dev/vdisk/internal/testsupport/rbdtest"
 	"github.com/vdisk-dev/vdisk/iomgr"
 )
 

@@ -199,9 +199,10 @@ func (s *FileStore) Sync() error {
 // stable storage.
 func (s *FileStore) SetFsync(on bool) { s.noFsync.Store(!on) }
 
-// Close closes the file.
+// Close drops the image's lock and closes the file.
 func (s *FileStore) Close() error {
 	s.closed.Store(true)
+	unlock(s.f)
 	return s.f.Close()
 }
 

@@ -21,7 +21,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vdisk-dev/vdisk/disk/rbdtest"
+	"github.com/vdisk-dev/vdisk/internal/testsupport/rbdtest"
 )
 
 // Hooks for the driver-level RBD tests of package disk_test.

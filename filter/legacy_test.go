@@ -5,56 +5,15 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/vdisk-dev/vdisk/disk"
 	"github.com/vdisk-dev/vdisk/filter"
+	"github.com/vdisk-dev/vdisk/internal/testsupport/testworld"
 	"github.com/vdisk-dev/vdisk/iomgr"
 	"github.com/vdisk-dev/vdisk/mount"
-	"github.com/vdisk-dev/vdisk/volume"
 )
 
-type world struct {
-	io  *iomgr.Manager
-	mm  *mount.Manager
-	vol *iomgr.Device
-}
-
-// newWorld builds a disk with one volume (\DosDevices\v); the raw file
-// system is registered when raw is set (otherwise the caller registers it,
-// to test filters loaded before a file system).
-func newWorld(t *testing.T, raw bool) *world {
-	t.Helper()
-	io := iomgr.NewManager()
-	dd := disk.NewDriver(io, disk.Options{})
-	store, _ := disk.NewMemStore(1 << 20)
-	d, err := dd.AddDisk(store, 512, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	vol, err := volume.NewDriver(io).AddVolume(d, 1<<20, `\DosDevices\v`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := &world{io: io, mm: mount.New(io), vol: vol}
-	if raw {
-		if _, err := mount.NewRawFileSystem(w.mm); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return w
-}
-
-func (w *world) open(t *testing.T) *iomgr.FileObject {
-	t.Helper()
-	fo, _, err := w.mm.Open(`\DosDevices\v`, mount.OpenOptions{Requestor: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fo
-}
-
 // stackAbove lists the drivers of the devices above the file system volume.
-func stackAbove(w *world) []string {
-	fsVol, ok := w.vol.VPB().Device()
+func stackAbove(w *testworld.World) []string {
+	fsVol, ok := w.Volume.VPB().Device()
 	if !ok {
 		return nil
 	}
@@ -66,15 +25,15 @@ func stackAbove(w *world) []string {
 }
 
 func TestMountCaptureAttachesOneFilterDevicePerVolumeAtTheRightHeight(t *testing.T) {
-	w := newWorld(t, false)
-	a, err := filter.Load(w.mm, "A", filter.Hooks{}) // before the file system registers
+	w := testworld.New(t, false)
+	a, err := filter.Load(w.Mounts, "A", filter.Hooks{}) // before the file system registers
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := mount.NewRawFileSystem(w.mm); err != nil {
+	if _, err := mount.NewRawFileSystem(w.Mounts); err != nil {
 		t.Fatal(err)
 	}
-	b, err := filter.Load(w.mm, "B", filter.Hooks{}) // after: replayed registration
+	b, err := filter.Load(w.Mounts, "B", filter.Hooks{}) // after: replayed registration
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,15 +42,15 @@ func TestMountCaptureAttachesOneFilterDevicePerVolumeAtTheRightHeight(t *testing
 			t.Fatalf("%s has %d devices before any mount, want 1 (on RAW's control device)", f.Name, n)
 		}
 	}
-	before := w.io.DeviceCount()
-	fo := w.open(t)
+	before := w.IO.DeviceCount()
+	fo := w.Open(t)
 	got := stackAbove(w)
 	want := []string{`\FileSystem\RAW`, `\FileSystem\Filters\A`, `\FileSystem\Filters\B`}
 	if len(got) != 3 || got[0] != want[0] || got[1] != want[1] || got[2] != want[2] {
 		t.Fatalf("volume stack %q, want %q", got, want)
 	}
-	if w.io.DeviceCount() != before+3 {
-		t.Fatalf("mount added %d devices, want 3 (FS volume + one per filter)", w.io.DeviceCount()-before)
+	if w.IO.DeviceCount() != before+3 {
+		t.Fatalf("mount added %d devices, want 3 (FS volume + one per filter)", w.IO.DeviceCount()-before)
 	}
 	// Requests on the volume go through both filters to RAW.
 	if iomgr.RelatedDevice(fo).Driver != b.Driver {
@@ -101,10 +60,10 @@ func TestMountCaptureAttachesOneFilterDevicePerVolumeAtTheRightHeight(t *testing
 
 	// Dismount deletes the FS volume device: every filter device above it
 	// detaches and is deleted through fast I/O detach.
-	if err := w.mm.Dismount(w.vol, mount.DismountOptions{}); err != nil {
+	if err := w.Mounts.Dismount(w.Volume, mount.DismountOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if got := w.io.DeviceCount(); got != before {
+	if got := w.IO.DeviceCount(); got != before {
 		t.Fatalf("device count %d after dismount, want %d", got, before)
 	}
 	for _, f := range []*filter.Legacy{a, b} {
@@ -113,7 +72,7 @@ func TestMountCaptureAttachesOneFilterDevicePerVolumeAtTheRightHeight(t *testing
 		}
 	}
 	// A second mount is captured again.
-	fo = w.open(t)
+	fo = w.Open(t)
 	if len(stackAbove(w)) != 3 {
 		t.Fatalf("remount stack %q", stackAbove(w))
 	}
@@ -121,15 +80,15 @@ func TestMountCaptureAttachesOneFilterDevicePerVolumeAtTheRightHeight(t *testing
 }
 
 func TestUnloadingAFilterFromTheMiddleIsRefused(t *testing.T) {
-	w := newWorld(t, true)
-	a, _ := filter.Load(w.mm, "A", filter.Hooks{})
-	b, _ := filter.Load(w.mm, "B", filter.Hooks{})
-	fo := w.open(t)
-	before := w.io.DeviceCount()
+	w := testworld.New(t, true)
+	a, _ := filter.Load(w.Mounts, "A", filter.Hooks{})
+	b, _ := filter.Load(w.Mounts, "B", filter.Hooks{})
+	fo := w.Open(t)
+	before := w.IO.DeviceCount()
 	if err := a.Unload(); !errors.Is(err, filter.ErrNotOnTop) {
 		t.Fatalf("unload of the lower filter: %v", err)
 	}
-	if w.io.DeviceCount() != before || len(a.Devices()) != 2 {
+	if w.IO.DeviceCount() != before || len(a.Devices()) != 2 {
 		t.Fatal("a refused unload changed something")
 	}
 	if err := b.Unload(); err != nil {
@@ -141,18 +100,18 @@ func TestUnloadingAFilterFromTheMiddleIsRefused(t *testing.T) {
 	if got := stackAbove(w); len(got) != 1 {
 		t.Fatalf("stack after unloads %q", got)
 	}
-	if w.io.DeviceCount() != before-4 {
-		t.Fatalf("device count %d, want %d", w.io.DeviceCount(), before-4)
+	if w.IO.DeviceCount() != before-4 {
+		t.Fatalf("device count %d, want %d", w.IO.DeviceCount(), before-4)
 	}
 	fo.CloseHandle("test")
 }
 
 func TestFilterLoadedAfterMountAttachesToMountedVolumes(t *testing.T) {
-	w := newWorld(t, true)
-	fo := w.open(t)
+	w := testworld.New(t, true)
+	fo := w.Open(t)
 	var mu sync.Mutex
 	attached := 0
-	f, err := filter.Load(w.mm, "Late", filter.Hooks{VolumeAttached: func(*iomgr.Device) {
+	f, err := filter.Load(w.Mounts, "Late", filter.Hooks{VolumeAttached: func(*iomgr.Device) {
 		mu.Lock()
 		attached++
 		mu.Unlock()
@@ -166,7 +125,7 @@ func TestFilterLoadedAfterMountAttachesToMountedVolumes(t *testing.T) {
 	ext := f.Devices()
 	found := false
 	for _, d := range ext {
-		if x := d.Extension.(*filter.Extension); x.Role == filter.VolumeRole && x.Real == w.vol {
+		if x := d.Extension.(*filter.Extension); x.Role == filter.VolumeRole && x.Real == w.Volume {
 			found = true
 		}
 	}
@@ -177,10 +136,10 @@ func TestFilterLoadedAfterMountAttachesToMountedVolumes(t *testing.T) {
 }
 
 func TestFilterDispatchSeesVolumeRequests(t *testing.T) {
-	w := newWorld(t, true)
+	w := testworld.New(t, true)
 	var mu sync.Mutex
 	var seen []iomgr.MajorFunction
-	_, err := filter.Load(w.mm, "Spy", filter.Hooks{Dispatch: func(dev *iomgr.Device, irp *iomgr.IRP) iomgr.Status {
+	_, err := filter.Load(w.Mounts, "Spy", filter.Hooks{Dispatch: func(dev *iomgr.Device, irp *iomgr.IRP) iomgr.Status {
 		if dev.Extension.(*filter.Extension).Role == filter.VolumeRole {
 			mu.Lock()
 			seen = append(seen, irp.CurrentStackLocation().Major)
@@ -191,7 +150,7 @@ func TestFilterDispatchSeesVolumeRequests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fo := w.open(t)
+	fo := w.Open(t)
 	top := iomgr.RelatedDevice(fo)
 	buf := make([]byte, 512)
 	irp := iomgr.BuildSynchronousFSDRequest(iomgr.MajorRead, top, buf, 0)

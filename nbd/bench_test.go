@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vdisk-dev/vdisk/internal/testsupport"
 )
 
 // fileDevice serves a host file, as nbdkit's file plugin does, so that the
@@ -212,8 +214,8 @@ func TestFioVersusNbdkit(t *testing.T) {
 	if os.Getenv("VDISK_NBD_FIO") == "" {
 		t.Skip("set VDISK_NBD_FIO=1 to compare with nbdkit using fio")
 	}
-	needTool(t, "fio")
-	needTool(t, "nbdkit")
+	testsupport.NeedTool(t, "fio")
+	testsupport.NeedTool(t, "nbdkit")
 	runtime := os.Getenv("VDISK_NBD_FIO_RUNTIME")
 	if runtime == "" {
 		runtime = "8"
@@ -267,7 +269,7 @@ func TestFioVersusNbdkit(t *testing.T) {
 	fio := func(uri string, args []string) (iops, mbps float64) {
 		all := append([]string{"--name=j", "--ioengine=nbd", "--uri=" + uri, "--size=512m",
 			"--time_based", "--runtime=" + runtime, "--group_reporting", "--output-format=json"}, args...)
-		out := run(t, "fio", all...)
+		out := testsupport.Must(t, "fio", all...)
 		var res struct {
 			Jobs []struct {
 				Read, Write struct {

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/vdisk-dev/vdisk/internal/testsupport"
 )
 
 // This file is a deliberately small NBD client written from the protocol
@@ -360,19 +362,8 @@ func startServer(t testing.TB, cfg Config) (*Server, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(l) }()
-	t.Cleanup(func() {
-		s.Close()
-		if err := <-done; err != ErrServerClosed {
-			t.Errorf("Serve returned %v, want ErrServerClosed", err)
-		}
-	})
-	return s, l.Addr().String()
+	addr, _ := testsupport.Serve(t, s.Serve, s.Close, ErrServerClosed)
+	return s, addr
 }
 
 func pattern(n int, seed byte) []byte {

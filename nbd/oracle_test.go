@@ -2,52 +2,22 @@ package nbd
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/vdisk-dev/vdisk/internal/testsupport"
 )
 
 // These tests check the server against real NBD clients: libnbd's nbdinfo
 // and nbdcopy (and its Python binding), and qemu-img. Each is skipped, with
 // the reason, when its tool is not installed (Debian: libnbd-bin,
 // python3-libnbd, qemu-utils).
-
-func needTool(t *testing.T, path string) string {
-	t.Helper()
-	p, err := exec.LookPath(path)
-	if err != nil {
-		t.Skipf("skipping: %s not installed (%v)", path, err)
-	}
-	return p
-}
-
-func run(t *testing.T, name string, args ...string) string {
-	t.Helper()
-	out, err := runErr(name, args...)
-	if err != nil {
-		t.Fatalf("%s %q: %v\n%s", name, args, err, out)
-	}
-	return out
-}
-
-func runErr(name string, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
-	var out bytes.Buffer
-	cmd.Stdout = &out
-	cmd.Stderr = &out
-	err := cmd.Run()
-	return out.String(), err
-}
 
 type nbdinfoJSON struct {
 	Protocol   string `json:"protocol"`
@@ -75,7 +45,7 @@ type nbdinfoJSON struct {
 
 func nbdinfo(t *testing.T, args ...string) nbdinfoJSON {
 	t.Helper()
-	out := run(t, "nbdinfo", append([]string{"--json"}, args...)...)
+	out := testsupport.Must(t, "nbdinfo", append([]string{"--json"}, args...)...)
 	var j nbdinfoJSON
 	if err := json.Unmarshal([]byte(out), &j); err != nil {
 		t.Fatalf("nbdinfo output: %v\n%s", err, out)
@@ -97,7 +67,7 @@ func oracleServer(t *testing.T, cfg Config) (tcpAddr, sock string) {
 }
 
 func TestOracleNbdinfoList(t *testing.T) {
-	needTool(t, "nbdinfo")
+	testsupport.NeedTool(t, "nbdinfo")
 	cfg, _ := threeExports()
 	cfg.Exports = append(cfg.Exports, Export{Name: "disk@1", Description: "partition 1", Device: NewMemDevice(512 << 10), MinBlock: 512})
 	addr, sock := oracleServer(t, cfg)
@@ -123,7 +93,7 @@ func TestOracleNbdinfoList(t *testing.T) {
 }
 
 func TestOracleNbdinfoFlags(t *testing.T) {
-	needTool(t, "nbdinfo")
+	testsupport.NeedTool(t, "nbdinfo")
 	cfg, _ := threeExports()
 	addr, sock := oracleServer(t, cfg)
 	for _, uri := range []string{
@@ -153,7 +123,7 @@ func TestOracleNbdinfoFlags(t *testing.T) {
 }
 
 func TestOracleNbdinfoMap(t *testing.T) {
-	needTool(t, "nbdinfo")
+	testsupport.NeedTool(t, "nbdinfo")
 	d := NewMemDevice(4 << 20)
 	// data [64K,192K), hole, data [1M,1M+4K), hole, data in the last 8K
 	d.WriteAt(nil, pattern(128<<10, 1), 64<<10)
@@ -170,7 +140,7 @@ func TestOracleNbdinfoMap(t *testing.T) {
 		{1 << 20, 4096, 0}, {1<<20 + 4096, 3<<20 - 4096 - 8192, 3}, {4<<20 - 8192, 8192, 0},
 	}
 	for _, uri := range []string{"nbd://" + addr + "/m", "nbd+unix:///m?socket=" + sock} {
-		out := run(t, "nbdinfo", "--map", "--json", uri)
+		out := testsupport.Must(t, "nbdinfo", "--map", "--json", uri)
 		var got []ext
 		if err := json.Unmarshal([]byte(out), &got); err != nil {
 			t.Fatalf("%v\n%s", err, out)
@@ -204,7 +174,7 @@ func testImage(t *testing.T, path string, size int, seed uint64) []byte {
 }
 
 func TestOracleNbdcopyRoundTrip(t *testing.T) {
-	needTool(t, "nbdcopy")
+	testsupport.NeedTool(t, "nbdcopy")
 	const size = 24 << 20
 	d := NewMemDevice(size)
 	d.WriteAt(nil, bytes.Repeat([]byte{0xaa}, size), 0) // stale data the copy must overwrite, zeroes included
@@ -214,14 +184,14 @@ func TestOracleNbdcopyRoundTrip(t *testing.T) {
 	want := testImage(t, src, size, 1)
 
 	for _, uri := range []string{"nbd://" + addr + "/disk", "nbd+unix:///disk?socket=" + sock} {
-		run(t, "nbdcopy", "--flush", src, uri)
+		testsupport.Must(t, "nbdcopy", "--flush", src, uri)
 		got := make([]byte, size)
 		d.ReadAt(nil, got, 0)
 		eqBytes(t, "device after nbdcopy in", got, want)
 
 		out := filepath.Join(dir, "out.img")
 		os.Remove(out)
-		run(t, "nbdcopy", uri, out)
+		testsupport.Must(t, "nbdcopy", uri, out)
 		back, err := os.ReadFile(out)
 		if err != nil {
 			t.Fatal(err)
@@ -230,14 +200,14 @@ func TestOracleNbdcopyRoundTrip(t *testing.T) {
 		d.WriteAt(nil, bytes.Repeat([]byte{0x55}, size), 0)
 	}
 	// Several connections, small requests, many in flight.
-	run(t, "nbdcopy", "--connections=4", "--requests=32", "--request-size=4096", src, "nbd://"+addr+"/disk")
+	testsupport.Must(t, "nbdcopy", "--connections=4", "--requests=32", "--request-size=4096", src, "nbd://"+addr+"/disk")
 	got := make([]byte, size)
 	d.ReadAt(nil, got, 0)
 	eqBytes(t, "device after multi-conn copy", got, want)
 }
 
 func TestOracleQemuImgCompare(t *testing.T) {
-	needTool(t, "qemu-img")
+	testsupport.NeedTool(t, "qemu-img")
 	const size = 16 << 20
 	dir := t.TempDir()
 	ref := filepath.Join(dir, "ref.img")
@@ -246,22 +216,22 @@ func TestOracleQemuImgCompare(t *testing.T) {
 	d.WriteAt(nil, want, 0)
 	addr, sock := oracleServer(t, Config{Exports: []Export{{Name: "disk", Device: d}, {Name: "", Device: d, ReadOnly: true}}})
 	for _, uri := range []string{"nbd://" + addr + "/disk", "nbd://" + addr, "nbd+unix:///disk?socket=" + sock} {
-		if out, err := runErr("qemu-img", "compare", "-f", "raw", "-F", "raw", ref, uri); err != nil {
-			t.Fatalf("qemu-img compare %s: %v\n%s", uri, err, out)
+		if r := testsupport.Run(t, "qemu-img", "compare", "-f", "raw", "-F", "raw", ref, uri); r.Code != 0 {
+			t.Fatalf("qemu-img compare %s: exit status %d\n%s", uri, r.Code, r.Output())
 		}
 	}
 	// qemu-img writes through the server too.
 	src := filepath.Join(dir, "src.img")
 	want2 := testImage(t, src, size, 8)
-	run(t, "qemu-img", "convert", "-n", "-f", "raw", "-O", "raw", src, "nbd://"+addr+"/disk")
+	testsupport.Must(t, "qemu-img", "convert", "-n", "-f", "raw", "-O", "raw", src, "nbd://"+addr+"/disk")
 	got := make([]byte, size)
 	d.ReadAt(nil, got, 0)
 	eqBytes(t, "device after qemu-img convert", got, want2)
 	// A single differing byte must be noticed (the oracle is not vacuous).
 	d.WriteAt(nil, []byte{want2[5<<20] ^ 1}, 5<<20)
-	out, err := runErr("qemu-img", "compare", "-f", "raw", "-F", "raw", src, "nbd://"+addr+"/disk")
-	if err == nil || !strings.Contains(out, "mismatch at offset 5242880") {
-		t.Fatalf("qemu-img compare missed a difference: %v\n%s", err, out)
+	r := testsupport.Run(t, "qemu-img", "compare", "-f", "raw", "-F", "raw", src, "nbd://"+addr+"/disk")
+	if r.Code == 0 || !strings.Contains(r.Output(), "mismatch at offset 5242880") {
+		t.Fatalf("qemu-img compare missed a difference: exit status %d\n%s", r.Code, r.Output())
 	}
 }
 
@@ -360,9 +330,9 @@ print("ok")
 `
 
 func TestOracleLibnbdCommands(t *testing.T) {
-	py := needTool(t, "/usr/bin/python3") // Debian's python3-libnbd is for the system python
-	if out, err := runErr(py, "-c", "import nbd"); err != nil {
-		t.Skipf("skipping: python3-libnbd not installed: %s", out)
+	py := testsupport.NeedTool(t, "/usr/bin/python3") // Debian's python3-libnbd is for the system python
+	if r := testsupport.Run(t, py, "-c", "import nbd"); r.Code != 0 {
+		t.Skipf("skipping: python3-libnbd not installed: %s", r.Output())
 	}
 	script := filepath.Join(t.TempDir(), "check.py")
 	os.WriteFile(script, []byte(libnbdScript), 0o644)
@@ -379,14 +349,14 @@ func TestOracleLibnbdCommands(t *testing.T) {
 			}
 			return "nbd://" + addr + "/" + name
 		}
-		if out := run(t, py, script, uri("disk"), uri("ro"), uri("partial")); strings.TrimSpace(out) != "ok" {
+		if out := testsupport.Must(t, py, script, uri("disk"), uri("ro"), uri("partial")); strings.TrimSpace(out) != "ok" {
 			t.Fatalf("libnbd script: %s", out)
 		}
 	}
 }
 
 func TestOracleNbdinfoTLS(t *testing.T) {
-	needTool(t, "nbdinfo")
+	testsupport.NeedTool(t, "nbdinfo")
 	cfg, _ := threeExports()
 	cfg.TLSConfig = serverTLS(t)
 	cfg.TLSRequired = true
@@ -398,7 +368,7 @@ func TestOracleNbdinfoTLS(t *testing.T) {
 		t.Fatalf("nbdinfo over TLS: %+v", j)
 	}
 	// Plain text is refused in TLS-required mode.
-	if out, err := runErr("nbdinfo", "nbd://"+addr+"/disk"); err == nil {
-		t.Fatalf("plain-text nbdinfo succeeded: %s", out)
+	if r := testsupport.Run(t, "nbdinfo", "nbd://"+addr+"/disk"); r.Code == 0 {
+		t.Fatalf("plain-text nbdinfo succeeded: %s", r.Output())
 	}
 }

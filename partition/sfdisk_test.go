@@ -9,21 +9,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
-)
 
-func needTool(t *testing.T, name string) {
-	t.Helper()
-	if _, err := exec.LookPath(name); err != nil {
-		t.Skipf("%s not installed: the oracle tests need util-linux's fdisk package (apt-get install fdisk)", name)
-	}
-}
+	"github.com/vdisk-dev/vdisk/internal/testsupport"
+)
 
 // newImage makes a sparse image file.
 func newImage(t *testing.T, size int64) string {
@@ -38,18 +32,6 @@ func newImage(t *testing.T, size int64) string {
 		t.Fatal(err)
 	}
 	return p
-}
-
-func run(t *testing.T, stdin string, name string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command(name, args...)
-	cmd.Stdin = strings.NewReader(stdin)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("%s %q: %v\n%s%s", name, args, err, out.String(), errb.String())
-	}
-	return out.String()
 }
 
 func writeImage(t *testing.T, tab *Table) string {
@@ -153,7 +135,7 @@ func sfdiskJSON(t *testing.T, path string) oTable {
 			}
 		} `json:"partitiontable"`
 	}
-	if err := json.Unmarshal([]byte(run(t, "", "sfdisk", "-J", path)), &j); err != nil {
+	if err := json.Unmarshal([]byte(testsupport.Must(t, "sfdisk", "-J", path)), &j); err != nil {
 		t.Fatal(err)
 	}
 	o := oTable{Label: j.PT.Label, ID: j.PT.ID, FirstLBA: j.PT.FirstLBA, LastLBA: j.PT.LastLBA, SectorSize: j.PT.SectorSize}
@@ -206,10 +188,10 @@ func partxList(t *testing.T, path string, ss int) oTable {
 	t.Helper()
 	s := strconv.Itoa(ss)
 	o := oTable{SectorSize: ss}
-	if m := fdiskID.FindStringSubmatch(run(t, "", "fdisk", "-b", s, "-l", path)); m != nil {
+	if m := fdiskID.FindStringSubmatch(testsupport.Must(t, "fdisk", "-b", s, "-l", path)); m != nil {
 		o.ID = m[1]
 	}
-	out := run(t, "", "partx", "-P", "-S", s, "-o", "NR,START,SECTORS,TYPE,UUID,NAME,FLAGS,SCHEME", path)
+	out := testsupport.Must(t, "partx", "-P", "-S", s, "-o", "NR,START,SECTORS,TYPE,UUID,NAME,FLAGS,SCHEME", path)
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 		f := map[string]string{}
 		for _, m := range partxField.FindAllStringSubmatch(line, -1) {
@@ -261,12 +243,12 @@ func vdiskTables(t *testing.T, ss int) map[string]*Table {
 }
 
 func TestSfdiskReadsVdisk(t *testing.T) {
-	needTool(t, "sfdisk")
+	testsupport.NeedTool(t, "sfdisk")
 	for name, tab := range vdiskTables(t, 512) {
 		t.Run(name, func(t *testing.T) {
 			img := writeImage(t, tab)
 			compareOracle(t, "sfdisk -J", sfdiskJSON(t, img), expect(tab))
-			if out := run(t, "", "sfdisk", "--verify", img); !strings.Contains(out, "No errors detected") {
+			if out := testsupport.Must(t, "sfdisk", "--verify", img); !strings.Contains(out, "No errors detected") {
 				t.Errorf("sfdisk --verify:\n%s", out)
 			}
 		})
@@ -274,8 +256,8 @@ func TestSfdiskReadsVdisk(t *testing.T) {
 }
 
 func TestPartxReadsVdisk4096(t *testing.T) {
-	needTool(t, "fdisk")
-	needTool(t, "partx")
+	testsupport.NeedTool(t, "fdisk")
+	testsupport.NeedTool(t, "partx")
 	for name, tab := range vdiskTables(t, 4096) {
 		t.Run(name, func(t *testing.T) {
 			img := writeImage(t, tab)
@@ -289,14 +271,14 @@ func TestPartxReadsVdisk4096(t *testing.T) {
 // TestMBRBytesMatchSfdisk has sfdisk write the same layout and compares the
 // sectors: partition entries, CHS fields, EBR links.
 func TestMBRBytesMatchSfdisk(t *testing.T) {
-	needTool(t, "sfdisk")
+	testsupport.NeedTool(t, "sfdisk")
 	for _, name := range []string{"mbr", "mbr-logicals", "mbr-20GiB"} {
 		t.Run(name, func(t *testing.T) {
 			tab := vdiskTables(t, 512)[name]
 			mine := writeImage(t, tab)
-			dump := run(t, "", "sfdisk", "-d", mine)
+			dump := testsupport.Must(t, "sfdisk", "-d", mine)
 			theirs := newImage(t, tab.DiskSize)
-			run(t, dump, "sfdisk", "--no-reread", "--no-tell-kernel", "-q", theirs)
+			testsupport.Cmd{Stdin: dump}.Must(t, "sfdisk", "--no-reread", "--no-tell-kernel", "-q", theirs)
 			sectors := []int64{0}
 			for _, p := range tab.Partitions {
 				if p.Logical {
@@ -304,7 +286,7 @@ func TestMBRBytesMatchSfdisk(t *testing.T) {
 				}
 			}
 			for _, off := range sectors {
-				if x, y := readBytes(t, mine, off+440, 72), readBytes(t, theirs, off+440, 72); !bytes.Equal(x, y) {
+				if x, y := testsupport.ReadAt(t, mine, off+440, 72), testsupport.ReadAt(t, theirs, off+440, 72); !bytes.Equal(x, y) {
 					t.Errorf("sector at byte %d:\nvdisk  % x\nsfdisk % x", off, x, y)
 				}
 			}
@@ -312,22 +294,8 @@ func TestMBRBytesMatchSfdisk(t *testing.T) {
 	}
 }
 
-func readBytes(t *testing.T, path string, off int64, n int) []byte {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	b := make([]byte, n)
-	if _, err := f.ReadAt(b, off); err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 func TestVdiskReadsSfdisk(t *testing.T) {
-	needTool(t, "sfdisk")
+	testsupport.NeedTool(t, "sfdisk")
 	scripts := map[string]string{
 		"dos": `label: dos
 label-id: 0x12345678
@@ -362,7 +330,7 @@ disk.img1 : size=1MiB, name="one"
 	for name, script := range scripts {
 		t.Run(name, func(t *testing.T) {
 			img := newImage(t, 100*MiB)
-			run(t, script, "sfdisk", "--no-reread", "--no-tell-kernel", "-q", img)
+			testsupport.Cmd{Stdin: script}.Must(t, "sfdisk", "--no-reread", "--no-tell-kernel", "-q", img)
 			tab, warns := readImage(t, img, 0)
 			if len(warns) > 0 {
 				t.Errorf("warnings: %q", warns)
@@ -390,8 +358,8 @@ func checkIndexes(t *testing.T, tab *Table) {
 }
 
 func TestVdiskReadsFdisk4096(t *testing.T) {
-	needTool(t, "fdisk")
-	needTool(t, "partx")
+	testsupport.NeedTool(t, "fdisk")
+	testsupport.NeedTool(t, "partx")
 	scripts := map[string]string{
 		// fdisk dialogue: new GPT, two partitions, ESP type, names in the
 		// expert menu.
@@ -402,7 +370,7 @@ func TestVdiskReadsFdisk4096(t *testing.T) {
 	for name, script := range scripts {
 		t.Run(name, func(t *testing.T) {
 			img := newImage(t, 100*MiB)
-			run(t, script, "fdisk", "-b", "4096", img)
+			testsupport.Cmd{Stdin: script}.Must(t, "fdisk", "-b", "4096", img)
 			ss := 0 // a GPT's sector size is detected
 			if name == "dos" {
 				ss = 4096
@@ -426,11 +394,11 @@ func TestVdiskReadsFdisk4096(t *testing.T) {
 // whose MBR's one partition is the volume at sector 0, is a superfloppy,
 // for FAT12, 16 and 32 alike.
 func TestVdiskReadsMkfsFatMBR(t *testing.T) {
-	needTool(t, "mkfs.fat")
+	testsupport.NeedTool(t, "mkfs.fat")
 	for _, fat := range []string{"12", "16", "32"} {
 		t.Run("FAT"+fat, func(t *testing.T) {
 			img := filepath.Join(t.TempDir(), "disk.img")
-			run(t, "", "mkfs.fat", "--mbr=y", "-F", fat, "-C", img, "65536")
+			testsupport.Must(t, "mkfs.fat", "--mbr=y", "-F", fat, "-C", img, "65536")
 			if b := readSector0(t, img); b[446+4] == 0 || le.Uint32(b[446+8:]) != 0 {
 				t.Fatalf("mkfs.fat --mbr=y wrote no partition at sector 0: % x", b[446:462])
 			}

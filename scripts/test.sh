@@ -73,6 +73,12 @@ if [ ! -x "$GOBIN/staticcheck" ]; then
 	go install honnef.co/go/tools/cmd/staticcheck@latest
 fi
 
+echo "== go mod tidy"
+# go.mod and go.sum say what the code imports, no more and no less.
+if ! go mod tidy -diff; then
+	echo "go mod tidy would change go.mod or go.sum (the diff above): run go mod tidy"; exit 1
+fi
+
 echo "== gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [ -n "$unformatted" ]; then

@@ -11,15 +11,19 @@ import (
 	"io"
 	"io/fs"
 	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vdisk-dev/vdisk/internal/testsupport"
 )
 
 // vmDeadline bounds one boot of the VM, from QEMU's start to its exit. The
@@ -46,7 +50,8 @@ func TestVM(t *testing.T) {
 	}
 	accel := chooseAccel(t)
 	work := t.TempDir()
-	vdisk := buildVdisk(t, work)
+	// The static linux/amd64 vdisk that both the host and the guest run.
+	vdisk := testsupport.BuildCLI(t, "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
 
 	// The images. disk.img: GPT, FAT32 ESP and FAT16 data, both filled by
 	// vdisk cp -r with the same tree and its manifest.
@@ -61,13 +66,13 @@ func TestVM(t *testing.T) {
 	// base.img: one FAT32 partition under a copy-on-write overlay.
 	base := filepath.Join(work, "base.img")
 	overlay := filepath.Join(work, "base.overlay")
-	run(t, vdisk, "create", base, "--size", "64MiB", "--table", "gpt", "--part", "rest:fat32:BASE")
-	run(t, vdisk, "cp", "-r", tree+"/.", base+"@1:/")
+	hostCmd.Must(t, vdisk, "create", base, "--size", "64MiB", "--table", "gpt", "--part", "rest:fat32:BASE")
+	hostCmd.Must(t, vdisk, "cp", "-r", tree+"/.", base+"@1:/")
 	// esp.img: what examples/esp-image.sh makes of a boot tree.
 	bootDir := filepath.Join(work, "boot")
 	bootFiles := makeBootTree(t, bootDir)
 	esp := filepath.Join(work, "esp.img")
-	runEnv(t, []string{"VDISK=" + vdisk}, "sh", "../examples/esp-image.sh", esp, bootDir)
+	testsupport.Cmd{Env: []string{"VDISK=" + vdisk}, Timeout: hostCmdTimeout}.Must(t, "sh", "../examples/esp-image.sh", esp, bootDir)
 
 	before := map[string]string{}
 	for _, p := range []string{ro, base, esp} {
@@ -176,40 +181,8 @@ func chooseAccel(t *testing.T) string {
 	return "kvm"
 }
 
-// buildVdisk builds the static linux/amd64 vdisk that both the host and
-// the guest run.
-func buildVdisk(t *testing.T, dir string) string {
-	out := filepath.Join(dir, "vdisk")
-	ctx, cancel := context.WithTimeout(context.Background(), hostCmdTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "../cmd/vdisk")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/vdisk: %v\n%s", err, b)
-	}
-	return out
-}
-
-// run runs a host command, failing the test with its output if it fails.
-func run(t *testing.T, name string, args ...string) []byte {
-	t.Helper()
-	return runEnv(t, nil, name, args...)
-}
-
-func runEnv(t *testing.T, env []string, name string, args ...string) []byte {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), hostCmdTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Env = append(os.Environ(), env...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s%s", filepath.Base(name), strings.Join(args, " "), err, out, stderr.Bytes())
-	}
-	return out
-}
+// hostCmd runs the host's commands (vdisk, sh), each bounded.
+var hostCmd = testsupport.Cmd{Timeout: hostCmdTimeout}
 
 // treeFile is one file of the tree copied into the images.
 type treeFile struct {
@@ -309,9 +282,9 @@ func manifestOf(files []treeFile) []byte {
 // makeImage creates a GPT image with a FAT32 ESP and a FAT16 data
 // partition, both filled with tree by vdisk cp -r.
 func makeImage(t *testing.T, vdisk, img, tree string) {
-	run(t, vdisk, "create", img, "--size", "192MiB", "--table", "gpt", "--part", "64MiB:esp:EFI", "--part", "rest:fat16:DATA")
-	run(t, vdisk, "cp", "-r", tree+"/.", img+"@1:/")
-	run(t, vdisk, "cp", "-r", tree+"/.", img+"@2:/")
+	hostCmd.Must(t, vdisk, "create", img, "--size", "192MiB", "--table", "gpt", "--part", "64MiB:esp:EFI", "--part", "rest:fat16:DATA")
+	hostCmd.Must(t, vdisk, "cp", "-r", tree+"/.", img+"@1:/")
+	hostCmd.Must(t, vdisk, "cp", "-r", tree+"/.", img+"@2:/")
 }
 
 // partition is what vdisk info --json says about one partition.
@@ -322,7 +295,7 @@ type partition struct {
 
 func partitions(t *testing.T, vdisk, img string) []partition {
 	var info struct{ Partitions []partition }
-	if err := json.Unmarshal(run(t, vdisk, "info", "--json", img), &info); err != nil {
+	if err := json.Unmarshal([]byte(hostCmd.Must(t, vdisk, "info", "--json", img)), &info); err != nil {
 		t.Fatal(err)
 	}
 	if len(info.Partitions) != 2 || info.Partitions[0].FileSystem.Type != "FAT32" || info.Partitions[1].FileSystem.Type != "FAT16" {
@@ -347,82 +320,31 @@ func fileHash(t *testing.T, path string) string {
 // servers are the vdisk serve processes of the running test.
 var (
 	serversMu sync.Mutex
-	servers   []*exec.Cmd
+	servers   []*testsupport.Process
 )
-
-var servingOn = regexp.MustCompile(`serving on 127\.0\.0\.1:(\d+)`)
 
 // startServer starts vdisk serve on a free loopback port and returns the
 // port. The test's cleanup kills it if stopServers did not stop it.
 func startServer(t *testing.T, vdisk string, args ...string) int {
-	cmd := exec.Command(vdisk, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	p := testsupport.StartServe(t, vdisk, args...)
 	serversMu.Lock()
-	servers = append(servers, cmd)
+	servers = append(servers, p)
 	serversMu.Unlock()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-	})
-	port := make(chan int, 1)
-	var log bytes.Buffer
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sent := false
-		for sc.Scan() {
-			if m := servingOn.FindStringSubmatch(sc.Text()); m != nil && !sent {
-				var p int
-				fmt.Sscan(m[1], &p)
-				port <- p
-				sent = true
-			}
-			serversMu.Lock()
-			log.WriteString(sc.Text() + "\n")
-			serversMu.Unlock()
-		}
-		if !sent {
-			close(port)
-		}
-	}()
-	select {
-	case p, ok := <-port:
-		if !ok {
-			serversMu.Lock()
-			defer serversMu.Unlock()
-			t.Fatalf("vdisk serve %s exited:\n%s", strings.Join(args, " "), log.String())
-		}
-		return p
-	case <-time.After(30 * time.Second):
-		t.Fatalf("vdisk serve %s: no listening address after 30s", strings.Join(args, " "))
+	_, port, _ := net.SplitHostPort(p.Addr)
+	n, err := strconv.Atoi(port)
+	if err != nil {
+		t.Fatalf("vdisk serve %s: listening on %q", strings.Join(args, " "), p.Addr)
 	}
-	return 0
+	return n
 }
 
 // stopServers sends SIGTERM (the server drains and flushes) and waits.
 func stopServers(t *testing.T) {
 	serversMu.Lock()
 	defer serversMu.Unlock()
-	for _, cmd := range servers {
-		cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("vdisk serve %s: %v", strings.Join(cmd.Args[1:], " "), err)
-			}
-		case <-time.After(40 * time.Second):
-			cmd.Process.Kill()
-			<-done
-			t.Errorf("vdisk serve %s did not stop within 40s of SIGTERM", strings.Join(cmd.Args[1:], " "))
+	for _, p := range servers {
+		if err := p.Stop(40 * time.Second); err != nil {
+			t.Errorf("vdisk serve %s: %v\n%s", strings.Join(p.Cmd.Args[1:], " "), err, p.Stderr())
 		}
 	}
 	servers = nil
@@ -591,7 +513,7 @@ func checkDisk(t *testing.T, vdisk string, h host, img string, parts []partition
 	out := t.TempDir()
 	for i, vol := range []string{"esp", "data"} {
 		dir := filepath.Join(out, vol)
-		run(t, vdisk, "cp", "-r", fmt.Sprintf("%s@%d:/", img, i+1), dir)
+		hostCmd.Must(t, vdisk, "cp", "-r", fmt.Sprintf("%s@%d:/", img, i+1), dir)
 		got := readTree(t, dir)
 		want := map[string]string{"MANIFEST.sha256": sum(manifestOf(files))}
 		for _, f := range files {
@@ -612,7 +534,7 @@ func checkDisk(t *testing.T, vdisk string, h host, img string, parts []partition
 		if vol == "data" {
 			want["guest-big.bin"] = hashes["guest-big.bin"]
 			want["attach-big.bin"] = hashes["attach-big.bin"]
-			if got := sum(run(t, vdisk, "cat", img+"@2:/guest-big.bin")); got != hashes["guest-big.bin"] {
+			if got := sum([]byte(hostCmd.Must(t, vdisk, "cat", img+"@2:/guest-big.bin"))); got != hashes["guest-big.bin"] {
 				t.Errorf("data: vdisk cat /guest-big.bin: sha256 %s, the guest wrote %s", got, hashes["guest-big.bin"])
 			}
 		}
@@ -630,7 +552,7 @@ func checkDisk(t *testing.T, vdisk string, h host, img string, parts []partition
 		}
 		// vdisk ls lists the root as the guest left it.
 		var entries []struct{ Name string }
-		if err := json.Unmarshal(run(t, vdisk, "ls", "--json", fmt.Sprintf("%s@%d:/", img, i+1)), &entries); err != nil {
+		if err := json.Unmarshal([]byte(hostCmd.Must(t, vdisk, "ls", "--json", fmt.Sprintf("%s@%d:/", img, i+1))), &entries); err != nil {
 			t.Fatal(err)
 		}
 		top := map[string]bool{}
@@ -669,11 +591,11 @@ func checkCOW(t *testing.T, vdisk, base, overlay, baseHash string) {
 		t.Errorf("overlay %s: %v, want the guest's writes in it", overlay, err)
 	}
 	withOverlay := "cow:overlay=" + overlay
-	if got := string(run(t, vdisk, "--filter", withOverlay, "cat", base+"@1:/cow – written.txt")); got != "into the overlay\n" {
+	if got := hostCmd.Must(t, vdisk, "--filter", withOverlay, "cat", base+"@1:/cow – written.txt"); got != "into the overlay\n" {
 		t.Errorf("through the overlay, the guest's file holds %q", got)
 	}
 	// The base alone still has what the guest deleted, and not what it wrote.
-	if got := string(run(t, vdisk, "cat", base+"@1:/"+deleteFile)); got != "to be deleted by the guest\n" {
+	if got := hostCmd.Must(t, vdisk, "cat", base+"@1:/"+deleteFile); got != "to be deleted by the guest\n" {
 		t.Errorf("base.img lost %q: %q", deleteFile, got)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), hostCmdTimeout)

@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"encoding/binary"
 	"io"
-	"net"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/vdisk-dev/vdisk/internal/testsupport"
 	"github.com/vdisk-dev/vdisk/nbd"
 )
 
@@ -46,13 +46,8 @@ func startServer(t *testing.T, exports ...nbd.Export) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Close() })
-	return l.Addr().String()
+	addr, _ := testsupport.Serve(t, srv.Serve, srv.Close, nbd.ErrServerClosed)
+	return addr
 }
 
 // TestNegotiate checks the handshake against vdisk's server, then that the

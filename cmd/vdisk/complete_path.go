@@ -5,8 +5,6 @@ import (
 	"io"
 	"path"
 	"strings"
-
-	"github.com/vdisk-dev/vdisk"
 )
 
 // completeVolumePath prints the completions of a word that names a path
@@ -25,7 +23,7 @@ func completeVolumePath(w io.Writer, word string) bool {
 	if i <= 0 {
 		return false
 	}
-	a, err := vdisk.ParseAddress(word[:i]+":/", true)
+	a, err := parseAddress(word[:i]+":/", true)
 	if err != nil || a.IsHost() {
 		return false
 	}
@@ -38,7 +36,7 @@ func completeVolumePath(w io.Writer, word string) bool {
 	if a.Path == "" {
 		a.Path = "."
 	}
-	vol, err := s.volume(a, "vdisk completion")
+	vol, err := s.volume(a)
 	if err != nil {
 		return true
 	}

@@ -7,7 +7,7 @@ import (
 	"syscall"
 
 	"github.com/urfave/cli/v2"
-	"github.com/vdisk-dev/vdisk"
+	"github.com/vdisk-dev/vdisk/control"
 )
 
 // controlFlags are the flags of the commands that talk to a running
@@ -24,12 +24,12 @@ func controlFlags() []cli.Flag {
 // controlClient returns a client for the command's --control socket, or a
 // usage error naming the command when it was not given. With --wait it
 // first waits, within that time, until a server answers on the socket.
-func controlClient(c *cli.Context, command string) (*vdisk.ControlClient, error) {
+func controlClient(c *cli.Context, command string) (*control.Client, error) {
 	sock := c.String("control")
 	if sock == "" {
 		return nil, usagef("%s: give --control SOCKET, the control socket of a running `vdisk serve --control SOCKET`", command)
 	}
-	cl := vdisk.NewControlClient(sock)
+	cl := control.NewClient(sock)
 	if d := c.Duration("wait"); d > 0 {
 		ctx, cancel := signalContext()
 		defer cancel()

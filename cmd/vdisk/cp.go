@@ -72,7 +72,7 @@ Examples:
 			}
 			s := newSession("vdisk cp", !dst.addr.IsHost(), c.Bool("sync"))
 			defer func() { err = s.close(err) }()
-			addrs := []vdisk.Address{dst.addr}
+			addrs := []Address{dst.addr}
 			for _, op := range srcs {
 				addrs = append(addrs, op.addr)
 			}
@@ -149,7 +149,7 @@ Examples:
 
 // operand is a parsed operand of cp.
 type operand struct {
-	addr vdisk.Address
+	addr Address
 	// raw is set for a volume's bytes: IMAGE@N without :/path.
 	raw bool
 	// text is the operand as typed; slash is set when it ends in / (or
@@ -166,7 +166,7 @@ type operand struct {
 // copying disk.img copies the whole disk.
 func copyOperand(s string, dst bool) (operand, error) {
 	op := operand{text: s, slash: strings.HasSuffix(s, "/") || strings.HasSuffix(s, "/.")}
-	a, err := vdisk.ParseAddress(s, false)
+	a, err := parseAddress(s, false)
 	if err != nil {
 		return op, err
 	}
@@ -174,7 +174,7 @@ func copyOperand(s string, dst bool) (operand, error) {
 	if !a.IsHost() || s == "-" {
 		return op, nil
 	}
-	v, err := vdisk.ParseAddress(s, true)
+	v, err := parseAddress(s, true)
 	switch {
 	case err != nil:
 	case v.Partition > 0:
@@ -209,7 +209,7 @@ func isFATSuperfloppy(path string) (bool, error) {
 	if len(img.Partitions) > 0 || len(img.Volumes) != 1 {
 		return false, nil
 	}
-	v, err := sys.VolumeAt(vdisk.Address{Image: path}, "vdisk cp")
+	v, err := sys.Volume(img, 0)
 	return err == nil && hasFileSystem(v), nil
 }
 
@@ -218,7 +218,7 @@ func isFATSuperfloppy(path string) (bool, error) {
 type node struct {
 	vol  *vdisk.Volume // nil for the host
 	path string        // host path, or volume path ("." is the root)
-	addr vdisk.Address // the volume's address, for messages
+	addr Address       // the volume's address, for messages
 	raw  bool          // the volume's bytes, not a path on it
 }
 
@@ -228,9 +228,9 @@ func (n node) String() string {
 	case n.vol == nil:
 		return n.path
 	case n.raw:
-		return vdisk.Address{Image: n.addr.Image, Partition: n.addr.Partition}.String()
+		return Address{Image: n.addr.Image, Partition: n.addr.Partition}.String()
 	}
-	return vdisk.Address{Image: n.addr.Image, Partition: n.addr.Partition, Path: n.path, HasPath: true}.String()
+	return Address{Image: n.addr.Image, Partition: n.addr.Partition, Path: n.path, HasPath: true}.String()
 }
 
 // check reports a source that does not exist, naming it.
@@ -353,7 +353,7 @@ func (cp *copier) node(op operand) (node, error) {
 	if a.IsHost() {
 		return node{path: a.Path, addr: a}, nil
 	}
-	v, err := cp.s.volume(a, "vdisk cp")
+	v, err := cp.s.volume(a)
 	if err != nil {
 		return node{}, err
 	}

@@ -9,7 +9,7 @@ import (
 
 	"github.com/dustin/go-humanize"
 	"github.com/urfave/cli/v2"
-	"github.com/vdisk-dev/vdisk"
+	"github.com/vdisk-dev/vdisk/create"
 	"github.com/vdisk-dev/vdisk/fsd/fat"
 	"github.com/vdisk-dev/vdisk/partition"
 )
@@ -65,7 +65,7 @@ Examples:
 			}
 			var specs []partition.Spec
 			for _, s := range c.StringSlice("part") {
-				spec, err := vdisk.ParsePartSpec(s)
+				spec, err := create.ParsePartSpec(s)
 				if err != nil {
 					return usagef("create: %v", err)
 				}
@@ -82,7 +82,7 @@ Examples:
 			if espFAT != 12 && espFAT != 16 && espFAT != 32 {
 				return usagef("create: --esp-fat %d: want 32, 16 or 12", espFAT)
 			}
-			opts := vdisk.CreateOptions{Size: int64(size), Table: kind, ESPFATType: espFAT,
+			opts := create.Options{Size: int64(size), Table: kind, ESPFATType: espFAT,
 				SectorSize: c.Int("sector-size"), Parts: specs, Overwrite: c.Bool("force"), NoFormat: c.Bool("no-format")}
 			if kind == partition.None && len(specs) > 0 {
 				// A disk without a table holds one file system over
@@ -100,12 +100,12 @@ Examples:
 					return fmt.Errorf("create %s: directory %s does not exist", path, dir)
 				}
 			}
-			t, err := vdisk.CreateImage(path, opts)
+			t, err := create.Image(path, opts)
 			if err != nil {
 				// "format disk@2: fat: format:" repeats what the
 				// message already says, in the library's names.
 				msg := libraryPrefix.ReplaceAllString(err.Error(), "")
-				if errors.Is(err, vdisk.ErrESPTooSmall) {
+				if errors.Is(err, create.ErrESPTooSmall) {
 					msg += "; an ESP is FAT32, as UEFI asks of a fixed disk: give it more room, or ask for FAT16 with --esp-fat 16 (UEFI names FAT12 and FAT16 for removable media; most firmware reads them)"
 				}
 				return errors.New(msg)

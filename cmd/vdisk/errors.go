@@ -31,7 +31,7 @@ func (e *explained) Unwrap() error { return e.err }
 // stays at the end for those who study the stack. v may be nil when the
 // volume never opened; some reasons (a missing parent, free space) then
 // stay less specific.
-func explain(op string, vol vdisk.Address, v *vdisk.Volume, err error) error {
+func explain(op string, vol Address, v *vdisk.Volume, err error) error {
 	if err == nil {
 		return nil
 	}
@@ -43,8 +43,8 @@ func explain(op string, vol vdisk.Address, v *vdisk.Volume, err error) error {
 	if !errors.As(err, &pe) {
 		return err
 	}
-	volume := vdisk.Address{Image: vol.Image, Partition: vol.Partition}
-	obj := vdisk.Address{Image: vol.Image, Partition: vol.Partition, Path: pe.Path, HasPath: true}
+	volume := Address{Image: vol.Image, Partition: vol.Partition}
+	obj := Address{Image: vol.Image, Partition: vol.Partition, Path: pe.Path, HasPath: true}
 	if v != nil && pe.Path == v.Name || op == "label" {
 		// Volume-wide operations (label, statfs) name the volume.
 		obj = volume

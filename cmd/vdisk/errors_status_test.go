@@ -5,7 +5,6 @@ import (
 	"io/fs"
 	"testing"
 
-	"github.com/vdisk-dev/vdisk"
 	"github.com/vdisk-dev/vdisk/iomgr"
 )
 
@@ -14,7 +13,7 @@ import (
 // refused for corruption names the repair. The FSD tests show which status
 // each case gets; the scripts fullroot and corrupt run them end to end.
 func TestExplainSaysWhatIsFullOrCorrupt(t *testing.T) {
-	vol := vdisk.Address{Image: "d.img", Partition: 1}
+	vol := Address{Image: "d.img", Partition: 1}
 	for _, c := range []struct {
 		op, path string
 		st       iomgr.Status

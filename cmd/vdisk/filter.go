@@ -2,26 +2,29 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
-	"github.com/vdisk-dev/vdisk"
+	"github.com/vdisk-dev/vdisk/control"
+	"github.com/vdisk-dev/vdisk/filter/builtin"
 )
 
 func filterCommand() *cli.Command {
 	return withUsage(&cli.Command{
 		Name:  "filter",
 		Usage: "list, attach and detach filters in a running server",
-		Description: `Minifilters (monitor, scan, readonly) join the filter manager and attach to
-every mounted volume; disk filters (trace, writeprotect, faults, cow, crypt,
-passthrough) attach on top of the disk stacks (on=EXPORT narrows them to one
+		Description: `Minifilters join the filter manager and attach to every mounted volume;
+disk filters attach on top of the disk stacks (on=EXPORT narrows them to one
 disk or partition). Detach takes the ID that list shows (or a filter's name
 when only one of that name is loaded). A disk filter leaves only from the
 top of its stacks: detach is last in, first out.
 
+Built-in filters (a spec is NAME[:key=value,...]):
+` + builtinHelp() + `
 Examples:
    vdisk filter list --control /tmp/vdisk.sock
    vdisk filter attach trace --control /tmp/vdisk.sock
@@ -80,7 +83,7 @@ Examples:
 					defer cl.Close()
 					ctx, cancel := signalContext()
 					defer cancel()
-					var done []vdisk.FilterInfo
+					var done []control.FilterInfo
 					for _, spec := range c.Args().Slice() {
 						f, err := cl.AttachFilter(ctx, spec)
 						if err != nil {
@@ -130,8 +133,41 @@ Examples:
 	})
 }
 
+// builtinNames lists the built-in filters in the registry's order.
+func builtinNames() []string {
+	var names []string
+	for _, f := range builtin.Filters() {
+		names = append(names, f.Name)
+	}
+	return names
+}
+
+// builtinHelp is one line per built-in filter: its name, kind and what it
+// does, and the keys of its spec.
+func builtinHelp() string {
+	var b strings.Builder
+	for _, f := range builtin.Filters() {
+		fmt.Fprintf(&b, "   %-12s %-10s  %s", f.Name, f.Kind, f.Help)
+		if len(f.Params) > 0 {
+			fmt.Fprintf(&b, " (keys: %s)", strings.Join(f.Params, ", "))
+		}
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// completeFilterSpec prints the built-in filter names that start with
+// word, for --filter and filter attach.
+func completeFilterSpec(w io.Writer, word string) {
+	for _, name := range builtinNames() {
+		if strings.HasPrefix(name, word) {
+			fmt.Fprintln(w, name)
+		}
+	}
+}
+
 // filterWhere says where a filter is attached.
-func filterWhere(f vdisk.FilterInfo) string {
+func filterWhere(f control.FilterInfo) string {
 	var on []string
 	for _, d := range f.Devices {
 		s := d.On

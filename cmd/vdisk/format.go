@@ -8,6 +8,7 @@ import (
 
 	"github.com/dustin/go-humanize"
 	"github.com/urfave/cli/v2"
+	"github.com/vdisk-dev/vdisk/format"
 	"github.com/vdisk-dev/vdisk/fsd/fat"
 )
 
@@ -66,10 +67,8 @@ Examples:
 			}
 			s := newSession("vdisk format", true, true)
 			defer func() { err = s.close(err) }()
-			if err := s.open(c, a); err != nil {
-				return err
-			}
-			if _, err := s.volume(a, "vdisk format"); err != nil {
+			v, err := s.openVolume(c, a)
+			if err != nil {
 				return err
 			}
 			if opts.Label != "" {
@@ -88,12 +87,12 @@ Examples:
 					bar.set(done, total)
 				}
 			}
-			res, err := s.sys.Format(a.VolumeName(), opts, "vdisk format")
+			res, err := format.Volume(v, opts)
 			bar.finish(err)
 			if err != nil {
 				// The library names the export (disk@1) and the
 				// package (fat: format:); the user typed disk.img@1.
-				msg := strings.TrimPrefix(err.Error(), "format "+a.VolumeName()+": ")
+				msg := strings.TrimPrefix(err.Error(), "format "+v.Name+": ")
 				msg = strings.TrimPrefix(msg, "fat: format: ")
 				return &explained{msg: fmt.Sprintf("format %s: %s", a, msg), err: err}
 			}

@@ -2,16 +2,14 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"text/tabwriter"
 
 	"github.com/dustin/go-humanize"
 	"github.com/urfave/cli/v2"
 	"github.com/vdisk-dev/vdisk"
-	"github.com/vdisk-dev/vdisk/disk"
+	"github.com/vdisk-dev/vdisk/imageinfo"
 )
 
 func infoCommand() *cli.Command {
@@ -47,7 +45,7 @@ Examples:
 			if err != nil {
 				return err
 			}
-			info := sys.Describe(img)
+			info := imageinfo.Describe(sys, img)
 			for _, w := range img.Warnings {
 				fmt.Fprintf(os.Stderr, "vdisk: warning: %s: %s\n", img.Path, w)
 			}
@@ -74,7 +72,7 @@ Examples:
 }
 
 // fsSummary is one line about a file system: type, label, serial, used/free.
-func fsSummary(fs *vdisk.FileSystemInfo) string {
+func fsSummary(fs *imageinfo.FileSystemInfo) string {
 	switch {
 	case fs == nil:
 		return ""
@@ -85,34 +83,6 @@ func fsSummary(fs *vdisk.FileSystemInfo) string {
 	}
 	return fmt.Sprintf("%s %q %s, %s used, %s free", fs.Type, fs.Label, fs.Serial,
 		humanize.IBytes(uint64(fs.Used)), humanize.IBytes(uint64(fs.Free)))
-}
-
-// addImage adds an image file to sys, saying plainly when it is missing
-// (the library's error would repeat the path through two layers of open).
-// forceShare (--force-share) opens it without its lock, and only for
-// reading; an image that another process holds is refused with a hint at
-// --force-share when this command only reads it.
-func addImage(sys *vdisk.System, path string, readOnly, forceShare bool) (*vdisk.Image, error) {
-	fi, err := os.Stat(path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return nil, fmt.Errorf("%s: no such image file", path)
-	case err == nil && fi.IsDir():
-		return nil, fmt.Errorf("%s is a directory, not a disk image file", path)
-	case err == nil && fi.Size() < 512:
-		return nil, fmt.Errorf("%s is not a disk image: %d bytes is less than one sector", path, fi.Size())
-	}
-	if forceShare {
-		if !readOnly {
-			return nil, usagef("--force-share opens images only for reading, and this command writes %s", path)
-		}
-		return sys.AddImageForceShare(path)
-	}
-	img, err := sys.AddImage(path, readOnly)
-	if readOnly && errors.Is(err, disk.ErrLocked) {
-		err = fmt.Errorf("%w; --force-share reads it anyway, though it may be changing", err)
-	}
-	return img, err
 }
 
 // tableText describes a partition table in words: "gpt table, 2

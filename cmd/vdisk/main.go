@@ -118,7 +118,7 @@ Examples:
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "sync", Usage: "end cp, mkdir, rm, mv and label with an fsync of the image (by default their writes stop at the page cache, which survives the process but not a machine crash, as with cp and mcopy; create and format always fsync, as mkfs.fat does)"},
 			&cli.BoolFlag{Name: "trace", Usage: "print the IRP trace of the command to stderr (monitor and disk trace filters)"},
-			&cli.StringSliceFlag{Name: "filter", Usage: "load a filter NAME[:key=value,...] (repeatable): monitor, scan, readonly, trace, writeprotect, faults, cow, crypt"},
+			&cli.StringSliceFlag{Name: "filter", Usage: "load a filter NAME[:key=value,...] (repeatable): " + strings.Join(builtinNames(), ", ")},
 			&cli.BoolFlag{Name: "force-share", Aliases: []string{"U"}, Usage: "open images without locking them, as qemu-img -U does, to read an image that another process (vdisk serve, vdisk cp, qemu) has open for writing; only for commands that do not write the image, and what they read may be changing"},
 		},
 		Commands: []*cli.Command{createCommand(), infoCommand(), lsCommand(), catCommand(), cpCommand(),
@@ -172,7 +172,7 @@ func init() {
 }
 
 // interspersed moves a command's flags in front of its positional
-// arguments, so that `vdisk create IMAGE --size 64MiB` works as CLI.md
+// arguments, so that `vdisk create IMAGE --size 64MiB` works as docs/CLI.md
 // writes it (urfave/cli stops parsing flags at the first argument).
 func interspersed(app *cli.App, args []string) []string {
 	if len(args) < 2 {
@@ -300,6 +300,21 @@ func withUsage(c *cli.Command) *cli.Command {
 // runCompletion answers a shell's completion request: the command names
 // and flags that fit, on stdout, and never an error the shell would show.
 func runCompletion(app *cli.App, args []string) int {
+	// A filter spec, the value of --filter or an operand of filter
+	// attach, completes from the built-in filters' registry (the App
+	// has no Writer before it runs).
+	switch n := len(args); {
+	case n >= 4 && args[n-3] == "--filter":
+		completeFilterSpec(os.Stdout, args[n-2])
+		return 0
+	case n >= 4 && args[1] == "filter" && args[2] == "attach" && !strings.HasPrefix(args[n-2], "-"):
+		word := args[n-2]
+		if n == 4 {
+			word = "" // nothing typed yet: args[2] is the command
+		}
+		completeFilterSpec(os.Stdout, word)
+		return 0
+	}
 	if app.Command(args[1]) == nil && !strings.HasPrefix(args[1], "-") {
 		// A half-typed command: offer every command; the shell
 		// filters by the prefix.

@@ -7,7 +7,7 @@ import (
 	"os"
 
 	"github.com/urfave/cli/v2"
-	"github.com/vdisk-dev/vdisk"
+	"github.com/vdisk-dev/vdisk/control"
 	"github.com/vdisk-dev/vdisk/filter/monitor"
 )
 
@@ -67,7 +67,7 @@ Examples:
 			text := &recordWriter{w: os.Stdout, next: c.Uint64("from")}
 			enc := json.NewEncoder(os.Stdout)
 			left := c.Int("count")
-			opts := vdisk.MonitorOptions{From: c.Uint64("from"), NoFollow: c.Bool("no-follow")}
+			opts := control.MonitorOptions{From: c.Uint64("from"), NoFollow: c.Bool("no-follow")}
 			err = cl.Monitor(ctx, opts, func(r monitor.Record) error {
 				var err error
 				if c.Bool("json") {

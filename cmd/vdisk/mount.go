@@ -9,7 +9,7 @@ import (
 
 	"github.com/dustin/go-humanize"
 	"github.com/urfave/cli/v2"
-	"github.com/vdisk-dev/vdisk"
+	"github.com/vdisk-dev/vdisk/control"
 )
 
 func mountCommand() *cli.Command {
@@ -71,7 +71,7 @@ Example:
    vdisk dismount disk@1 --control /tmp/vdisk.sock`,
 		Flags: append(controlFlags(), &cli.BoolFlag{Name: "force", Usage: "dismount even with files open"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON"}),
-		Action: volumeAction("dismount", func(ctx context.Context, cl *vdisk.ControlClient, c *cli.Context, name string) (vdisk.VolumeStatus, error) {
+		Action: volumeAction("dismount", func(ctx context.Context, cl *control.Client, c *cli.Context, name string) (control.VolumeStatus, error) {
 			return cl.Dismount(ctx, name, c.Bool("force"))
 		}, "dismounted"),
 	})
@@ -85,7 +85,7 @@ func lockCommand() *cli.Command {
 		Description: `Every other open of the volume is refused while the lock is held; it is
 refused itself while files are open. The file system flushes first.`,
 		Flags: append(controlFlags(), &cli.BoolFlag{Name: "json", Usage: "print JSON"}),
-		Action: volumeAction("lock", func(ctx context.Context, cl *vdisk.ControlClient, _ *cli.Context, name string) (vdisk.VolumeStatus, error) {
+		Action: volumeAction("lock", func(ctx context.Context, cl *control.Client, _ *cli.Context, name string) (control.VolumeStatus, error) {
 			return cl.Lock(ctx, name)
 		}, "locked"),
 	})
@@ -97,7 +97,7 @@ func unlockCommand() *cli.Command {
 		Usage:     "give back a volume lock taken with vdisk lock",
 		ArgsUsage: "EXPORT",
 		Flags:     append(controlFlags(), &cli.BoolFlag{Name: "json", Usage: "print JSON"}),
-		Action: volumeAction("unlock", func(ctx context.Context, cl *vdisk.ControlClient, _ *cli.Context, name string) (vdisk.VolumeStatus, error) {
+		Action: volumeAction("unlock", func(ctx context.Context, cl *control.Client, _ *cli.Context, name string) (control.VolumeStatus, error) {
 			return cl.Unlock(ctx, name)
 		}, "unlocked"),
 	})
@@ -105,7 +105,7 @@ func unlockCommand() *cli.Command {
 
 // volumeAction is the action of a command that takes one EXPORT and asks
 // the server to do op on it.
-func volumeAction(command string, op func(context.Context, *vdisk.ControlClient, *cli.Context, string) (vdisk.VolumeStatus, error), done string) cli.ActionFunc {
+func volumeAction(command string, op func(context.Context, *control.Client, *cli.Context, string) (control.VolumeStatus, error), done string) cli.ActionFunc {
 	return func(c *cli.Context) error {
 		if c.NArg() != 1 {
 			return usagef("%s: name one EXPORT (a volume such as disk@1)", command)
@@ -132,7 +132,7 @@ func printJSON(v any) error {
 }
 
 // printVolume prints a volume's state after an operation.
-func printVolume(c *cli.Context, vs vdisk.VolumeStatus, done string) error {
+func printVolume(c *cli.Context, vs control.VolumeStatus, done string) error {
 	if c.Bool("json") {
 		return printJSON(vs)
 	}
@@ -145,7 +145,7 @@ func printVolume(c *cli.Context, vs vdisk.VolumeStatus, done string) error {
 }
 
 // printVolumes prints the volume list as a table.
-func printVolumes(vols []vdisk.VolumeStatus) error {
+func printVolumes(vols []control.VolumeStatus) error {
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "VOLUME\tDEVICE\tSIZE\tSTATE\tFILE SYSTEM\tLABEL\tNBD WRITERS")
 	for _, v := range vols {

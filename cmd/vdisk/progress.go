@@ -32,7 +32,7 @@ func newProgress(w io.Writer, show bool, total int64, desc string) *progress {
 		progressbar.OptionSetWriter(w),
 		progressbar.OptionSetDescription(desc),
 		progressbar.OptionShowBytes(true),
-		progressbar.OptionUseIECUnits(true), // sizes printed use IEC units (CLI.md)
+		progressbar.OptionUseIECUnits(true), // sizes printed use IEC units (docs/CLI.md)
 		progressbar.OptionShowCount(),
 		progressbar.OptionSetWidth(20),
 		// Redrawing on every 1 MiB write would cost more than the write.

@@ -31,7 +31,7 @@ func TestMain(m *testing.M) {
 
 // TestScripts runs the end-to-end scripts in testdata/script: each runs
 // one command the way a user does, checks its output, its error messages
-// and its exit status (0 success, 1 failure, 2 usage, as CLI.md says),
+// and its exit status (0 success, 1 failure, 2 usage, as docs/CLI.md says),
 // and where it wrote an image, asks outside tools about it: fsck.fat -n
 // (dosfstools), mdir/minfo (mtools) and sfdisk (util-linux). Lines that
 // need one of them are guarded with [exec:TOOL]; scripts/test.sh installs

@@ -13,6 +13,9 @@ import (
 
 	"github.com/urfave/cli/v2"
 	"github.com/vdisk-dev/vdisk"
+	"github.com/vdisk-dev/vdisk/control"
+	"github.com/vdisk-dev/vdisk/create"
+	"github.com/vdisk-dev/vdisk/export"
 	"github.com/vdisk-dev/vdisk/nbd"
 )
 
@@ -64,7 +67,7 @@ func serve(c *cli.Context) error {
 			return err
 		}
 		defer os.RemoveAll(dir)
-		path, err := vdisk.CreateDemoImage(dir)
+		path, err := create.Demo(dir)
 		if err != nil {
 			return fmt.Errorf("demo image: %w", err)
 		}
@@ -111,9 +114,12 @@ func serve(c *cli.Context) error {
 	}
 	// Writers claim volumes per connection, so that the control API can
 	// mount the volumes no NBD client is writing to.
-	exports := sys.SharedExports(c.Bool("read-only"))
+	exports, _, err := sys.Exports(c.Bool("read-only"), export.ClaimPerConnection)
+	if err != nil {
+		return err
+	}
 	for _, e := range exports {
-		if ed, ok := e.Device.(*vdisk.ExportDevice); ok {
+		if ed, ok := e.Device.(*export.Device); ok {
 			ed.Refused = func(r *nbd.Request, err error) {
 				fmt.Fprintf(os.Stderr, "vdisk: %s: %v\n", r.Requestor(), err)
 			}
@@ -122,7 +128,7 @@ func serve(c *cli.Context) error {
 	// ErrorMessages: a refused write's reply says why (the volume is
 	// mounted), not only EPERM. vdisk's errors name statuses and exports;
 	// the clients are local (loopback or a unix socket) by default.
-	cfg := nbd.Config{Exports: exports, TLSConfig: tlsConfig, TLSRequired: c.Bool("tls-required"), Errno: vdisk.Errno, ErrorMessages: true}
+	cfg := nbd.Config{Exports: exports, TLSConfig: tlsConfig, TLSRequired: c.Bool("tls-required"), Errno: export.Errno, ErrorMessages: true}
 	if c.Bool("verbose") {
 		// The connection events (handshake failures and timeouts, unknown
 		// export names, TLS errors, disconnects) are logged at Debug.
@@ -136,17 +142,17 @@ func serve(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("serve: listen on %s: %w", c.String("listen"), err)
 	}
-	var ctl *vdisk.ControlServer
+	var ctl *control.Server
 	ctlErr := make(chan error, 1)
 	sock := c.String("control")
 	if sock != "" {
-		cl, err := vdisk.ListenControl(sock)
+		cl, err := control.Listen(sock)
 		if err != nil {
 			l.Close()
 			return fmt.Errorf("serve: %w", err)
 		}
 		defer cl.Close() // removes the socket, whatever happens
-		ctl = vdisk.NewControlServer(sys, exports)
+		ctl = control.NewServer(sys, exports)
 		go func() { ctlErr <- ctl.Serve(cl) }()
 	}
 	for _, e := range exports {

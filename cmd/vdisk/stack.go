@@ -4,7 +4,7 @@ import (
 	"os"
 
 	"github.com/urfave/cli/v2"
-	"github.com/vdisk-dev/vdisk"
+	"github.com/vdisk-dev/vdisk/stackview"
 )
 
 func stackCommand() *cli.Command {
@@ -54,34 +54,25 @@ Examples:
 			}
 			s := newSession("vdisk stack", false, true)
 			defer func() { err = s.close(err) }()
-			var addrs []vdisk.Address
+			var addrs []Address
 			for _, path := range c.Args().Slice() {
-				addrs = append(addrs, vdisk.Address{Image: path})
+				addrs = append(addrs, Address{Image: path})
 			}
 			if err := s.open(c, addrs...); err != nil {
 				return err
 			}
-			for _, img := range s.sys.Images() {
-				path := img.Path
-				if c.Bool("mount") {
-					for i := range img.Volumes {
-						name := img.Name
-						if len(img.Partitions) > 0 {
-							name = vdisk.Address{Image: path, Partition: i + 1}.VolumeName()
-						}
-						if v, err := s.sys.OpenVolume(name, "vdisk stack"); err == nil {
-							_, _ = v.Info()
-						}
-					}
+			if c.Bool("mount") {
+				for _, v := range s.sys.Volumes() {
+					_, _ = v.Info() // mounts it, or leaves it to RAW
 				}
 			}
-			return printStack(c, s.sys.Stack())
+			return printStack(c, stackview.Collect(s.sys.Devices()))
 		},
 	})
 }
 
 // printStack prints the stacks as --json, --dot or the text tree ask.
-func printStack(c *cli.Context, info vdisk.StackInfo) error {
+func printStack(c *cli.Context, info stackview.Info) error {
 	switch {
 	case c.Bool("json"):
 		return printJSON(info)

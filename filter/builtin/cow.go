@@ -11,7 +11,40 @@ import (
 	"github.com/vdisk-dev/vdisk/iomgr"
 )
 
-// COW is the copy-on-write disk filter: writes go to a sparse overlay file
+func init() {
+	register(&Filter{
+		Name:      "cow",
+		Kind:      DiskLevel,
+		Params:    []string{"on", "overlay"},
+		Help:      "copy-on-write: writes go to a sparse overlay file, the disk below is never written",
+		OneDevice: "one overlay serves one device",
+		Disk: func(spec Spec, _ Host) (DeviceDispatch, error) {
+			overlay := spec.Get("overlay")
+			if overlay == "" {
+				return nil, fmt.Errorf("filter %q: give overlay=FILE", spec.Raw)
+			}
+			return func(t *iomgr.Device) (iomgr.DispatchFunc, func() error, error) {
+				c, err := openCOW(overlay, deviceSize(t), t.SectorSize)
+				if err != nil {
+					return nil, nil, err
+				}
+				return c.dispatch, c.close, nil
+			}, nil
+		},
+	})
+}
+
+// deviceSize is the length of a disk or partition device.
+func deviceSize(dev *iomgr.Device) int64 {
+	var n int64
+	io := &iomgr.BlockIO{Device: dev, Requestor: "vdisk", Here: true}
+	if err := io.Control(disk.IOCTLDiskGetLengthInfo, nil, &n); err != nil {
+		return 0
+	}
+	return n
+}
+
+// cow is the copy-on-write disk filter: writes go to a sparse overlay file
 // the size of the device; reads take each block from the overlay if it was
 // written there, else from the device below. The device below is never
 // written.
@@ -24,7 +57,7 @@ import (
 // first copies the block from the device below (read-modify-write, as
 // qcow2 does for its clusters), and a block is marked as in the overlay
 // only once it is there whole.
-type COW struct {
+type cow struct {
 	overlay *disk.FileStore
 	size    int64
 	sector  int64
@@ -50,9 +83,9 @@ const (
 	cowMaxBlock = 8 << 20
 )
 
-// OpenCOW opens (or creates) the overlay for a device of size bytes with the
+// openCOW opens (or creates) the overlay for a device of size bytes with the
 // given sector size.
-func OpenCOW(path string, size int64, sector uint32) (*COW, error) {
+func openCOW(path string, size int64, sector uint32) (*cow, error) {
 	var store *disk.FileStore
 	fi, err := os.Stat(path)
 	switch {
@@ -75,7 +108,7 @@ func OpenCOW(path string, size int64, sector uint32) (*COW, error) {
 	for block < int64(sector) || block < allocationUnit(fi) && block < cowMaxBlock {
 		block *= 2
 	}
-	c := &COW{overlay: store, size: size, sector: int64(sector), block: block,
+	c := &cow{overlay: store, size: size, sector: int64(sector), block: block,
 		written: make([]uint64, ((size+block-1)/block+63)/64)}
 	ext, err := store.Allocation(0, size)
 	if err != nil {
@@ -90,11 +123,11 @@ func OpenCOW(path string, size int64, sector uint32) (*COW, error) {
 	return c, nil
 }
 
-// Close closes the overlay.
-func (c *COW) Close() error { return c.overlay.Close() }
+// close closes the overlay.
+func (c *cow) close() error { return c.overlay.Close() }
 
 // mark records the blocks that [off, off+n) touches as in the overlay.
-func (c *COW) mark(off, n int64) {
+func (c *cow) mark(off, n int64) {
 	c.mu.Lock()
 	for b := off / c.block; b < (off+n+c.block-1)/c.block; b++ {
 		c.written[b/64] |= 1 << (b % 64)
@@ -103,10 +136,10 @@ func (c *COW) mark(off, n int64) {
 }
 
 // isWritten reports whether block b is in the overlay; c.mu is held.
-func (c *COW) isWritten(b int64) bool { return c.written[b/64]&(1<<(b%64)) != 0 }
+func (c *cow) isWritten(b int64) bool { return c.written[b/64]&(1<<(b%64)) != 0 }
 
 // blockWritten reports whether block b is in the overlay.
-func (c *COW) blockWritten(b int64) bool {
+func (c *cow) blockWritten(b int64) bool {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	return c.isWritten(b)
@@ -114,7 +147,7 @@ func (c *COW) blockWritten(b int64) bool {
 
 // runs calls fn for each run of bytes in [off, off+n) whose blocks are all
 // in the overlay (inOverlay true) or all not.
-func (c *COW) runs(off, n int64, fn func(off, n int64, inOverlay bool) error) error {
+func (c *cow) runs(off, n int64, fn func(off, n int64, inOverlay bool) error) error {
 	type run struct {
 		off, n int64
 		in     bool
@@ -144,7 +177,7 @@ func (c *COW) runs(off, n int64, fn func(off, n int64, inOverlay bool) error) er
 // device below, unless it is in the overlay already; blocks are marked
 // once they are whole in the overlay, so that until then reads take them
 // from below.
-func (c *COW) store(dev *iomgr.Device, requestor string, off, n int64, put func() error) error {
+func (c *cow) store(dev *iomgr.Device, requestor string, off, n int64, put func() error) error {
 	if n == 0 {
 		return nil
 	}
@@ -187,7 +220,7 @@ func (c *COW) store(dev *iomgr.Device, requestor string, off, n int64, put func(
 }
 
 // copyUp copies [off, off+n) from the device below into the overlay.
-func (c *COW) copyUp(dev *iomgr.Device, requestor string, off, n int64) error {
+func (c *cow) copyUp(dev *iomgr.Device, requestor string, off, n int64) error {
 	buf := make([]byte, n)
 	below := &iomgr.BlockIO{Device: dev.Extension.(*filter.Extension).Lower, Requestor: requestor, Here: true}
 	if err := below.Transfer(iomgr.MajorRead, buf, off, false); err != nil {
@@ -197,15 +230,15 @@ func (c *COW) copyUp(dev *iomgr.Device, requestor string, off, n int64) error {
 	return err
 }
 
-func (c *COW) check(off, n int64) iomgr.Status {
+func (c *cow) check(off, n int64) iomgr.Status {
 	if off < 0 || n < 0 || off%c.sector != 0 || n%c.sector != 0 || off > c.size || n > c.size-off {
 		return iomgr.StatusInvalidParameter
 	}
 	return iomgr.StatusSuccess
 }
 
-// Dispatch is the cow filter's dispatch routine.
-func (c *COW) Dispatch(dev *iomgr.Device, irp *iomgr.IRP) iomgr.Status {
+// dispatch is the cow filter's dispatch routine.
+func (c *cow) dispatch(dev *iomgr.Device, irp *iomgr.IRP) iomgr.Status {
 	sl := irp.CurrentStackLocation()
 	switch sl.Major {
 	case iomgr.MajorWrite:

@@ -13,17 +13,39 @@ import (
 	"github.com/vdisk-dev/vdisk/iomgr"
 )
 
-// Crypt is the crypt disk filter: every sector is encrypted with AES-XTS,
+func init() {
+	register(&Filter{
+		Name:   "crypt",
+		Kind:   DiskLevel,
+		Params: []string{"on", "key-file"},
+		Help:   "encrypts every sector with AES-XTS (key-file holds a 32- or 64-byte key)",
+		Disk: func(spec Spec, _ Host) (DeviceDispatch, error) {
+			key := spec.Get("key-file")
+			if key == "" {
+				return nil, fmt.Errorf("filter %q: give key-file=FILE", spec.Raw)
+			}
+			return func(t *iomgr.Device) (iomgr.DispatchFunc, func() error, error) {
+				c, err := openCrypt(key, t.SectorSize)
+				if err != nil {
+					return nil, nil, err
+				}
+				return c.dispatch, nil, nil
+			}, nil
+		},
+	})
+}
+
+// crypt is the crypt disk filter: every sector is encrypted with AES-XTS,
 // the sector number (on the device the filter is attached to) as the tweak,
 // so the medium below never holds plaintext.
-type Crypt struct {
+type crypt struct {
 	cipher *xts.Cipher
 	sector int64
 	bufs   sync.Pool
 }
 
-// OpenCrypt reads a 32-byte (AES-128-XTS) or 64-byte (AES-256-XTS) key.
-func OpenCrypt(keyFile string, sector uint32) (*Crypt, error) {
+// openCrypt reads a 32-byte (AES-128-XTS) or 64-byte (AES-256-XTS) key.
+func openCrypt(keyFile string, sector uint32) (*crypt, error) {
 	key, err := os.ReadFile(keyFile)
 	if err != nil {
 		return nil, fmt.Errorf("crypt: key file: %w", err)
@@ -35,10 +57,10 @@ func OpenCrypt(keyFile string, sector uint32) (*Crypt, error) {
 	if err != nil {
 		return nil, fmt.Errorf("crypt: %w", err)
 	}
-	return &Crypt{cipher: c, sector: int64(sector)}, nil
+	return &crypt{cipher: c, sector: int64(sector)}, nil
 }
 
-func (c *Crypt) transform(dst, src []byte, off int64, encrypt bool) {
+func (c *crypt) transform(dst, src []byte, off int64, encrypt bool) {
 	for i := int64(0); i < int64(len(src)); i += c.sector {
 		s := uint64((off + i) / c.sector)
 		if encrypt {
@@ -49,7 +71,7 @@ func (c *Crypt) transform(dst, src []byte, off int64, encrypt bool) {
 	}
 }
 
-func (c *Crypt) buffer(n int) *[]byte {
+func (c *crypt) buffer(n int) *[]byte {
 	if v := c.bufs.Get(); v != nil {
 		b := v.(*[]byte)
 		if cap(*b) >= n {
@@ -61,8 +83,8 @@ func (c *Crypt) buffer(n int) *[]byte {
 	return &b
 }
 
-// Dispatch is the crypt filter's dispatch routine.
-func (c *Crypt) Dispatch(dev *iomgr.Device, irp *iomgr.IRP) iomgr.Status {
+// dispatch is the crypt filter's dispatch routine.
+func (c *crypt) dispatch(dev *iomgr.Device, irp *iomgr.IRP) iomgr.Status {
 	sl := irp.CurrentStackLocation()
 	switch sl.Major {
 	case iomgr.MajorWrite:
@@ -118,7 +140,7 @@ func (c *Crypt) Dispatch(dev *iomgr.Device, irp *iomgr.IRP) iomgr.Status {
 }
 
 // writeZeros writes encrypted zeros over [off, off+n) in chunks.
-func (c *Crypt) writeZeros(dev *iomgr.Device, irp *iomgr.IRP, off, n int64) iomgr.Status {
+func (c *crypt) writeZeros(dev *iomgr.Device, irp *iomgr.IRP, off, n int64) iomgr.Status {
 	if off%c.sector != 0 || n%c.sector != 0 {
 		return iomgr.StatusInvalidParameter
 	}

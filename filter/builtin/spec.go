@@ -2,7 +2,7 @@ package builtin
 
 import (
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 )
 
@@ -14,46 +14,12 @@ type Spec struct {
 	Raw    string
 }
 
-// Kind says where a built-in filter attaches.
-type Kind int
-
-// The kinds of built-in filter.
-const (
-	Minifilter Kind = iota // on file system volumes, through the filter manager
-	DiskLevel              // on disk and partition stacks, beneath the file systems
-)
-
-// known lists the built-in filters, their kind and the keys they accept.
-var known = map[string]struct {
-	kind Kind
-	keys []string
-}{
-	"monitor":      {Minifilter, nil},
-	"scan":         {Minifilter, []string{"sig", "on"}},
-	"readonly":     {Minifilter, nil},
-	"trace":        {DiskLevel, []string{"on"}},
-	"passthrough":  {DiskLevel, []string{"on"}},
-	"writeprotect": {DiskLevel, []string{"on"}},
-	"faults":       {DiskLevel, []string{"on", "read-error", "write-error", "latency", "seed"}},
-	"cow":          {DiskLevel, []string{"on", "overlay"}},
-	"crypt":        {DiskLevel, []string{"on", "key-file"}},
-}
-
-// Names returns the built-in filter names, sorted.
-func Names() []string {
-	var out []string
-	for n := range known {
-		out = append(out, n)
-	}
-	sort.Strings(out)
-	return out
-}
-
-// ParseSpec parses `NAME[:key=value,...]`, checking the name and keys.
+// ParseSpec parses `NAME[:key=value,...]`, checking the name and keys
+// against the registry.
 func ParseSpec(s string) (Spec, error) {
 	name, rest, _ := strings.Cut(s, ":")
-	k, ok := known[name]
-	if !ok {
+	f := Lookup(name)
+	if f == nil {
 		return Spec{}, fmt.Errorf("filter %q: unknown filter (have %s)", name, strings.Join(Names(), ", "))
 	}
 	spec := Spec{Name: name, Params: map[string][]string{}, Raw: s}
@@ -65,28 +31,28 @@ func ParseSpec(s string) (Spec, error) {
 		if !ok || key == "" {
 			return Spec{}, fmt.Errorf("filter %q: %q is not key=value", s, kv)
 		}
-		allowed := false
-		for _, a := range k.keys {
-			allowed = allowed || a == key
-		}
-		if !allowed {
-			if len(k.keys) == 0 {
+		if !slices.Contains(f.Params, key) {
+			if len(f.Params) == 0 {
 				return Spec{}, fmt.Errorf("filter %q: %s takes no parameters", s, name)
 			}
-			return Spec{}, fmt.Errorf("filter %q: unknown key %q (have %s)", s, key, strings.Join(k.keys, ", "))
+			return Spec{}, fmt.Errorf("filter %q: unknown key %q (have %s)", s, key, strings.Join(f.Params, ", "))
 		}
 		spec.Params[key] = append(spec.Params[key], value)
 	}
 	return spec, nil
 }
 
-// Kind returns where the filter attaches. scan attaches at disk level when
-// narrowed to an export with on=EXPORT.
+// Filter returns the registry entry of the spec's filter.
+func (s Spec) Filter() *Filter { return Lookup(s.Name) }
+
+// Kind returns where the filter attaches: a minifilter that can also attach
+// at disk level (scan) does so when narrowed to an export with on=EXPORT.
 func (s Spec) Kind() Kind {
-	if s.Name == "scan" && s.Get("on") != "" {
+	f := s.Filter()
+	if f.Kind == Minifilter && f.Disk != nil && s.Get("on") != "" {
 		return DiskLevel
 	}
-	return known[s.Name].kind
+	return f.Kind
 }
 
 // Get returns the last value of key, or "".

@@ -6,12 +6,11 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/vdisk-dev/vdisk/disk"
 	"github.com/vdisk-dev/vdisk/filter"
 	"github.com/vdisk-dev/vdisk/filter/fltmgr"
+	"github.com/vdisk-dev/vdisk/internal/testsupport/testworld"
 	"github.com/vdisk-dev/vdisk/iomgr"
 	"github.com/vdisk-dev/vdisk/mount"
-	"github.com/vdisk-dev/vdisk/volume"
 )
 
 type log struct {
@@ -33,35 +32,21 @@ func (l *log) take() []string {
 	return ev
 }
 
+// world is testworld's stack, with the raw file system and the filter
+// manager loaded.
 type world struct {
-	io  *iomgr.Manager
-	mm  *mount.Manager
-	fm  *fltmgr.Manager
-	vol *iomgr.Device
+	*testworld.World
+	fm *fltmgr.Manager
 }
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
-	io := iomgr.NewManager()
-	dd := disk.NewDriver(io, disk.Options{})
-	store, _ := disk.NewMemStore(1 << 20)
-	d, err := dd.AddDisk(store, 512, false)
+	w := testworld.New(t, true)
+	fm, err := fltmgr.Load(w.Mounts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	vol, err := volume.NewDriver(io).AddVolume(d, 1<<20, `\DosDevices\v`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mm := mount.New(io)
-	if _, err := mount.NewRawFileSystem(mm); err != nil {
-		t.Fatal(err)
-	}
-	fm, err := fltmgr.Load(mm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &world{io: io, mm: mm, fm: fm, vol: vol}
+	return &world{World: w, fm: fm}
 }
 
 // recording registers a minifilter whose callbacks log their calls on reads.
@@ -92,15 +77,6 @@ func (w *world) read(t *testing.T, fo *iomgr.FileObject) iomgr.Status {
 	return st
 }
 
-func (w *world) open(t *testing.T) *iomgr.FileObject {
-	t.Helper()
-	fo, _, err := w.mm.Open(`\DosDevices\v`, mount.OpenOptions{Requestor: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fo
-}
-
 func TestPreCallbacksHighestAltitudeFirstPostLowestFirst(t *testing.T) {
 	w := newWorld(t)
 	l := &log{}
@@ -114,7 +90,7 @@ func TestPreCallbacksHighestAltitudeFirstPostLowestFirst(t *testing.T) {
 		}
 	}
 	// A legacy filter loaded after the filter manager sits above its frame.
-	_, err := filter.Load(w.mm, "Legacy", filter.Hooks{Dispatch: func(dev *iomgr.Device, irp *iomgr.IRP) iomgr.Status {
+	_, err := filter.Load(w.Mounts, "Legacy", filter.Hooks{Dispatch: func(dev *iomgr.Device, irp *iomgr.IRP) iomgr.Status {
 		if dev.Extension.(*filter.Extension).Role == filter.VolumeRole && irp.CurrentStackLocation().Major == iomgr.MajorRead {
 			l.add("legacy")
 		}
@@ -123,7 +99,7 @@ func TestPreCallbacksHighestAltitudeFirstPostLowestFirst(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fo := w.open(t)
+	fo := w.Open(t)
 	defer fo.CloseHandle("test")
 	if st := w.read(t, fo); st != iomgr.StatusSuccess {
 		t.Fatal(st)
@@ -133,7 +109,7 @@ func TestPreCallbacksHighestAltitudeFirstPostLowestFirst(t *testing.T) {
 	if got := l.take(); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("order\n got  %q\n want %q", got, want)
 	}
-	if insts := w.fm.Instances(w.vol); len(insts) != 3 || insts[0].Filter.Name != "high" || insts[2].Filter.Name != "low" {
+	if insts := w.fm.Instances(w.Volume); len(insts) != 3 || insts[0].Filter.Name != "high" || insts[2].Filter.Name != "low" {
 		t.Fatalf("instances %v", insts)
 	}
 }
@@ -145,7 +121,7 @@ func TestCompleteStopsLowerFiltersAndRunsPostsAbove(t *testing.T) {
 	w.fm.Register(recording(l, "skip", "300000", fltmgr.PreopSuccessNoCallback))
 	w.fm.Register(recording(l, "deny", "200000", fltmgr.PreopComplete))
 	w.fm.Register(recording(l, "below", "100000", fltmgr.PreopSuccessWithCallback))
-	fo := w.open(t)
+	fo := w.Open(t)
 	defer fo.CloseHandle("test")
 	if st := w.read(t, fo); st != iomgr.StatusAccessDenied {
 		t.Fatalf("status %v", st)
@@ -170,7 +146,7 @@ func TestAltitudesAreUniqueAndReloadKeepsOrder(t *testing.T) {
 	}
 	w.fm.Register(recording(l, "c", "200000", fltmgr.PreopSuccessNoCallback))
 	w.fm.Register(recording(l, "d", "100000", fltmgr.PreopSuccessNoCallback))
-	fo := w.open(t)
+	fo := w.Open(t)
 	defer fo.CloseHandle("test")
 	w.read(t, fo)
 	first := l.take()
@@ -208,8 +184,8 @@ func TestContextsLiveAsLongAsTheirInstanceAndStream(t *testing.T) {
 	if _, err := w.fm.Register(reg); err != nil {
 		t.Fatal(err)
 	}
-	fo := w.open(t)
-	insts := w.fm.Instances(w.vol)
+	fo := w.Open(t)
+	insts := w.fm.Instances(w.Volume)
 	if len(insts) != 1 || insts[0].Context() != "instance-ctx" || insts[0].StreamContext(fo) != "stream-ctx" {
 		t.Fatalf("contexts %v", insts)
 	}
@@ -217,7 +193,7 @@ func TestContextsLiveAsLongAsTheirInstanceAndStream(t *testing.T) {
 	if got := l.take(); fmt.Sprint(got) != "[cleanup stream-ctx]" {
 		t.Fatalf("after the last close: %q", got)
 	}
-	if err := w.mm.Dismount(w.vol, mount.DismountOptions{}); err != nil {
+	if err := w.Mounts.Dismount(w.Volume, mount.DismountOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if got := l.take(); fmt.Sprint(got) != "[teardown cleanup instance-ctx]" {
@@ -231,23 +207,23 @@ func TestManualAttachAndDetach(t *testing.T) {
 	r := recording(l, "manual", "300000", fltmgr.PreopSuccessNoCallback)
 	r.ManualAttach = true
 	w.fm.Register(r)
-	fo := w.open(t)
+	fo := w.Open(t)
 	defer fo.CloseHandle("test")
 	w.read(t, fo)
 	if got := l.take(); len(got) != 0 {
 		t.Fatalf("unattached filter ran: %q", got)
 	}
-	if _, err := w.fm.Attach("manual", w.vol); err != nil {
+	if _, err := w.fm.Attach("manual", w.Volume); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.fm.Attach("manual", w.vol); !errors.Is(err, fltmgr.ErrAlreadyAttached) {
+	if _, err := w.fm.Attach("manual", w.Volume); !errors.Is(err, fltmgr.ErrAlreadyAttached) {
 		t.Fatal(err)
 	}
 	w.read(t, fo)
 	if got := l.take(); fmt.Sprint(got) != "[pre manual]" {
 		t.Fatalf("got %q", got)
 	}
-	if err := w.fm.Detach("manual", w.vol); err != nil {
+	if err := w.fm.Detach("manual", w.Volume); err != nil {
 		t.Fatal(err)
 	}
 	w.read(t, fo)
@@ -259,10 +235,10 @@ func TestManualAttachAndDetach(t *testing.T) {
 // fakeFastIO is a file system fast I/O read that always succeeds.
 func TestDisallowFastIOMakesTheCallNotPossible(t *testing.T) {
 	w := newWorld(t)
-	fo := w.open(t)
+	fo := w.Open(t)
 	defer fo.CloseHandle("test")
 	// RAW has no fast I/O: give the frame's lower a fast read by wrapping.
-	fsVol, _ := w.vol.VPB().Device()
+	fsVol, _ := w.Volume.VPB().Device()
 	fsVol.Driver.FastIO = &iomgr.FastIODispatch{Read: func(dev *iomgr.Device, fo *iomgr.FileObject, off int64, buf []byte, wait bool, ios *iomgr.IOStatusBlock) bool {
 		*ios = iomgr.IOStatusBlock{Status: iomgr.StatusSuccess, Information: uint64(len(buf))}
 		return true

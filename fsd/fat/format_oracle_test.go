@@ -22,6 +22,7 @@ import (
 
 	"github.com/vdisk-dev/vdisk/fsd/fat/internal/fattest"
 	"github.com/vdisk-dev/vdisk/fsd/fat/internal/ondisk"
+	"github.com/vdisk-dev/vdisk/internal/testsupport"
 )
 
 var fmSweep = flag.Bool("fat.format-sweep", false, "compare Format's choices with mkfs.fat on a dense sweep of sizes (1 MiB to 64 GiB, about 2700 mkfs.fat runs)")
@@ -59,21 +60,6 @@ func fmMkfs(dir string, size int64, args ...string) (path, out string, ok bool, 
 		return path, string(b), false, nil
 	}
 	return path, string(b), err == nil, err
-}
-
-// fmRead reads n bytes at off of a file.
-func fmRead(t testing.TB, path string, off, n int64) []byte {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	b := make([]byte, n)
-	if _, err := f.ReadAt(b, off); err != nil {
-		t.Fatalf("%s: reading %d bytes at %d: %v", path, n, off, err)
-	}
-	return b
 }
 
 // fmReadBoot parses an image's boot sector.
@@ -458,7 +444,7 @@ func fmCompareMetadata(t *testing.T, mine, theirs string, res *FormatResult) {
 	if g.Type == ondisk.FAT32 {
 		end = g.ClusterOffset(g.RootCluster) + int64(g.ClusterSize)
 	}
-	a, b := fmRead(t, mine, 0, end), fmRead(t, theirs, 0, end)
+	a, b := testsupport.ReadAt(t, mine, 0, end), testsupport.ReadAt(t, theirs, 0, end)
 	ranges := fmDiffers(&g)
 	if g.Type == ondisk.FAT32 {
 		for i := range g.NumFATs {

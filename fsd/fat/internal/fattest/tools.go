@@ -1,43 +1,35 @@
 package fattest
 
 import (
-	"bytes"
-	"errors"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
+
+	"github.com/vdisk-dev/vdisk/internal/testsupport"
 )
 
-// Need skips a test when an outside oracle is not installed.
+// Need skips a test when an outside oracle is not installed
+// (testsupport.NeedTool).
 func Need(t testing.TB, tools ...string) {
 	t.Helper()
 	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed: the oracle tests need dosfstools and mtools (apt-get install dosfstools mtools)", tool)
-		}
+		testsupport.NeedTool(t, tool)
 	}
 }
 
-// Run runs a tool and returns its output and exit code; it fails the test
-// only if the tool cannot be started.
+// oracle runs the oracles as they need to run: mtools without its checks
+// of the image's geometry, in UTF-8, times in UTC; bounded in time, for
+// images of a gigabyte too.
+var oracle = testsupport.Cmd{Env: []string{"MTOOLS_SKIP_CHECK=1", "LC_ALL=C.UTF-8", "TZ=UTC"}, Timeout: 5 * time.Minute}
+
+// Run runs a tool and returns its output (standard output, then standard
+// error) and exit code; it fails the test only if the tool cannot be
+// started or does not finish.
 func Run(t testing.TB, name string, args ...string) (string, int) {
 	t.Helper()
-	cmd := exec.Command(name, args...)
-	cmd.Env = append(os.Environ(), "MTOOLS_SKIP_CHECK=1", "LC_ALL=C.UTF-8", "TZ=UTC")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		return out.String(), 0
-	case errors.As(err, &ee):
-		return out.String(), ee.ExitCode()
-	}
-	t.Fatalf("%s %q: %v", name, args, err)
-	return "", -1
+	r := oracle.Run(t, name, args...)
+	return r.Output(), r.Code
 }
 
 // Must runs a tool that must succeed.
