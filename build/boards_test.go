@@ -11,7 +11,6 @@ package build
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -22,6 +21,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vdisk-dev/vdisk/internal/testsupport"
 	"github.com/vdisk-dev/vdisk/partition"
 )
 
@@ -111,39 +111,15 @@ var boardTools = []string{"sfdisk", "fsck.fat", "mdir", "mcopy", "mke2fs", "e2fs
 func needBoardTools(t testing.TB) {
 	t.Helper()
 	for _, tool := range boardTools {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed (scripts/test.sh installs fdisk, dosfstools, mtools, e2fsprogs, diffutils)", tool)
-		}
+		testsupport.NeedTool(t, tool)
 	}
 }
 
-// partitionBytes writes partition n (1-based, table order) of img to a
-// file of its own, as fsck.fat and e2fsck have no offset option.
-func partitionBytes(t *testing.T, img string, n int, diskSize int64) (string, partition.Partition) {
+// partitionBytes copies a placed partition of img into a file of its own,
+// as fsck.fat and e2fsck have no offset option.
+func partitionBytes(t *testing.T, img string, p *Placed) string {
 	t.Helper()
-	f, err := os.Open(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	// An image that is not filled ends at its last data, before the disk's
-	// end: what is past the file reads as zeros.
-	data, err := io.ReadAll(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tab, _, err := partition.Read(zeroPadded(data), diskSize)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := tab.Partitions[n-1]
-	part := make([]byte, p.Size)
-	_, _ = zeroPadded(data).ReadAt(part, p.Start)
-	out := filepath.Join(t.TempDir(), fmt.Sprintf("part%d", n))
-	if err := os.WriteFile(out, part, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return out, p
+	return testsupport.ExtractPartition(t, img, p.Offset, p.Size)
 }
 
 // mtoolsTree copies a FAT volume's files out with mcopy into a new
@@ -261,7 +237,7 @@ func TestBoards(t *testing.T) {
 					if part.Partition.Bootable != (row[6] != "" || strings.Contains(row[7], "LegacyBIOSBootable")) {
 						t.Errorf("%s: partition %s: bootable %v, sfdisk: %q", img.File, part.Name, part.Partition.Bootable, row[0])
 					}
-					vol, _ := partitionBytes(t, disk, n, l.Size)
+					vol := partitionBytes(t, disk, part)
 					switch {
 					case part.Image != nil && part.Image.Type == "vfat":
 						if out, err := exec.Command("fsck.fat", "-n", vol).CombinedOutput(); err != nil {
@@ -323,9 +299,7 @@ func genimage16Config(t *testing.T, cfg string, p *Plan) string {
 // genimage, whose mcopy must then fit the content into it.
 func TestBoardsMatchGenimage16(t *testing.T) {
 	needBoardTools(t)
-	if _, err := exec.LookPath("genimage"); err != nil {
-		t.Skip("genimage not installed (scripts/test.sh installs it)")
-	}
+	testsupport.NeedTool(t, "genimage")
 	in := t.TempDir()
 	boardInputs(t, in)
 	configs, _ := filepath.Glob("testdata/boards/*.cfg")
@@ -377,12 +351,11 @@ func TestBoardsMatchGenimage16(t *testing.T) {
 							continue
 						}
 						n++
-						va, _ := partitionBytes(t, vf, n, l.Size)
-						ga, _ := partitionBytes(t, gf, n, l.Size)
+						va, ga := partitionBytes(t, vf, part), partitionBytes(t, gf, part)
 						what := fmt.Sprintf("%s partition %s", img.File, part.Name)
 						if part.Image != nil && part.Image.Type == "vfat" {
 							compareVolumes(t, what, va, ga)
-						} else if sha(t, va) != sha(t, ga) {
+						} else if testsupport.HashFile(t, va) != testsupport.HashFile(t, ga) {
 							t.Errorf("%s: bytes differ from genimage's", what)
 						}
 					}

@@ -138,10 +138,7 @@ func sections(nodes []*confuse.Node, name string) []*confuse.Node {
 }
 
 func TestConfigDumpMatchesGenimage(t *testing.T) {
-	genimage, err := exec.LookPath("genimage")
-	if err != nil {
-		t.Skip("genimage not installed (apt-get install genimage): it is the oracle of this test")
-	}
+	genimage := testsupport.NeedTool(t, "genimage")
 	suite := testsupport.GenimageDir(t)
 	configs, _ := filepath.Glob(filepath.Join(suite, "*.config"))
 	compared := 0

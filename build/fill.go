@@ -1,15 +1,19 @@
 package build
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/vdisk-dev/vdisk"
+	"github.com/vdisk-dev/vdisk/format"
+	"github.com/vdisk-dev/vdisk/fsd/fat"
 )
 
-// fill mounts the formatted image file with vdisk's FAT driver, in a
-// System of its own, and copies t into it.
-func (p *Plan) fill(img *Image, file string, t *tree) (err error) {
+// formatAndFill formats the image file (sized, empty) in a System of its
+// own, as `vdisk format` would, then mounts it with vdisk's FAT driver and
+// copies t into it.
+func (p *Plan) formatAndFill(img *Image, file string, opts fat.FormatOptions, t *tree) (err error) {
 	o := vdisk.Options{Requestor: "vdisk build"}
 	if now, ok := p.clock(); ok {
 		o.FAT.Now, o.FAT.Location = func() time.Time { return now }, time.UTC
@@ -17,33 +21,28 @@ func (p *Plan) fill(img *Image, file string, t *tree) (err error) {
 	sys := vdisk.New(o)
 	defer func() {
 		if cerr := sys.Close(); err == nil && cerr != nil {
-			err = cerr
+			err = fmt.Errorf("image %q: %w", img.File, cerr)
 		}
 	}()
 	im, err := sys.AddImage(file, false)
 	if err != nil {
-		return err
+		return fmt.Errorf("image %q: %w", img.File, err)
 	}
-	v, err := sys.OpenVolume(im.Name, "vdisk build")
+	v, err := sys.Volume(im, 0)
 	if err != nil {
-		return err
+		return fmt.Errorf("image %q: %w", img.File, err)
 	}
-	if err := p.copyTree(fatVolume{v}, t); err != nil {
-		return err
+	if _, err := format.Volume(v, opts); err != nil {
+		if errors.Is(err, fat.ErrFormatOption) || errors.Is(err, fat.ErrVolumeTooSmall) || errors.Is(err, fat.ErrVolumeTooLarge) {
+			return configErrorf(img.Pos, "image %q: %v", img.File, err)
+		}
+		return fmt.Errorf("image %q: %w", img.File, err)
+	}
+	if err := p.copyTree(v, t); err != nil {
+		return fmt.Errorf("image %q: %w", img.File, err)
 	}
 	if err := v.Dismount(false); err != nil {
-		return fmt.Errorf("dismounting: %w", err)
+		return fmt.Errorf("image %q: dismounting: %w", img.File, err)
 	}
 	return nil
 }
-
-// fatVolume is the volumeWriter of a mounted vdisk.Volume.
-type fatVolume struct{ v *vdisk.Volume }
-
-func (f fatVolume) Mkdir(name string) error { return f.v.Mkdir(name) }
-
-func (f fatVolume) Chtimes(name string, atime, mtime time.Time) error {
-	return f.v.Chtimes(name, atime, mtime)
-}
-
-func (f fatVolume) create(name string) (fileWriter, error) { return f.v.Create(name) }

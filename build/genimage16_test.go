@@ -182,11 +182,8 @@ func allocation(t *testing.T, path string) []disk.Extent {
 }
 
 func TestMatchesGenimage16(t *testing.T) {
-	for _, tool := range []string{"genimage", "sfdisk"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed (scripts/test.sh installs genimage and fdisk)", tool)
-		}
-	}
+	testsupport.NeedTool(t, "genimage")
+	testsupport.NeedTool(t, "sfdisk")
 	suite := testsupport.GenimageDir(t)
 	configs, _ := filepath.Glob("testdata/compare/*.cfg")
 	for _, name := range []string{"hdimage.config", "hdimage2.config", "hdimage5.config", "hdimage6.config", "hdimage7.config",

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/vdisk-dev/vdisk/disk"
+
+	"github.com/vdisk-dev/vdisk/internal/testsupport"
 )
 
 // buildConfig builds the configuration text with inputs from in into a
@@ -132,9 +134,7 @@ func equalRanges(a, b [][2]int64) bool {
 // holes must stay holes.
 func TestSparseExt4Partition(t *testing.T) {
 	for _, tool := range []string{"mke2fs", "e2fsck", "sfdisk"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed (e2fsprogs, fdisk)", tool)
-		}
+		testsupport.NeedTool(t, tool)
 	}
 	in := t.TempDir()
 	compareInputs(t, in)

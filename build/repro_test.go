@@ -9,10 +9,7 @@ package build
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vdisk-dev/vdisk/internal/testsupport"
 )
 
 // reproTree copies the files of in into dir in the given order, with
@@ -75,25 +74,11 @@ func readdirOrder(t *testing.T, dir string) []string {
 	return names
 }
 
-func sha(t *testing.T, path string) string {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
-
 // explainDiff runs diffoscope on two images that should be equal.
 func explainDiff(t *testing.T, a, b string) {
 	t.Helper()
 	if _, err := exec.LookPath("diffoscope"); err != nil {
-		t.Logf("(diffoscope not installed: it would say where %s and %s differ)", a, b)
+		t.Logf("(diffoscope not installed: it would say where %s and %s differ; apt-get install diffoscope)", a, b)
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -102,19 +87,9 @@ func explainDiff(t *testing.T, a, b string) {
 	t.Logf("diffoscope %s %s:\n%s", filepath.Base(a), filepath.Base(b), out)
 }
 
-// vdiskBinary builds cmd/vdisk once per test binary run.
-func vdiskBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "vdisk")
-	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/vdisk").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
 func TestBuildReproducible(t *testing.T) {
 	needBoardTools(t)
-	vdisk := vdiskBinary(t)
+	vdisk := testsupport.BuildCLI(t)
 	epoch := time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
 	cfgs, _ := filepath.Glob("testdata/boards/*.cfg")
 	type run struct {
@@ -166,7 +141,7 @@ func TestBuildReproducible(t *testing.T) {
 	for _, a := range images {
 		rel, _ := filepath.Rel(outs[0], a)
 		b := filepath.Join(outs[1], rel)
-		if sha(t, a) != sha(t, b) {
+		if testsupport.HashFile(t, a) != testsupport.HashFile(t, b) {
 			t.Errorf("%s differs between the two builds", rel)
 			if !explained && strings.HasSuffix(a, ".vfat") {
 				explainDiff(t, a, b)

@@ -71,9 +71,7 @@ var tapLine = regexp.MustCompile(`^(ok|not ok) \d+ (- (.*)|# skip ([^(]*?) \(.*)
 func TestGenimageSuite(t *testing.T) {
 	src := testsupport.GenimageDir(t)
 	for _, tool := range suiteTools {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed: genimage's test suite needs %s (scripts/test.sh installs fdisk, bsdextrautils, dosfstools and mtools)", tool, strings.Join(suiteTools, ", "))
-		}
+		testsupport.NeedTool(t, tool)
 	}
 	dir := t.TempDir()
 	suite := filepath.Join(dir, "test")
@@ -83,10 +81,7 @@ func TestGenimageSuite(t *testing.T) {
 	if out, err := exec.Command("chmod", "-R", "u+w", suite).CombinedOutput(); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	vdisk := filepath.Join(dir, "vdisk")
-	if out, err := exec.Command("go", "build", "-o", vdisk, "../cmd/vdisk").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	vdisk := testsupport.BuildCLI(t)
 	wrapper := "#!/bin/sh\nexec '" + vdisk + "' build \"$@\"\n"
 	if err := os.WriteFile(filepath.Join(suite, "genimage"), []byte(wrapper), 0o755); err != nil {
 		t.Fatal(err)

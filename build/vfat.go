@@ -8,6 +8,7 @@ import (
 	"path"
 	"time"
 
+	"github.com/vdisk-dev/vdisk"
 	"github.com/vdisk-dev/vdisk/disk"
 	"github.com/vdisk-dev/vdisk/fsd/fat"
 )
@@ -107,62 +108,30 @@ func (p *Plan) generateVFAT(img *Image, out string) error {
 	}
 	size := p.Sizes[img]
 	p.logf(1, img, "writing %s: %d bytes", out, size)
-	tmp, err := p.formatTemp(img, out, size, opts)
+	tmp := tempName(out)
+	f, err := disk.CreateFile(tmp, size)
 	if err != nil {
+		return fmt.Errorf("image %q: creating %s: %w", img.File, tmp, err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("image %q: %w", img.File, err)
+	}
+	if err := p.formatAndFill(img, tmp, opts, t); err != nil {
+		os.Remove(tmp)
 		return err
 	}
-	ok := false
-	defer func() {
-		if !ok {
-			os.Remove(tmp)
-		}
-	}()
-	if err := p.fill(img, tmp, t); err != nil {
-		return fmt.Errorf("image %q: %w", img.File, err)
-	}
 	if err := os.Rename(tmp, out); err != nil {
+		os.Remove(tmp)
 		return fmt.Errorf("image %q: %w", img.File, err)
 	}
-	ok = true
 	return nil
-}
-
-// formatTemp creates the temporary file beside out and formats it.
-func (p *Plan) formatTemp(img *Image, out string, size int64, opts fat.FormatOptions) (string, error) {
-	tmp := tempName(out)
-	dst, err := disk.CreateFile(tmp, size)
-	if err != nil {
-		return "", fmt.Errorf("image %q: creating %s: %w", img.File, tmp, err)
-	}
-	if _, err := fat.Format(dst, size, opts); err != nil {
-		dst.Close()
-		os.Remove(tmp)
-		return "", configErrorf(img.Pos, "image %q: %v", img.File, err)
-	}
-	if err := dst.Close(); err != nil {
-		os.Remove(tmp)
-		return "", err
-	}
-	return tmp, nil
-}
-
-// volumeWriter is what filling a volume needs of it: vdisk's io/fs Volume.
-type volumeWriter interface {
-	Mkdir(name string) error
-	Chtimes(name string, atime, mtime time.Time) error
-	create(name string) (fileWriter, error)
-}
-
-type fileWriter interface {
-	io.Writer
-	Chtimes(atime, mtime time.Time) error
-	Close() error
 }
 
 // copyTree writes t into the volume: directories before what they hold,
 // children in name order, each file's data then its time; a directory's
 // time is set once everything in it is written.
-func (p *Plan) copyTree(v volumeWriter, t *tree) error {
+func (p *Plan) copyTree(v *vdisk.Volume, t *tree) error {
 	buf := make([]byte, 1<<20)
 	var copyDir func(dir string, n *tree) error
 	copyDir = func(dir string, n *tree) error {
@@ -189,13 +158,13 @@ func (p *Plan) copyTree(v volumeWriter, t *tree) error {
 	return copyDir("", t)
 }
 
-func (p *Plan) copyFile(v volumeWriter, name string, n *tree, buf []byte) error {
+func (p *Plan) copyFile(v *vdisk.Volume, name string, n *tree, buf []byte) error {
 	in, err := os.Open(n.src)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	f, err := v.create(name)
+	f, err := v.Create(name)
 	if err != nil {
 		return err
 	}

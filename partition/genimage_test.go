@@ -12,6 +12,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/vdisk-dev/vdisk/internal/testsupport"
 )
 
 // genimageTable is a GPT like genimage's hdimage7 and hdimage-hybrid tests
@@ -37,7 +39,7 @@ func genimageTable(t *testing.T) *Table {
 }
 
 func TestGenimageGPTFeatures(t *testing.T) {
-	needTool(t, "sfdisk")
+	testsupport.NeedTool(t, "sfdisk")
 	tab := genimageTable(t)
 	img := writeImage(t, tab)
 	data, err := os.ReadFile(img)
@@ -49,7 +51,7 @@ func TestGenimageGPTFeatures(t *testing.T) {
 	}
 	// The GPT view: sfdisk sees the moved array through first-lba and the
 	// partitions in entry order, with their attributes.
-	dump := run(t, "", "sfdisk", "-d", img)
+	dump := testsupport.Must(t, "sfdisk", "-d", img)
 	for _, want := range []string{
 		"label: gpt", "label-id: AFCFEA87-E41A-40E0-85AE-295C60773C7A", "first-lba: 1568",
 		`start=       16384, size=       16384, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, uuid=` + tab.Partitions[0].GUID.String() + `, name="rootfs", attrs="GUID:60,63"`,
@@ -67,7 +69,7 @@ func TestGenimageGPTFeatures(t *testing.T) {
 	}
 	// The MBR view: the hybrid entries first, in table order, then the EE
 	// entry over the header and the moved array.
-	out := run(t, "", "fdisk", "-l", "-t", "dos", img)
+	out := testsupport.Must(t, "fdisk", "-l", "-t", "dos", img)
 	var rows []string
 	for _, line := range strings.Split(out, "\n") {
 		if rest, ok := strings.CutPrefix(line, img); ok {
@@ -88,7 +90,7 @@ func TestGenimageGPTFeatures(t *testing.T) {
 }
 
 func TestGenimageNoBackup(t *testing.T) {
-	needTool(t, "sfdisk")
+	testsupport.NeedTool(t, "sfdisk")
 	tab := genimageTable(t)
 	tab.NoBackup, tab.HybridMBR, tab.BootCode = true, false, nil
 	for i := range tab.Partitions {
@@ -137,10 +139,10 @@ func TestHandMadeHybrid(t *testing.T) {
 // TestTypeNamesMatchSfdisk compares the descriptions of every MBR byte and
 // of the GPT types both know with util-linux's.
 func TestTypeNamesMatchSfdisk(t *testing.T) {
-	needTool(t, "sfdisk")
+	testsupport.NeedTool(t, "sfdisk")
 	for _, label := range []string{"dos", "gpt"} {
 		n := 0
-		for _, line := range strings.Split(run(t, "", "sfdisk", "--label", label, "-T"), "\n") {
+		for _, line := range strings.Split(testsupport.Must(t, "sfdisk", "--label", label, "-T"), "\n") {
 			f := strings.Fields(line)
 			if len(f) < 2 || f[0] == "Id" || f[0] == "0" {
 				continue
@@ -198,10 +200,7 @@ func TestNameGUID(t *testing.T) {
 	if got := NameGUID(dns, "www.example.com"); got.String() != "2ED6657D-E927-568B-95E1-2665A8AEA6A2" {
 		t.Errorf("NameGUID(DNS, www.example.com) = %v, want RFC 9562's 2ED6657D-E927-568B-95E1-2665A8AEA6A2", got)
 	}
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("python3 not installed: the second oracle is its uuid module")
-	}
+	py := testsupport.NeedTool(t, "python3")
 	names := []string{"", "disk", "sdcard.img/rootfs", "Ünïcödé ✓", strings.Repeat("x", 300)}
 	var script strings.Builder
 	script.WriteString("import uuid,sys\nns=uuid.UUID(sys.argv[1])\n")

@@ -15,7 +15,9 @@ var toolPackages = map[string]string{
 	"nbdinfo": "libnbd-bin", "nbdcopy": "libnbd-bin", "nbdsh": "libnbd-bin",
 	"qemu-img": "qemu-utils", "qemu-io": "qemu-utils",
 	"fio": "fio", "nbdkit": "nbdkit", "dot": "graphviz", "jq": "jq", "strace": "strace",
-	"/usr/bin/python3": "python3",
+	"/usr/bin/python3": "python3", "python3": "python3",
+	"genimage": "genimage", "hexdump": "bsdextrautils", "mkdosfs": "dosfstools",
+	"mke2fs": "e2fsprogs", "e2fsck": "e2fsprogs", "diffoscope": "diffoscope", "diff": "diffutils",
 }
 
 // NeedTool returns the path of an outside tool (an oracle such as
