@@ -196,7 +196,7 @@ func TestBoards(t *testing.T) {
 				t.Fatal(err)
 			}
 			p, err := NewPlan(conf, &Options{Flags: map[string]string{"inputpath": in, "outputpath": out, "loglevel": "0",
-				"rootpath": filepath.Join(in, "root"), "tmppath": filepath.Join(t.TempDir(), "tmp")}, Seed: "board", Seeded: true})
+				"rootpath": filepath.Join(in, "root"), "tmppath": filepath.Join(t.TempDir(), "tmp")}, Repro: Repro{Seed: "board", Seeded: true}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -317,7 +317,7 @@ func TestBoardsMatchGenimage16(t *testing.T) {
 				t.Fatal(err)
 			}
 			p, err := NewPlan(conf, &Options{Flags: map[string]string{"inputpath": in, "outputpath": v, "loglevel": "0",
-				"rootpath": filepath.Join(in, "root"), "tmppath": filepath.Join(t.TempDir(), "tmp")}, Seed: "x", Seeded: true})
+				"rootpath": filepath.Join(in, "root"), "tmppath": filepath.Join(t.TempDir(), "tmp")}, Repro: Repro{Seed: "x", Seeded: true}})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -3,7 +3,6 @@ package build
 import (
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/vdisk-dev/vdisk"
 	"github.com/vdisk-dev/vdisk/format"
@@ -14,11 +13,7 @@ import (
 // own, as `vdisk format` would, then mounts it with vdisk's FAT driver and
 // copies t into it.
 func (p *Plan) formatAndFill(img *Image, file string, opts fat.FormatOptions, t *tree) (err error) {
-	o := vdisk.Options{Requestor: "vdisk build"}
-	if now, ok := p.clock(); ok {
-		o.FAT.Now, o.FAT.Location = func() time.Time { return now }, time.UTC
-	}
-	sys := vdisk.New(o)
+	sys := vdisk.New(vdisk.Options{Requestor: "vdisk build", FAT: p.opts.Repro.FAT()})
 	defer func() {
 		if cerr := sys.Close(); err == nil && cerr != nil {
 			err = fmt.Errorf("image %q: %w", img.File, cerr)

@@ -8,9 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 
-	"github.com/vdisk-dev/vdisk/partition"
 )
 
 // Options are what a build takes besides its configuration: genimage's
@@ -24,14 +22,10 @@ type Options struct {
 	// LookupEnv reads GENIMAGE_* defaults and ${VAR} in the
 	// configuration; nil means the process environment.
 	LookupEnv func(string) (string, bool)
-	// Seed, when Seeded, derives every identity the configuration leaves
-	// open from names (see idSource) and makes the build reproducible.
-	Seed   string
-	Seeded bool
-	// Epoch, when set, is SOURCE_DATE_EPOCH: the build is reproducible,
-	// FAT timestamps are clamped to it and written in UTC, and without a
-	// Seed the identities derive from it.
-	Epoch time.Time
+	// Repro makes the build reproducible: the identities the
+	// configuration leaves open derive from names (see idSource), FAT
+	// times are clamped.
+	Repro Repro
 	// Log receives genimage-style progress lines at LogLevel and above;
 	// nil means os.Stderr.
 	Log io.Writer
@@ -137,14 +131,7 @@ func NewPlan(c *Config, opts *Options) (*Plan, error) {
 	if seed, ok := opts.Setting(c, "randomseed"); ok && seed != "" {
 		p.ids.prng = newGenimagePRNG(seed)
 	}
-	switch {
-	case opts.Seeded:
-		s := partition.NewSeeded(opts.Seed)
-		p.ids.seeded = &s
-	case !opts.Epoch.IsZero():
-		s := partition.NewSeeded("SOURCE_DATE_EPOCH=" + strconv.FormatInt(opts.Epoch.Unix(), 10))
-		p.ids.seeded = &s
-	}
+	p.ids.seeded = opts.Repro.Identities()
 	for _, img := range c.Images {
 		if err := p.setup(img); err != nil {
 			return nil, err

@@ -20,10 +20,6 @@ import (
 // mtimes (as mcopy -p keeps them), clamped to the epoch when the build is
 // reproducible.
 
-// fatEpoch is the earliest time FAT stores: with a seed and no
-// SOURCE_DATE_EPOCH, every timestamp of a reproducible build.
-var fatEpoch = time.Date(1980, 1, 1, 0, 0, 0, 0, time.UTC)
-
 // vfatFlags reads a vfat image's extraargs as mkfs.fat's command line,
 // with its label option last (genimage passes "-n LABEL" after them).
 func vfatFlags(img *Image) (*fat.MkfsFlags, error) {
@@ -65,7 +61,7 @@ func (p *Plan) formatOptions(img *Image) (fat.FormatOptions, error) {
 	}
 	o := m.Resolve(512)
 	if !m.Invariant {
-		if now, ok := p.clock(); ok {
+		if now, ok := p.opts.Repro.Now(); ok {
 			o.Time = now
 			if !o.HasVolumeID {
 				o.VolumeID, o.HasVolumeID = p.ids.volumeID(img), true
@@ -73,28 +69,6 @@ func (p *Plan) formatOptions(img *Image) (fat.FormatOptions, error) {
 		}
 	}
 	return o, nil
-}
-
-// clock is the time of a reproducible build: SOURCE_DATE_EPOCH, or with a
-// seed alone FAT's first day; ok is false when the build may use the
-// wall clock.
-func (p *Plan) clock() (time.Time, bool) {
-	switch {
-	case !p.opts.Epoch.IsZero():
-		return p.opts.Epoch.UTC(), true
-	case p.opts.Seeded:
-		return fatEpoch, true
-	}
-	return time.Time{}, false
-}
-
-// stamp is the modification time a copied file or directory gets: the
-// host's, clamped to the epoch in a reproducible build.
-func (p *Plan) stamp(host time.Time) time.Time {
-	if now, ok := p.clock(); ok && (host.IsZero() || host.After(now)) {
-		return now
-	}
-	return host
 }
 
 func (p *Plan) generateVFAT(img *Image, out string) error {
@@ -144,7 +118,7 @@ func (p *Plan) copyTree(v *vdisk.Volume, t *tree) error {
 				if err := copyDir(name, c); err != nil {
 					return err
 				}
-				if err := v.Chtimes(name, time.Time{}, p.stamp(c.mtime)); err != nil {
+				if err := v.Chtimes(name, time.Time{}, p.opts.Repro.Stamp(c.mtime)); err != nil {
 					return err
 				}
 				continue
@@ -172,7 +146,7 @@ func (p *Plan) copyFile(v *vdisk.Volume, name string, n *tree, buf []byte) error
 		f.Close()
 		return fmt.Errorf("%s: %w", name, err)
 	}
-	if err := f.Chtimes(time.Time{}, p.stamp(n.mtime)); err != nil {
+	if err := f.Chtimes(time.Time{}, p.opts.Repro.Stamp(n.mtime)); err != nil {
 		f.Close()
 		return err
 	}

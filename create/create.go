@@ -34,10 +34,18 @@ type Options struct {
 	FormatNone string
 	// Label is the volume label of a formatted superfloppy.
 	Label string
+	// FAT configures the FAT driver the partitions are formatted through
+	// (a fixed clock for reproducible images).
+	FAT fat.Options
 	// Format are extra options for the partitions Image formats
 	// (volume id, time: for reproducible images); type and label come from
 	// the partition's spec.
 	Format fat.FormatOptions
+	// Seeded, for a reproducible image, gives the identities: the table's
+	// (partition.Options.Seeded) and each formatted volume's serial, the
+	// Uint32 of "volume N" (0 for a disk without a table), unless
+	// Format.HasVolumeID gives one.
+	Seeded *partition.Seeded
 	// ESPFATType is the FAT type of esp partitions: 32 when zero, as UEFI
 	// asks of a fixed disk's EFI system partition; 12 or 16 make a small
 	// ESP, as UEFI allows on removable media. An ESP too small for FAT32
@@ -96,7 +104,7 @@ func Image(path string, opts Options) (*partition.Table, error) {
 	if opts.Size%int64(opts.SectorSize) != 0 {
 		return nil, fmt.Errorf("create %s: size %d is not a multiple of the %d-byte sector", path, opts.Size, opts.SectorSize)
 	}
-	t, err := partition.New(opts.Table, opts.Size, opts.SectorSize, opts.Parts, nil)
+	t, err := partition.New(opts.Table, opts.Size, opts.SectorSize, opts.Parts, &partition.Options{Seeded: opts.Seeded})
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", path, err)
 	}
@@ -132,6 +140,13 @@ func Image(path string, opts Options) (*partition.Table, error) {
 	return t, nil
 }
 
+// VolumeID is the serial number a reproducible image's volume n (0 for a
+// disk without a table) gets from seeded, the identities of its image:
+// create and format give a volume the same one.
+func VolumeID(seeded *partition.Seeded, n int) uint32 {
+	return seeded.Uint32(fmt.Sprintf("volume %d", n))
+}
+
 // fatTypes maps the partition types Image formats to a FAT type (esp's
 // unless Options.ESPFATType says otherwise).
 var fatTypes = map[string]int{"fat12": 12, "fat16": 16, "fat32": 32, "esp": 32}
@@ -155,7 +170,7 @@ func formatParts(path string, t *partition.Table, opts Options) error {
 	if len(todo) == 0 && !(t.Kind == partition.None && opts.FormatNone != "") {
 		return nil
 	}
-	sys := vdisk.New(vdisk.Options{Requestor: "vdisk create"})
+	sys := vdisk.New(vdisk.Options{Requestor: "vdisk create", FAT: opts.FAT})
 	img, err := sys.AddImage(path, false)
 	if err != nil {
 		sys.Close()
@@ -174,6 +189,9 @@ func formatParts(path string, t *partition.Table, opts Options) error {
 		fo.FATType, fo.Label = opts.fatType(partType), label
 		fo.Time = stamp.Add(time.Duration(formatted) * 10 * time.Millisecond)
 		formatted++
+		if opts.Seeded != nil && !fo.HasVolumeID {
+			fo.VolumeID, fo.HasVolumeID = VolumeID(opts.Seeded, n), true
+		}
 		v, err := sys.Volume(img, n)
 		if err == nil {
 			_, err = format.Volume(v, fo)

@@ -270,3 +270,28 @@ func hexDigit(c byte) int {
 	}
 	return -1
 }
+
+// TestNewSeeded: with Seeded, New's identities are name-based: the same
+// seed gives the same table, another seed another one, and a partition
+// keeps its GUID when one is added after it.
+func TestNewSeeded(t *testing.T) {
+	specs := []Spec{{MiB, "esp", "EFI"}, {2 * MiB, "linux", "root"}}
+	s := NewSeeded("seed")
+	a, err := New(GPT, 16*MiB, 512, specs, &Options{Seeded: &s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := New(GPT, 16*MiB, 512, append(specs, Spec{MiB, "linux", "home"}), &Options{Seeded: &s})
+	if a.DiskGUID != s.GUID("disk") || a.Partitions[0].GUID != b.Partitions[0].GUID || a.Partitions[1].GUID != b.Partitions[1].GUID {
+		t.Errorf("seeded GUIDs changed: %+v / %+v", a, b)
+	}
+	o := NewSeeded("other")
+	c, _ := New(GPT, 16*MiB, 512, specs, &Options{Seeded: &o})
+	if c.DiskGUID == a.DiskGUID || c.Partitions[0].GUID == a.Partitions[0].GUID {
+		t.Errorf("another seed gave the same GUIDs")
+	}
+	m, _ := New(MBR, 16*MiB, 512, specs, &Options{Seeded: &s})
+	if m.DiskID != s.Uint32("disk") {
+		t.Errorf("MBR disk signature %08x, want the seed's %08x", m.DiskID, s.Uint32("disk"))
+	}
+}

@@ -303,6 +303,11 @@ type Options struct {
 	// Align is the partition alignment in bytes; 0 means 1 MiB, what sfdisk
 	// and parted use. It must be a multiple of the sector size.
 	Align int64
+	// Seeded, when set, gives the identities instead of Rand: the disk
+	// GUID and signature of "disk", and each partition the GUID of
+	// "partition N LABEL", so that a partition keeps its GUID when others
+	// are added after it.
+	Seeded *Seeded
 }
 
 // New lays out a fresh table: partitions in order, each starting on an
@@ -342,6 +347,9 @@ func New(kind Kind, diskSize int64, sectorSize int, specs []Spec, opts *Options)
 			return nil, err
 		}
 		t.DiskID = uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
+		if o.Seeded != nil {
+			t.DiskID = o.Seeded.Uint32("disk")
+		}
 		lo, hi = ss, min(diskSize/ss, max32)*ss
 	case GPT:
 		t.EntryCount, t.EntrySize = 128, 128
@@ -354,6 +362,9 @@ func New(kind Kind, diskSize int64, sectorSize int, specs []Spec, opts *Options)
 		g, err := NewGUID(o.Rand)
 		if err != nil {
 			return nil, err
+		}
+		if o.Seeded != nil {
+			g = o.Seeded.GUID("disk")
 		}
 		t.DiskGUID = g
 		lo, hi = t.FirstUsableLBA*ss, (t.LastUsableLBA+1)*ss
@@ -410,6 +421,9 @@ func New(kind Kind, diskSize int64, sectorSize int, specs []Spec, opts *Options)
 			p.Name = specs[i].Label
 			if p.GUID, err = NewGUID(o.Rand); err != nil {
 				return nil, err
+			}
+			if o.Seeded != nil {
+				p.GUID = o.Seeded.GUID(fmt.Sprintf("partition %d %s", i+1, specs[i].Label))
 			}
 		}
 	}

@@ -3,8 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"strconv"
-	"time"
 
 	"github.com/urfave/cli/v2"
 	"github.com/vdisk-dev/vdisk/build"
@@ -22,25 +20,9 @@ var buildSettings = []struct{ name, env, usage string }{
 	{"randomseed", "GENIMAGE_RANDOMSEED", "genimage's seed: identities left open are the ones genimage draws from it"},
 }
 
-// sourceDateEpoch reads SOURCE_DATE_EPOCH (https://reproducible-builds.org/specs/source-date-epoch/):
-// the zero time when it is unset or empty, an error when it is not a
-// number of seconds.
-func sourceDateEpoch() (time.Time, error) {
-	v := os.Getenv("SOURCE_DATE_EPOCH")
-	if v == "" {
-		return time.Time{}, nil
-	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n < 0 || v[0] < '0' || v[0] > '9' {
-		return time.Time{}, usagef("SOURCE_DATE_EPOCH=%q is not a number of seconds since 1970", v)
-	}
-	return time.Unix(n, 0).UTC(), nil
-}
-
 func buildCommand() *cli.Command {
 	flags := []cli.Flag{
 		&cli.StringFlag{Name: "config", Usage: "the configuration file (GENIMAGE_CONFIG; default genimage.cfg)"},
-		&cli.StringFlag{Name: "seed", Usage: "derive the GUIDs and disk signatures the configuration leaves open from this string and the image and partition names"},
 	}
 	for _, s := range buildSettings {
 		flags = append(flags, &cli.StringFlag{Name: s.name, Usage: s.usage + " (" + s.env + ")"})
@@ -81,14 +63,7 @@ Examples:
 					opts.Flags[s.name] = c.String(s.name)
 				}
 			}
-			if c.IsSet("seed") {
-				opts.Seed, opts.Seeded = c.String("seed"), true
-			}
-			epoch, err := sourceDateEpoch()
-			if err != nil {
-				return err
-			}
-			opts.Epoch = epoch
+			opts.Repro = reproducible
 			conf, err := build.Load(cfg, build.LoadOptions{IncludePath: opts.IncludePath()})
 			if err != nil {
 				return err

@@ -733,8 +733,8 @@ func (cp *copier) copyFile(src, dst node) error {
 	}
 	// The time is set on the open handle, after the last write (which
 	// set it to now), sparing a second open.
-	if !in.mtime.IsZero() {
-		if err := f.Chtimes(time.Time{}, in.mtime); err != nil {
+	if mtime := reproducible.Stamp(in.mtime); !mtime.IsZero() {
+		if err := f.Chtimes(time.Time{}, mtime); err != nil {
 			return discard(err)
 		}
 	}

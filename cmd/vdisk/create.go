@@ -83,7 +83,11 @@ Examples:
 				return usagef("create: --esp-fat %d: want 32, 16 or 12", espFAT)
 			}
 			opts := create.Options{Size: int64(size), Table: kind, ESPFATType: espFAT,
-				SectorSize: c.Int("sector-size"), Parts: specs, Overwrite: c.Bool("force"), NoFormat: c.Bool("no-format")}
+				SectorSize: c.Int("sector-size"), Parts: specs, Overwrite: c.Bool("force"), NoFormat: c.Bool("no-format"),
+				Seeded: imageIdentities(path), FAT: reproducible.FAT()}
+			if now, ok := reproducible.Now(); ok {
+				opts.Format.Time = now
+			}
 			if kind == partition.None && len(specs) > 0 {
 				// A disk without a table holds one file system over
 				// all of it (a "superfloppy"): --part rest:fat12:LABEL.

@@ -115,7 +115,9 @@ Examples:
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
 			return usageError{err}
 		},
+		Before: readRepro,
 		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "seed", Usage: "make the images this command writes reproducible, as SOURCE_DATE_EPOCH does (FAT times clamped and in UTC, GUIDs, disk signatures and volume serials derived from this string and the names of what they identify), without a date (times are then 1980-01-01)"},
 			&cli.BoolFlag{Name: "sync", Usage: "end cp, mkdir, rm, mv and label with an fsync of the image (by default their writes stop at the page cache, which survives the process but not a machine crash, as with cp and mcopy; create and format always fsync, as mkfs.fat does)"},
 			&cli.BoolFlag{Name: "trace", Usage: "print the IRP trace of the command to stderr (monitor and disk trace filters)"},
 			&cli.StringSliceFlag{Name: "filter", Usage: "load a filter NAME[:key=value,...] (repeatable): " + strings.Join(builtinNames(), ", ")},
@@ -214,6 +216,26 @@ func interspersed(app *cli.App, args []string) []string {
 	}
 	var globals, flags, positional []string
 	rest := args[at+1:]
+	if cmd.SkipFlagParsing {
+		// The command reads its own options (format takes mkfs.fat's,
+		// whose -h is not help): only global flags move before it, the
+		// rest keeps its order.
+		for i := 0; i < len(rest); i++ {
+			a := rest[i]
+			name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+			if a == "--" || len(a) < 2 || a[0] != '-' || !global[name] {
+				positional = append(positional, a)
+				continue
+			}
+			globals = append(globals, a)
+			if !hasValue && takesValue[name] && i+1 < len(rest) {
+				i++
+				globals = append(globals, rest[i])
+			}
+		}
+		out := append(append(append([]string{}, args[:at]...), globals...), args[at])
+		return append(out, positional...)
+	}
 	for i := 0; i < len(rest); i++ {
 		a := rest[i]
 		if a == "--" {

@@ -32,7 +32,7 @@ type session struct {
 // newSession starts a session. fsync says whether flushing the images ends
 // in fsync: the file commands leave that to --sync, as cp and mcopy do.
 func newSession(requestor string, writable, fsync bool) *session {
-	sys := vdisk.New(vdisk.Options{Requestor: requestor, NoFsync: !fsync})
+	sys := vdisk.New(vdisk.Options{Requestor: requestor, NoFsync: !fsync, FAT: reproducible.FAT()})
 	return &session{sys: sys, writable: writable, images: map[string]*vdisk.Image{}}
 }
 
