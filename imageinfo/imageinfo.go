@@ -8,18 +8,27 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/vdisk-dev/vdisk"
 	"github.com/vdisk-dev/vdisk/disk"
+	"github.com/vdisk-dev/vdisk/partition"
 	"github.com/vdisk-dev/vdisk/vpb"
 )
 
 // ImageInfo describes an image for `vdisk info`; its JSON field names are stable.
 type ImageInfo struct {
-	Path       string          `json:"path"`
-	Size       int64           `json:"size"`
-	SectorSize uint32          `json:"sector_size"`
-	Table      string          `json:"table"`
+	Path       string `json:"path"`
+	Size       int64  `json:"size"`
+	SectorSize uint32 `json:"sector_size"`
+	Table      string `json:"table"`
+	// DiskGUID is a GPT's disk GUID; DiskSignature the MBR's disk
+	// signature (also a GPT's protective or hybrid MBR's, when not 0), as
+	// "0x12345678".
+	DiskGUID      string `json:"disk_guid,omitempty"`
+	DiskSignature string `json:"disk_signature,omitempty"`
+	// HybridMBR is set on a GPT disk whose MBR lists partitions too.
+	HybridMBR  bool            `json:"hybrid_mbr,omitempty"`
 	Partitions []PartitionInfo `json:"partitions"`
 	// FileSystem is what is on a disk without a partition table.
 	FileSystem *FileSystemInfo `json:"file_system,omitempty"`
@@ -34,7 +43,23 @@ type PartitionInfo struct {
 	Type     string `json:"type"`
 	TypeName string `json:"type_name"`
 	Name     string `json:"name,omitempty"`
-	Export   string `json:"export"`
+	// UUID is a GPT partition's GUID. PartUUID is what Linux calls the
+	// partition (root=PARTUUID=...): the GUID in lower case, or on an MBR
+	// disk the disk signature and the partition number ("12345678-01").
+	UUID     string `json:"uuid,omitempty"`
+	PartUUID string `json:"partuuid"`
+	// Attributes are a GPT partition's attribute bits in hex
+	// ("0x1000000000000004": 64 bits do not fit a JSON number), and
+	// AttributeNames the same as sfdisk prints them ("LegacyBIOSBootable
+	// GUID:60"); both omitted when none is set.
+	Attributes     string `json:"attributes,omitempty"`
+	AttributeNames string `json:"attribute_names,omitempty"`
+	// Bootable is the MBR active flag, or a GPT partition's legacy BIOS
+	// bootable attribute.
+	Bootable bool `json:"bootable"`
+	// MBRType is the type byte of a GPT partition a hybrid MBR lists.
+	MBRType string `json:"mbr_type,omitempty"`
+	Export  string `json:"export"`
 	// What is on the partition, when a file system recognises it.
 	FileSystem *FileSystemInfo `json:"file_system"`
 }
@@ -84,14 +109,35 @@ func Describe(sys *vdisk.System, img *vdisk.Image) ImageInfo {
 	for _, w := range img.Warnings {
 		info.Warnings = append(info.Warnings, string(w))
 	}
-	for _, p := range img.Table.Partitions {
+	t := img.Table
+	if t.Kind == partition.GPT {
+		info.DiskGUID, info.HybridMBR = t.DiskGUID.String(), t.HybridMBR
+	}
+	if t.Kind == partition.MBR || t.Kind == partition.GPT && t.DiskID != 0 {
+		info.DiskSignature = fmt.Sprintf("0x%08x", t.DiskID)
+	}
+	for _, p := range t.Partitions {
 		name := p.Type.Description()
 		if name == "" {
 			name = p.Type.String()
 		}
-		info.Partitions = append(info.Partitions, PartitionInfo{Number: p.Index, Start: p.Start, Size: p.Size,
+		pi := PartitionInfo{Number: p.Index, Start: p.Start, Size: p.Size,
 			Type: p.Type.String(), TypeName: name, Name: p.Name, Export: img.Name + "@" + strconv.Itoa(p.Index),
-			FileSystem: describeFS(sys, img, p.Index)})
+			Bootable: p.Bootable, FileSystem: describeFS(sys, img, p.Index)}
+		if t.Kind == partition.GPT {
+			pi.UUID, pi.PartUUID = p.GUID.String(), strings.ToLower(p.GUID.String())
+			if p.Attributes != 0 {
+				pi.Attributes, pi.AttributeNames = fmt.Sprintf("%#016x", p.Attributes), partition.AttributeNames(p.Attributes)
+			}
+			pi.Bootable = p.Attributes&partition.AttrLegacyBIOSBootable != 0
+			if p.MBRType != 0 {
+				pi.MBRType = fmt.Sprintf("%x", p.MBRType)
+			}
+		} else {
+			// Linux numbers an MBR's partitions by slot (sdaN), as Number does.
+			pi.PartUUID = fmt.Sprintf("%08x-%02x", t.DiskID, p.Number)
+		}
+		info.Partitions = append(info.Partitions, pi)
 	}
 	if len(img.Partitions) == 0 {
 		info.FileSystem = describeFS(sys, img, 0)

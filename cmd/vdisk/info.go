@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/dustin/go-humanize"
@@ -22,9 +23,14 @@ whole disk when it has no table).
 
 --json prints one object with these fields (stable names; sizes in bytes):
    path, size, sector_size, table ("gpt", "mbr" or "none")
+   disk_guid      a GPT's disk GUID
+   disk_signature the MBR disk signature ("0x12345678"; a GPT's when not 0)
+   hybrid_mbr     true on a GPT disk whose MBR lists partitions too
    partitions     array of: number, start, size, type (GUID or MBR type byte),
-                  type_name, name (GPT name, omitted when empty), export (NBD export
-                  name, "disk@1"), file_system
+                  type_name, name (GPT name, omitted when empty), uuid (GPT), partuuid
+                  (what root=PARTUUID= takes), attributes ("0x..." hex) and
+                  attribute_names (GPT, as sfdisk prints them), bootable, mbr_type (in a hybrid MBR),
+                  export (NBD export name, "disk@1"), file_system
    file_system    on a disk without a table; in each partition: type ("FAT12",
                   "FAT16", "FAT32", or "RAW" when nothing recognises it), label,
                   serial ("1234-ABCD"), cluster_size, size, used, free, and error
@@ -61,14 +67,48 @@ Examples:
 				}
 				return nil
 			}
+			switch {
+			case info.DiskGUID != "" && info.DiskSignature != "":
+				fmt.Printf("disk GUID %s, MBR disk signature %s\n", info.DiskGUID, info.DiskSignature)
+			case info.DiskGUID != "":
+				fmt.Printf("disk GUID %s\n", info.DiskGUID)
+			case info.DiskSignature != "":
+				fmt.Printf("disk signature %s\n", info.DiskSignature)
+			}
 			tw := tabwriter.NewWriter(os.Stdout, 2, 8, 2, ' ', 0)
 			fmt.Fprintln(tw, "#\tSTART\tSIZE\tTYPE\tNAME\tFILE SYSTEM")
 			for _, p := range info.Partitions {
 				fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%s\n", p.Number, p.Start, humanize.IBytes(uint64(p.Size)), p.TypeName, p.Name, fsSummary(p.FileSystem))
 			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			// The identities, in a table of their own: what a boot loader's
+			// root=PARTUUID= and the firmware need.
+			tw = tabwriter.NewWriter(os.Stdout, 2, 8, 2, ' ', 0)
+			fmt.Fprintln(tw, "#\tTYPE\tPARTUUID\tFLAGS")
+			for _, p := range info.Partitions {
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", p.Number, p.Type, p.PartUUID, partitionFlags(p))
+			}
 			return tw.Flush()
 		},
 	})
+}
+
+// partitionFlags lists a partition's flags: bootable, its GPT attributes,
+// and its hybrid MBR entry.
+func partitionFlags(p imageinfo.PartitionInfo) string {
+	var f []string
+	if p.Bootable {
+		f = append(f, "bootable")
+	}
+	if p.AttributeNames != "" {
+		f = append(f, "attributes "+p.AttributeNames)
+	}
+	if p.MBRType != "" {
+		f = append(f, "hybrid MBR type "+p.MBRType)
+	}
+	return strings.Join(f, ", ")
 }
 
 // fsSummary is one line about a file system: type, label, serial, used/free.
