@@ -35,7 +35,7 @@ const vmDeadline = 7 * time.Minute
 const hostCmdTimeout = 5 * time.Minute
 
 // scenarios are the guest's checks, in the order init.sh runs them.
-var scenarios = []string{"setup", "nbdclient", "vdiskattach", "readonly_export", "espexample", "cow"}
+var scenarios = []string{"setup", "nbdclient", "vdiskattach", "readonly_export", "espexample", "cow", "genimage"}
 
 // bigMB is the size of the file the guest writes through nbd-client.
 const bigMB = 32
@@ -74,14 +74,19 @@ func TestVM(t *testing.T) {
 	esp := filepath.Join(work, "esp.img")
 	testsupport.Cmd{Env: []string{"VDISK=" + vdisk}, Timeout: hostCmdTimeout}.Must(t, "sh", "../examples/esp-image.sh", esp, bootDir)
 
+	// sdcard.img: a Raspberry Pi SD card built by vdisk build from a
+	// genimage configuration (MBR, a bootable FAT partition of firmware,
+	// overlays and kernel, and a root partition image).
+	sdcard, sdFiles, sdPart := makeSDCard(t, vdisk, filepath.Join(work, "sdcard"))
+
 	before := map[string]string{}
-	for _, p := range []string{ro, base, esp} {
+	for _, p := range []string{ro, base, esp, sdcard} {
 		before[p] = fileHash(t, p)
 	}
 
 	// The servers, on loopback ports of their own.
 	rwPort := startServer(t, vdisk, img)
-	roPort := startServer(t, vdisk, "--read-only", ro, esp)
+	roPort := startServer(t, vdisk, "--read-only", ro, esp, sdcard)
 	cowPort := startServer(t, vdisk, "--filter", "cow:overlay="+overlay, base)
 
 	initScript, err := os.ReadFile("testdata/init.sh")
@@ -92,12 +97,13 @@ func TestVM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := fmt.Sprintf("HOST=10.0.2.2\nRW_PORT=%d\nRO_PORT=%d\nCOW_PORT=%d\nESP_SIZE=%d\nDATA_SIZE=%d\nBIG_MB=%d\nMODULES=%q\n",
-		rwPort, roPort, cowPort, parts[0].Size, parts[1].Size, bigMB, strings.Join(modNames, " "))
+	env := fmt.Sprintf("HOST=10.0.2.2\nRW_PORT=%d\nRO_PORT=%d\nCOW_PORT=%d\nESP_SIZE=%d\nDATA_SIZE=%d\nBIG_MB=%d\nMODULES=%q\nSD_START=%d\nSD_SIZE=%d\n",
+		rwPort, roPort, cowPort, parts[0].Size, parts[1].Size, bigMB, strings.Join(modNames, " "), sdPart.Start/512, sdPart.Size/512)
 	initrd := filepath.Join(work, "initramfs.cpio")
 	if _, err := buildInitramfs(initrd, h, vdisk, initScript, map[string][]byte{
-		"vmtest.env": []byte(env),
-		"esp.sha256": manifestOf(bootFiles),
+		"vmtest.env":    []byte(env),
+		"esp.sha256":    manifestOf(bootFiles),
+		"sdcard.sha256": manifestOf(sdFiles),
 	}); err != nil {
 		t.Fatalf("building the initramfs: %v", err)
 	}
@@ -154,6 +160,99 @@ func TestVM(t *testing.T) {
 	if res.checks["cow"].ok() {
 		checkCOW(t, vdisk, base, overlay, before[base])
 	}
+	if res.checks["genimage"].ok() {
+		if got := fileHash(t, sdcard); got != before[sdcard] {
+			t.Errorf("sdcard.img changed through a read-only export")
+		}
+	}
+}
+
+// sdcardConfig is after Buildroot's board/raspberrypi/genimage-raspberrypi4-64.cfg.
+const sdcardConfig = `image boot.vfat {
+	vfat {
+		label = "RPIBOOT"
+		files = { "bcm2711-rpi-4-b.dtb", "rpi-firmware/config.txt", "rpi-firmware/cmdline.txt",
+			"rpi-firmware/start4.elf", "rpi-firmware/fixup4.dat", "rpi-firmware/overlays", "Image" }
+	}
+	size = 32M
+}
+
+image sdcard.img {
+	hdimage {}
+	partition boot {
+		partition-type = 0xC
+		bootable = "true"
+		image = "boot.vfat"
+	}
+	partition rootfs {
+		partition-type = 0x83
+		image = "rootfs.img"
+	}
+}
+`
+
+// makeSDCard writes a Raspberry Pi's boot files and a genimage
+// configuration into dir and builds the SD card image with vdisk build
+// (reproducibly); it returns the image, the files of its FAT partition
+// (their paths in the volume) and what vdisk info says of that partition.
+func makeSDCard(t *testing.T, vdisk, dir string) (string, []treeFile, partition) {
+	rng := rand.New(rand.NewPCG(4, 4))
+	random := func(n int) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(rng.Uint32())
+		}
+		return b
+	}
+	in := filepath.Join(dir, "input")
+	// Input path → path in the volume (the files list puts each in the root).
+	inputs := []struct {
+		src, vol string
+		data     []byte
+	}{
+		{"bcm2711-rpi-4-b.dtb", "bcm2711-rpi-4-b.dtb", random(52 << 10)},
+		{"rpi-firmware/config.txt", "config.txt", []byte("arm_64bit=1\nkernel=Image\ndtoverlay=miniuart-bt\n")},
+		{"rpi-firmware/cmdline.txt", "cmdline.txt", []byte("root=/dev/mmcblk0p2 rootwait console=ttyAMA0,115200\n")},
+		{"rpi-firmware/start4.elf", "start4.elf", random(2 << 20)},
+		{"rpi-firmware/fixup4.dat", "fixup4.dat", random(5 << 10)},
+		{"Image", "Image", random(4<<20 + 77)},
+		{"rootfs.img", "", random(3 << 20)},
+	}
+	for _, name := range []string{"miniuart-bt", "disable-bt", "vc4-kms-v3d-pi4", "hifiberry-dacplus", "i2c-rtc-gpio", "rpi-poe-plus"} {
+		inputs = append(inputs, struct {
+			src, vol string
+			data     []byte
+		}{"rpi-firmware/overlays/" + name + ".dtbo", "overlays/" + name + ".dtbo", random(3 << 10)})
+	}
+	var files []treeFile
+	for _, f := range inputs {
+		p := filepath.Join(in, filepath.FromSlash(f.src))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, f.data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if f.vol != "" {
+			files = append(files, treeFile{f.vol, f.data})
+		}
+	}
+	cfg := filepath.Join(dir, "genimage.cfg")
+	if err := os.WriteFile(cfg, []byte(sdcardConfig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "images")
+	testsupport.Cmd{Env: []string{"SOURCE_DATE_EPOCH=1700000000"}, Timeout: hostCmdTimeout}.Must(t, vdisk, "build", cfg,
+		"--inputpath", in, "--outputpath", out, "--rootpath", filepath.Join(dir, "root"), "--tmppath", filepath.Join(dir, "tmp"), "--loglevel", "0")
+	img := filepath.Join(out, "sdcard.img")
+	var info struct{ Partitions []partition }
+	if err := json.Unmarshal([]byte(hostCmd.Must(t, vdisk, "info", "--json", img)), &info); err != nil {
+		t.Fatal(err)
+	}
+	if len(info.Partitions) != 2 || info.Partitions[0].FileSystem.Type != "FAT16" {
+		t.Fatalf("%s: partitions %+v, want a FAT16 one and another", img, info.Partitions)
+	}
+	return img, files, info.Partitions[0]
 }
 
 // chooseAccel picks KVM when /dev/kvm answers, TCG otherwise;

@@ -11,7 +11,7 @@ export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
-mkdir -p /tmp /mnt/esp /mnt/data /mnt/ro /mnt/espimg /mnt/cow
+mkdir -p /tmp /mnt/esp /mnt/data /mnt/ro /mnt/espimg /mnt/cow /mnt/sdcard
 mount -t tmpfs tmpfs /tmp
 . /vmtest.env
 
@@ -214,11 +214,34 @@ cow() {
 	must nbd-client -d /dev/nbd6 || return 1
 }
 
+# An SD card image vdisk build made from a genimage configuration, served
+# read-only as a whole disk: the kernel reads its MBR (partition 1 where vdisk
+# info puts it) and mounts the FAT partition, whose files match the inputs.
+genimage() {
+	must nbd "$RO_PORT" nbd7 sdcard || return 1
+	attached nbd7 || { say FAIL "$CUR" "nbd7 not attached"; return 1; }
+	# The kernel reads the partition table on this request, as it does
+	# when a disk appears (nbd-client's connection may come first).
+	must blockdev --rereadpt /dev/nbd7 || return 1
+	i=0
+	while [ ! -e /sys/block/nbd7/nbd7p1 ] && [ $i -lt 100 ]; do i=$((i + 1)); usleep 50000; done
+	must test "$(cat /sys/block/nbd7/nbd7p1/start)" = "$SD_START" || return 1
+	must test "$(cat /sys/block/nbd7/nbd7p1/size)" = "$SD_SIZE" || return 1
+	must test -e /sys/block/nbd7/nbd7p2 || return 1
+	must mount -t vfat -o ro,utf8 /dev/nbd7p1 /mnt/sdcard || return 1
+	cd /mnt/sdcard || return 1
+	must sha256sum -c /sdcard.sha256 || return 1
+	must test "$(ls overlays | wc -l)" = 6 || return 1
+	cd / || return 1
+	must umount /mnt/sdcard || return 1
+	must nbd-client -d /dev/nbd7 || return 1
+}
+
 CUR=setup
 say BEGIN setup
 if setup; then
 	say OK setup
-	for c in nbdclient vdiskattach readonly_export espexample cow; do
+	for c in nbdclient vdiskattach readonly_export espexample cow genimage; do
 		check $c
 	done
 fi
