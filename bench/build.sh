@@ -3,10 +3,12 @@
 # configuration, the same root tree, both builders.
 #
 # The image (the issue's workload): an hdimage with one vfat partition that
-# holds FILES files of 4 KiB with long names (spread over DIRS directories)
-# and one file of BIG_MB MiB. genimage fills the volume with mkdosfs and one
-# "mcopy -s" of the tree (with files = {...} it would run mcopy once per file);
-# vdisk build formats and fills it itself.
+# holds FILES files of 4 KiB with long names (in DIRS directories, by default
+# one, as bench/fat.sh's longnames) and one file of BIG_MB MiB. genimage fills
+# the volume with mkdosfs and one "mcopy -s" of the tree (with files = {...} it
+# would run mcopy once per file); vdisk build formats and fills it itself.
+# mcopy's time grows with the square of a directory's long names: spread over
+# more directories (DIRS=10) genimage is much faster.
 #
 # Prints both times, the ratio genimage/vdisk (how many times faster vdisk
 # is; target >= 20) and vdisk's peak RSS (target < 64 MiB). Checks that
@@ -18,16 +20,16 @@
 # Measure on a quiet machine: the script prints the load average first.
 #
 # Usage: bench/build.sh
-#        FILES=500 DIRS=5 RUNS=5 bench/build.sh
+#        FILES=500 DIRS=5 RUNS=5 GENIMAGE_TIMEOUT=60 bench/build.sh
 #        VDISK=/path/to/vdisk GENIMAGE=/path/to/genimage bench/build.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 FILES=${FILES:-2000}
-DIRS=${DIRS:-10}
+DIRS=${DIRS:-1}
 BIG_MB=${BIG_MB:-64}
 RUNS=${RUNS:-3}
-GENIMAGE_TIMEOUT=${GENIMAGE_TIMEOUT:-900}
+GENIMAGE_TIMEOUT=${GENIMAGE_TIMEOUT:-600}
 GENIMAGE=${GENIMAGE:-genimage}
 for t in "$GENIMAGE" mkdosfs mcopy fsck.fat bc; do
 	command -v "$t" >/dev/null || { echo "bench/build.sh: $t not installed (apt-get install genimage dosfstools mtools bc)" >&2; exit 1; }
@@ -97,14 +99,14 @@ run() {
 
 v= peak=0
 for r in $(seq 1 "$RUNS"); do
-	run vdisk "$bin" build
+	run out-vdisk "$bin" build
 	[ "$rc" = 0 ] || { echo "vdisk build failed:" >&2; cat "$work/stderr" >&2; exit 1; }
 	if [ -z "$v" ] || [ "$(echo "$secs < $v" | bc -l)" = 1 ]; then v=$secs; fi
 	[ "$rss" -gt "$peak" ] && peak=$rss
 done
-fsck.fat -n "$work/vdisk/data.vfat" >/dev/null || { echo "fsck.fat -n failed on vdisk's volume" >&2; exit 1; }
+fsck.fat -n "$work/out-vdisk/data.vfat" >/dev/null || { echo "fsck.fat -n failed on vdisk's volume" >&2; exit 1; }
 
-run genimage timeout "$GENIMAGE_TIMEOUT" "$GENIMAGE"
+run out-genimage timeout "$GENIMAGE_TIMEOUT" "$GENIMAGE"
 g=$secs cut=
 case $rc in
 0) ;;
@@ -115,8 +117,8 @@ esac
 # Both hold the same tree.
 if [ -z "$cut" ]; then
 	mkdir "$work/gtree" "$work/vtree"
-	mcopy -s -n -i "$work/genimage/data.vfat" '::*' "$work/gtree/"
-	mcopy -s -n -i "$work/vdisk/data.vfat" '::*' "$work/vtree/"
+	mcopy -s -n -i "$work/out-genimage/data.vfat" '::*' "$work/gtree/"
+	mcopy -s -n -i "$work/out-vdisk/data.vfat" '::*' "$work/vtree/"
 	diff -r "$work/gtree" "$work/vtree" >/dev/null || { echo "genimage's and vdisk's volumes hold different trees" >&2; exit 1; }
 	diff -r "$root/data" "$work/vtree" >/dev/null || { echo "vdisk's volume does not hold the root tree" >&2; exit 1; }
 fi
