@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-
 )
 
 // Options are what a build takes besides its configuration: genimage's
