@@ -11,7 +11,10 @@ packages=(dosfstools mtools xxd fdisk libnbd-bin python3-libnbd qemu-utils fio n
 # sharness) runs with a genimage that execs vdisk build and needs hexdump; Debian's
 # genimage is the reference binary (its --configdump reads configurations as
 # libconfuse does).
-packages+=(genimage bsdextrautils)
+# The board configurations' root file systems come from mke2fs and are checked by
+# e2fsck; diffoscope says where two images that should be equal differ; python3's
+# uuid module checks the name-based GUIDs.
+packages+=(genimage bsdextrautils e2fsprogs diffoscope-minimal python3)
 # The VM test (vmtest/): QEMU boots a Debian kernel whose initramfs holds a
 # static busybox and nbd-client.
 packages+=(qemu-system-x86 busybox-static nbd-client)
