@@ -11,7 +11,8 @@ import (
 // command reads an image while another writes it: readers share, a writer
 // excludes other writers and readers. OpenFile and CreateFile take the
 // lock; closing the store (or the process ending, however it ends)
-// releases it, since the lock belongs to the open file. OpenFileForceShare
+// releases it (see closeFile), since the lock belongs to the open file.
+// OpenFileForceShare
 // opens for reading without it.
 //
 // On Linux the lock is qemu's own (open file description locks on the bytes
@@ -64,6 +65,21 @@ func lock(f *os.File, readOnly bool) error {
 		return nil // as qemu does where the file system cannot lock
 	}
 	return lerr
+}
+
+// closeFile releases f's lock, then closes f. Closing alone may leave the
+// lock held for a while: it belongs to the open file description, which a
+// child process started meanwhile by any goroutine of this process shares
+// from its fork until its exec closes its copy (close-on-exec), and which
+// lives on, locked, until the last copy is closed. An image closed in that
+// window would still look held, "in use by another process that writes
+// it", to the next open in this very process. Unlocking acts on the
+// description itself, whoever else holds a copy.
+func closeFile(f *os.File) error {
+	if rc, err := f.SyscallConn(); err == nil {
+		_ = rc.Control(unlockFD)
+	}
+	return f.Close()
 }
 
 // errNoLocks stops locking on a file system that cannot lock; the image
