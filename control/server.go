@@ -17,7 +17,6 @@ import (
 	"github.com/vdisk-dev/vdisk/iomgr"
 	"github.com/vdisk-dev/vdisk/mount"
 	"github.com/vdisk-dev/vdisk/nbd"
-	"github.com/vdisk-dev/vdisk/stackview"
 	"github.com/vdisk-dev/vdisk/volume"
 )
 
@@ -119,7 +118,7 @@ func (c *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/filters", c.attachFilter)
 	mux.HandleFunc("DELETE /v1/filters/{id}", c.detachFilter)
 	mux.HandleFunc("GET /v1/stack", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, stackview.Collect(c.sys.Devices()))
+		writeJSON(w, c.sys.Stack())
 	})
 	mux.HandleFunc("GET /v1/monitor", c.monitor)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
