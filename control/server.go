@@ -113,7 +113,7 @@ func (c *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/volumes/{name}/files/{path...}", c.readFile)
 	mux.HandleFunc("PUT /v1/volumes/{name}/files/{path...}", c.writeFile)
 	mux.HandleFunc("GET /v1/filters", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, map[string]any{"filters": filterInfos(c.sys)})
+		writeJSON(w, map[string]any{"filters": c.FilterInfos()})
 	})
 	mux.HandleFunc("POST /v1/filters", c.attachFilter)
 	mux.HandleFunc("DELETE /v1/filters/{id}", c.detachFilter)
