@@ -23,6 +23,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/vdisk-dev/vdisk/control"
+	"github.com/vdisk-dev/vdisk/filter/monitor"
 	"github.com/vdisk-dev/vdisk/internal/testsupport"
 	"github.com/vdisk-dev/vdisk/internal/testsupport/browser"
 	"github.com/vdisk-dev/vdisk/internal/testsupport/testworld"
@@ -637,4 +638,25 @@ func writeReadmeShot(t *testing.T, ctx context.Context, path string) {
 		t.Fatal(err)
 	}
 	t.Logf("README screenshot: %s (%d bytes)", path, buf.Len())
+}
+
+// TestWebViewTraceGaps: the page shows where the ring dropped records
+// before the stream read them, and where the stream sent only the newest
+// records of a tick, as gap rows in the trace table.
+func TestWebViewTraceGaps(t *testing.T) {
+	browser.Chromium(t)
+	sys, srv, url, _ := newView(t, 64, 10)
+	ctx := browser.New(t, 1300, 700, 2*time.Minute)
+	v := &view{t: t, ctx: ctx}
+	v.do("load the page", chromedp.Navigate(url+"/?token="+srv.Token()))
+	v.wait("the stack drawing", `document.querySelectorAll('#stack-drawing svg g.device').length > 0`)
+	v.tab("trace")
+	for i := range 1000 {
+		sys.Ring().Add(monitor.Record{Time: time.Now(), Requestor: "gap-test", Layer: "disk", Operation: "IRP_MJ_WRITE", Device: `\Device\Harddisk0\DR0`,
+			Path: monitor.DirectIO, Offset: int64(i) * 4096, Length: 4096, Status: "STATUS_SUCCESS"})
+	}
+	v.wait("a dropped gap", `[...document.querySelectorAll('#trace tr.gap.dropped')].some((tr) => /records dropped by the server's ring/.test(tr.textContent))`)
+	v.wait("a skipped gap", `[...document.querySelectorAll('#trace tr.gap.skipped')].some((tr) => /matching records not shown/.test(tr.textContent))`)
+	v.wait("the newest record on top", `document.querySelector('#trace tbody tr:not(.gap)').cells[0].textContent === String(`+fmt.Sprint(sys.Ring().Next()-1)+`)`)
+	browser.Screenshot(t, ctx, "trace-gaps")
 }

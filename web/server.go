@@ -105,15 +105,24 @@ func (s *Server) URL(addr net.Addr) string {
 	return (&url.URL{Scheme: "http", Host: addr.String(), Path: "/", RawQuery: "token=" + s.token}).String()
 }
 
-// Listen listens on a TCP address for the web view: a loopback address
-// (127.0.0.0/8, ::1, localhost), or any when allowRemote is set.
-func Listen(addr string, allowRemote bool) (net.Listener, error) {
+// CheckAddr checks an address for the web view: host:port, with a
+// loopback host (127.0.0.0/8, ::1, localhost) unless allowRemote is set.
+func CheckAddr(addr string, allowRemote bool) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
-		return nil, fmt.Errorf("web view address %q: %w (want host:port, such as 127.0.0.1:8080)", addr, err)
+		return fmt.Errorf("web view address %q: %w (want host:port, such as 127.0.0.1:8080)", addr, err)
 	}
 	if !allowRemote && !isLoopback(host) {
-		return nil, fmt.Errorf("web view address %q: %w", addr, ErrNotLoopback)
+		return fmt.Errorf("web view address %q: %w", addr, ErrNotLoopback)
+	}
+	return nil
+}
+
+// Listen listens on a TCP address for the web view, which CheckAddr
+// accepts.
+func Listen(addr string, allowRemote bool) (net.Listener, error) {
+	if err := CheckAddr(addr, allowRemote); err != nil {
+		return nil, err
 	}
 	l, err := net.Listen("tcp", addr)
 	if err != nil {

@@ -97,6 +97,13 @@ func serve(c *cli.Context) error {
 	} else if c.Bool("tls-required") {
 		return usagef("serve: --tls-required needs --tls-cert and --tls-key")
 	}
+	if addr := c.String("http"); addr != "" {
+		if err := web.CheckAddr(addr, c.Bool("http-allow-remote")); err != nil {
+			return fmt.Errorf("serve: %w", err)
+		}
+	} else if c.Bool("http-allow-remote") {
+		return usagef("serve: --http-allow-remote needs --http ADDR")
+	}
 
 	sys := vdisk.New(vdisk.Options{Workers: c.Int("workers"), Requestor: "vdisk serve"})
 	closed := false
@@ -186,9 +193,6 @@ func serve(c *cli.Context) error {
 		}
 		viewURL = view.URL(hl.Addr())
 		go func() { webErr <- view.Serve(hl) }()
-	} else if c.Bool("http-allow-remote") {
-		l.Close()
-		return usagef("serve: --http-allow-remote needs --http ADDR")
 	}
 	for _, e := range exports {
 		name := e.Name
