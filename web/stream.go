@@ -76,7 +76,9 @@ func newTraceFilter(r *http.Request) *traceFilter {
 	return f
 }
 
-func (f *traceFilter) empty() bool { return f.q == "" && f.op == "" && f.status == "" && f.requestor == "" }
+func (f *traceFilter) empty() bool {
+	return f.q == "" && f.op == "" && f.status == "" && f.requestor == ""
+}
 
 // contains answers, through cache i, whether s contains sub, ignoring case.
 func (f *traceFilter) contains(i int, s, sub string) bool {

@@ -239,7 +239,7 @@ func TestEventStreamBlocks(t *testing.T) {
 	cell := func(m web.MapInfo, off int64) int { return int(off / m.CellSize) }
 	p2m := maps["gpt@2"]
 	want := map[string][4][]int{
-		"gpt": {{}, {cell(whole, p2.Start+1<<20), 1 + cell(whole, 64<<10-1)}, {cell(whole, p2.Start+4<<20), 1}, {cell(whole, p2.Start+8<<20), 1}},
+		"gpt":   {{}, {cell(whole, p2.Start+1<<20), 1 + cell(whole, 64<<10-1)}, {cell(whole, p2.Start+4<<20), 1}, {cell(whole, p2.Start+8<<20), 1}},
 		"gpt@2": {{}, {cell(p2m, 1<<20), 1 + cell(p2m, 64<<10-1)}, {cell(p2m, 4<<20), 1}, {cell(p2m, 8<<20), 1}},
 	}
 	got, _ := json.Marshal(blocks)
