@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 
 # Outside oracles the tests compare vdisk against.
 packages=(dosfstools mtools xxd fdisk libnbd-bin python3-libnbd qemu-utils fio nbdkit graphviz jq strace)
+# The web view's tests drive the page in a real browser (chromedp), with a
+# font for its screenshots.
+packages+=(chromium fonts-dejavu-core)
 # The VM test (vmtest/): QEMU boots a Debian kernel whose initramfs holds a
 # static busybox and nbd-client.
 packages+=(qemu-system-x86 busybox-static nbd-client)

@@ -458,7 +458,8 @@ func TestWebView(t *testing.T) {
 		v.do("mount web@1 again", chromedp.Evaluate[chromedp.Void](`document.querySelector('tr[data-volume="web@1"] button[data-op="mount"]').click()`))
 		v.waitCLI("web@1 mounted", func() bool { return v.volume("web@1").Mounted })
 		v.checkStack("for the README")
-		writeReadmeShot(t, v.ctx, *readmeShot)
+		eval[bool](v, `document.getElementById('messages').replaceChildren() || true`)
+		writeReadmeShot(t, v.ctx, *readmeShot, eval[int](v, `Math.ceil(document.querySelector('.stacks-layout').getBoundingClientRect().bottom) + 12`))
 	}
 }
 
@@ -591,10 +592,11 @@ document.getElementById('f').submit();
 	browser.Screenshot(t, v.ctx, "forged-post-refused")
 }
 
-// writeReadmeShot saves the page as the README shows it: a screenshot
-// reduced to its 256 most frequent colours (a paletted PNG, a fraction of
-// the size of the browser's), for a small file in the repository.
-func writeReadmeShot(t *testing.T, ctx context.Context, path string) {
+// writeReadmeShot saves the page as the README shows it: a screenshot of
+// its top height pixels, reduced to its 256 most frequent colours (a
+// paletted PNG, a fraction of the size of the browser's), for a small file
+// in the repository.
+func writeReadmeShot(t *testing.T, ctx context.Context, path string, height int) {
 	t.Helper()
 	shot, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
 	if err != nil {
@@ -606,6 +608,7 @@ func writeReadmeShot(t *testing.T, ctx context.Context, path string) {
 	}
 	counts := map[color.RGBA]int{}
 	b := img.Bounds()
+	b.Max.Y = min(b.Max.Y, b.Min.Y+height)
 	for y := b.Min.Y; y < b.Max.Y; y++ {
 		for x := b.Min.X; x < b.Max.X; x++ {
 			counts[color.RGBAModel.Convert(img.At(x, y)).(color.RGBA)]++

@@ -83,7 +83,7 @@ func New(sys *vdisk.System, ctl *control.Server, exports []nbd.Export) (*Server,
 	}
 	sum := sha256.Sum256([]byte(token))
 	s := &Server{sys: sys, ctl: ctl, exports: exports, token: token, csrf: csrf, page: page,
-		cookie: "vdisk-" + hex.EncodeToString(sum[:6]), Tick: 100 * time.Millisecond, MaxRecords: 500,
+		cookie: "vdisk-" + hex.EncodeToString(sum[:6]), Tick: 100 * time.Millisecond, MaxRecords: 100,
 		streams: map[chan struct{}]bool{}, quit: make(chan struct{})}
 	s.hs = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	return s, nil

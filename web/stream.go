@@ -17,7 +17,8 @@ import (
 )
 
 // The event stream (GET /web/events, server-sent events) tells the page
-// everything that changes, every Server.Tick:
+// what changed, every Server.Tick (the state and the blocks every third
+// tick, or at once after a control request):
 //
 //	hello   {"exports": [MapInfo], "filters": [FilterKind], "next": SEQ, "max_records": N}, first
 //	state   {"stack": stackview.Info, "svg": "<svg…>", "volumes": [...], "filters": [...], "exports": [...]}
@@ -193,7 +194,11 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
-		if st.sendTrace(ring) != nil || st.sendBlocks() != nil || st.rc.Flush() != nil {
+		if st.sendTrace(ring) != nil {
+			return
+		}
+		// Cells fade over seconds: a few updates a second do.
+		if (poked || n%3 == 0) && st.sendBlocks() != nil || st.rc.Flush() != nil {
 			return
 		}
 		poked = false

@@ -58,7 +58,7 @@
     tab = name;
     for (const b of document.querySelectorAll('#tabs button')) b.classList.toggle('active', b.dataset.tab === name);
     for (const s of document.querySelectorAll('section.tab')) s.hidden = s.id !== 'tab-' + name;
-    if (name === 'trace') renderTrace();
+    if (name === 'trace') renderTrace(paused);
     if (name === 'blocks') { refreshAllocation(true); drawMap(); }
     history.replaceState(null, '', '#' + name);
   }
@@ -165,7 +165,10 @@
   }
 
   // ---- Trace: a bounded table, newest first, rendered a few times a second.
+  // Live, it shows the newest rows that fit its window; paused, all it
+  // holds (MAX_ROWS), to scroll through.
   const MAX_ROWS = 500;
+  const liveRows = () => Math.max(20, Math.ceil(document.querySelector('#tab-trace .table-wrap').clientHeight / 20) + 2);
   let strings = [];
   let rows = []; // oldest first: {r: record} or {g: gap}
   let paused = false;
@@ -202,8 +205,8 @@
   }
   function scheduleRender() {
     if (renderTimer) return;
-    const wait = Math.max(0, 200 - (performance.now() - lastRender));
-    renderTimer = setTimeout(() => { renderTimer = 0; requestAnimationFrame(renderTrace); }, wait);
+    const wait = Math.max(0, 250 - (performance.now() - lastRender));
+    renderTimer = setTimeout(() => { renderTimer = 0; requestAnimationFrame(() => renderTrace(false)); }, wait);
   }
   const pad = (n, w) => String(n).padStart(w, '0');
   function fmtTime(us) {
@@ -216,16 +219,17 @@
     return (ns / 1000000).toFixed(2) + ' ms';
   }
   const tbody = $('trace').tBodies[0];
-  function renderTrace() {
+  function renderTrace(all) {
     lastRender = performance.now();
-    if (paused || tab !== 'trace') return;
-    while (tbody.rows.length < rows.length) {
+    if ((paused && !all) || tab !== 'trace') return;
+    const n = all ? rows.length : Math.min(rows.length, liveRows());
+    while (tbody.rows.length < n) {
       const tr = tbody.insertRow();
       for (let i = 0; i < 8; i++) tr.insertCell();
     }
-    while (tbody.rows.length > rows.length) tbody.deleteRow(-1);
+    while (tbody.rows.length > n) tbody.deleteRow(-1);
     let newest = null;
-    for (let i = 0; i < rows.length; i++) {
+    for (let i = 0; i < n; i++) {
       const row = rows[rows.length - 1 - i];
       const tr = tbody.rows[i];
       const c = tr.cells;
@@ -263,19 +267,20 @@
       stats.lags.push(stats.lagMs);
       if (stats.lags.length > 2000) stats.lags.shift();
     }
-    $('trace-info').textContent = `${rows.length} rows shown (at most ${MAX_ROWS}), ${stats.records} records received`;
+    $('trace-info').textContent = `${n} of ${rows.length} rows shown (` + (all ? 'paused' : `the newest; pause to see up to ${MAX_ROWS}`) +
+      `), ${stats.records} records received`;
   }
   $('pause').addEventListener('click', () => {
     paused = !paused;
     newWhilePaused = 0;
     $('pause').textContent = paused ? 'Resume' : 'Pause';
     $('pause').classList.toggle('paused', paused);
-    if (!paused) renderTrace();
+    renderTrace(paused); // paused: every row held, once
   });
   let filterTimer = 0;
   function filtersChanged() {
     clearTimeout(filterTimer);
-    filterTimer = setTimeout(() => { rows = []; renderTrace(); connect(0); }, 300);
+    filterTimer = setTimeout(() => { rows = []; renderTrace(paused); connect(0); }, 300);
   }
   for (const id of ['f-q', 'f-op', 'f-requestor']) $(id).addEventListener('input', filtersChanged);
   $('f-status').addEventListener('change', filtersChanged);

@@ -8,10 +8,13 @@ package browser
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -31,13 +34,17 @@ func Chromium(t testing.TB) string {
 	return ""
 }
 
+// profilePrefix starts the name of every browser's profile directory,
+// which every process of the browser has on its command line.
+const profilePrefix = "vdisk-chromium-"
+
 // New starts a headless Chromium with a viewport of w×h pixels and returns
 // the context of its first tab; the browser is stopped when the test ends.
 // Every action on the context is bounded by timeout.
 func New(t testing.TB, w, h int, timeout time.Duration) context.Context {
 	t.Helper()
 	path := Chromium(t)
-	profile, err := os.MkdirTemp("", "vdisk-chromium-")
+	profile, err := os.MkdirTemp("", profilePrefix)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,4 +112,47 @@ func Screenshot(t testing.TB, ctx context.Context, name string) string {
 	}
 	t.Logf("screenshot: %s", path)
 	return path
+}
+
+// CPU is the user and system time the browsers of this package have used
+// so far: every process with one of their profiles on its command line
+// (the browser, its renderers, its GPU and network processes).
+func CPU(t testing.TB) time.Duration {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum time.Duration
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || !strings.Contains(string(cmdline), "--user-data-dir="+filepath.Join(os.TempDir(), profilePrefix)) {
+			continue
+		}
+		if d, err := ProcessCPU(pid); err == nil {
+			sum += d
+		}
+	}
+	return sum
+}
+
+// ProcessCPU is the user and system time a process has used (Linux).
+func ProcessCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The fields after the command name, which is in parentheses.
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * time.Second / 100, nil // in USER_HZ, 100 on Linux
 }
