@@ -454,13 +454,28 @@ func TestWebView(t *testing.T) {
 		}
 	}
 	browser.Screenshot(t, v.ctx, "7-dismounted")
+	if *readmeShot == "" {
+		v.stopWithPageOpen()
+	}
 	if *readmeShot != "" {
+		defer v.stopWithPageOpen()
 		v.do("mount web@1 again", chromedp.Evaluate[chromedp.Void](`document.querySelector('tr[data-volume="web@1"] button[data-op="mount"]').click()`))
 		v.waitCLI("web@1 mounted", func() bool { return v.volume("web@1").Mounted })
 		v.checkStack("for the README")
 		eval[bool](v, `document.getElementById('messages').replaceChildren() || true`)
 		writeReadmeShot(t, v.ctx, *readmeShot, eval[int](v, `Math.ceil(document.querySelector('.stacks-layout').getBoundingClientRect().bottom) + 12`))
 	}
+}
+
+// stopWithPageOpen stops the server (SIGTERM) while the page's event
+// stream is open: it exits 0, and the page says it is disconnected.
+func (v *view) stopWithPageOpen() {
+	v.t.Helper()
+	v.wait("the page live", `document.getElementById('conn').textContent === 'live'`)
+	if err := v.srv.Stop(30 * time.Second); err != nil {
+		v.t.Fatalf("vdisk serve with the page open: %v\n%s", err, v.srv.Stderr())
+	}
+	v.wait("the page disconnected", `document.getElementById('conn').textContent.startsWith('disconnected')`)
 }
 
 // cellsFromMap sums an nbdinfo map up per cell as GET /web/allocation does:

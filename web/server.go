@@ -202,11 +202,12 @@ func (s *Server) authorized(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if q := r.URL.Query().Get("token"); q != "" && r.Method == http.MethodGet && s.is(q) {
 			http.SetCookie(w, &http.Cookie{Name: s.cookie, Value: s.token, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
-			u := *r.URL
-			v := u.Query()
+			v := r.URL.Query()
 			v.Del("token")
-			u.RawQuery = v.Encode()
-			http.Redirect(w, r, u.RequestURI(), http.StatusSeeOther)
+			// A path of this server: never "//host", which a browser
+			// would take for another site.
+			loc := &url.URL{Path: "/" + strings.TrimLeft(r.URL.Path, "/"), RawQuery: v.Encode()}
+			http.Redirect(w, r, loc.RequestURI(), http.StatusSeeOther)
 			return
 		}
 		ok := false

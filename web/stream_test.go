@@ -4,8 +4,11 @@ import (
 	"bufio"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +19,7 @@ import (
 	"github.com/vdisk-dev/vdisk/filter/monitor"
 	"github.com/vdisk-dev/vdisk/internal/testsupport"
 	"github.com/vdisk-dev/vdisk/internal/testsupport/testworld"
+	"github.com/vdisk-dev/vdisk/stackview"
 	"github.com/vdisk-dev/vdisk/web"
 )
 
@@ -306,5 +310,100 @@ func TestListenLoopbackOnly(t *testing.T) {
 	}
 	if err := web.CheckAddr("127.0.0.1", false); err == nil || errors.Is(err, web.ErrNotLoopback) {
 		t.Errorf("CheckAddr without a port: %v", err)
+	}
+}
+
+// TestStateFollowsControlRequests: control requests through the page's
+// /api/ (with its CSRF header) mount and dismount, and each change comes
+// as a state event at once (the request wakes the streams), while another
+// stream and drawings of the stack run beside them (race-free under -race).
+func TestStateFollowsControlRequests(t *testing.T) {
+	_, srv, url, _ := newView(t, 0, 100)
+	srv.Tick = time.Hour // only the control requests' wake-ups send states
+	do := func(method, path string, body string, hdr map[string]string) (int, string) {
+		req, _ := http.NewRequest(method, url+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+srv.Token())
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	_, page := do(http.MethodGet, "/", "", nil)
+	m := regexp.MustCompile(`<meta name="vdisk-csrf" content="([0-9a-f]+)">`).FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no CSRF token in the page:\n%s", page)
+	}
+	csrf := map[string]string{web.CSRFHeader: m[1], "Content-Type": "application/json"}
+	ch := events(t, url+"/web/events", srv.Token())
+	other := events(t, url+"/web/events?op=READ", srv.Token())
+	go func() {
+		for range other { // another page, drained
+		}
+	}()
+	stop := make(chan struct{})
+	drawn := make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				drawn <- nil
+				return
+			default:
+			}
+			if code, body := do(http.MethodGet, "/web/stack.svg", "", nil); code != http.StatusOK || !strings.HasPrefix(body, "<svg") {
+				drawn <- fmt.Errorf("GET /web/stack.svg: %d %.100s", code, body)
+				return
+			}
+		}
+	}()
+	mounted := func() bool {
+		var st struct {
+			Volumes []control.VolumeStatus
+			Stack   stackview.Info
+		}
+		if err := json.Unmarshal([]byte(next(t, ch, "state")), &st); err != nil {
+			t.Fatal(err)
+		}
+		vpb := false
+		for _, d := range st.Stack.Devices {
+			if d.Name == `\Device\HarddiskVolume1` && d.VPB != nil && d.VPB.Mounted {
+				vpb = true
+			}
+		}
+		if vpb != st.Volumes[0].Mounted {
+			t.Fatalf("one state, two stories: the stack's VPB mounted %v, the volume's status %v", vpb, st.Volumes[0].Mounted)
+		}
+		return vpb
+	}
+	if mounted() {
+		t.Fatal("gpt@1 mounted at start")
+	}
+	for i := range 10 {
+		if code, body := do(http.MethodPost, "/api/v1/volumes/gpt@1/mount", "", csrf); code != http.StatusOK {
+			t.Fatalf("round %d: mount: %d %s", i, code, body)
+		}
+		if !mounted() {
+			t.Fatalf("round %d: the state after the mount says not mounted", i)
+		}
+		if code, body := do(http.MethodPost, "/api/v1/volumes/gpt@1/dismount", `{"force": true}`, csrf); code != http.StatusOK {
+			t.Fatalf("round %d: dismount: %d %s", i, code, body)
+		}
+		if mounted() {
+			t.Fatalf("round %d: the state after the dismount says mounted", i)
+		}
+	}
+	// The control API's errors pass through as they are.
+	if code, body := do(http.MethodPost, "/api/v1/volumes/gpt@1/dismount", "", csrf); code != http.StatusConflict || !strings.Contains(body, "not mounted") {
+		t.Errorf("dismounting a dismounted volume: %d %s", code, body)
+	}
+	close(stop)
+	if err := <-drawn; err != nil {
+		t.Error(err)
 	}
 }
