@@ -78,7 +78,8 @@ func NewDriver(m *iomgr.Manager, opts Options) *Driver {
 // AddDisk creates the disk device object for store with the given logical
 // sector size (512 or 4096), named `\Device\HarddiskN\DR0` with the link
 // `\Device\HarddiskN\Partition0` for the whole disk. readOnly also applies
-// when the store itself is read-only.
+// when the store itself is read-only. Once Close has begun it fails with
+// STATUS_NO_SUCH_DEVICE, leaving the store to the caller.
 func (d *Driver) AddDisk(store Store, sectorSize uint32, readOnly bool) (*iomgr.Device, error) {
 	if sectorSize < 512 || sectorSize > 4096 || sectorSize&(sectorSize-1) != 0 {
 		return nil, fmt.Errorf("add disk: sector size %d is not 512, 1024, 2048 or 4096: %w", sectorSize, iomgr.StatusInvalidParameter)
@@ -110,7 +111,16 @@ func (d *Driver) AddDisk(store Store, sectorSize uint32, readOnly bool) (*iomgr.
 	dev.AlignmentRequirement = 0 // Go buffers need no alignment; offsets are checked against the sector size
 	dev.SetFlags(iomgr.DeviceDirectIO)
 	dev.ClearFlags(iomgr.DeviceInitializing)
+	// Close closes the stores of the disks it finds under mu after
+	// setting closing: a disk added later would keep its store (and an
+	// image file's lock) open for good, so it is refused, and the store
+	// stays the caller's.
 	d.mu.Lock()
+	if d.closing.Load() {
+		d.mu.Unlock()
+		d.DetachDisk(dev)
+		return nil, fmt.Errorf("add disk: the disk driver is closing: %w", iomgr.StatusNoSuchDevice)
+	}
 	d.disks = append(d.disks, dev)
 	d.mu.Unlock()
 	return dev, nil

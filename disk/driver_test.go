@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -662,5 +664,77 @@ func TestDiskDriverCloseDrainsBeforeClosingStores(t *testing.T) {
 	// A request after Close fails rather than panics or hangs.
 	if ios := transfer(dev, iomgr.MajorRead, make([]byte, 512), 0, 0); ios.Status != iomgr.StatusNoSuchDevice {
 		t.Errorf("read after Close: %v, want STATUS_NO_SUCH_DEVICE", ios)
+	}
+}
+
+// TestDiskDriverAddDiskDuringCloseLeavesNoImageLocked: a disk added while
+// the driver closes, or after, is either refused (STATUS_NO_SUCH_DEVICE;
+// its store stays the caller's, who closes it) or closed by Close; a store
+// the driver took but never closed would keep its image locked until a
+// finalizer closed the file, and the image's next open would be refused.
+// The garbage collector is off, so that no finalizer masks such a store.
+func TestDiskDriverAddDiskDuringCloseLeavesNoImageLocked(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	dir := t.TempDir()
+	const adders, perAdder = 4, 8
+	for round := range 20 {
+		drv := disk.NewDriver(iomgr.NewManager(), disk.Options{Workers: 1})
+		var wg sync.WaitGroup
+		var refused atomic.Int32
+		errs := make(chan error, adders*perAdder)
+		for a := range adders {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range perAdder {
+					st, err := disk.CreateFile(filepath.Join(dir, fmt.Sprintf("%d-%d.img", a, i)), 1<<20)
+					if err != nil {
+						errs <- err
+						return
+					}
+					if _, err := drv.AddDisk(st, 512, false); err != nil {
+						if !errors.Is(err, iomgr.StatusNoSuchDevice) {
+							errs <- fmt.Errorf("AddDisk while closing: %w, want STATUS_NO_SUCH_DEVICE", err)
+						}
+						refused.Add(1)
+						st.Close()
+					}
+				}
+			}()
+		}
+		if round%2 == 0 {
+			drv.Close() // racing with the adders
+			wg.Wait()
+		} else {
+			wg.Wait()
+			drv.Close()
+		}
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		if round == 0 {
+			t.Logf("round 0 (adds racing with Close): %d of %d refused", refused.Load(), adders*perAdder)
+		}
+		// Every image can be taken for writing at once.
+		for a := range adders {
+			for i := range perAdder {
+				st, err := disk.OpenFile(filepath.Join(dir, fmt.Sprintf("%d-%d.img", a, i)), false)
+				if err != nil {
+					t.Fatalf("round %d: image %d-%d after Close: %v", round, a, i, err)
+				}
+				st.Close()
+			}
+		}
+	}
+	// After Close, AddDisk refuses.
+	drv := disk.NewDriver(iomgr.NewManager(), disk.Options{})
+	drv.Close()
+	ms, err := disk.NewMemStore(1 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := drv.AddDisk(ms, 512, false); !errors.Is(err, iomgr.StatusNoSuchDevice) {
+		t.Fatalf("AddDisk after Close: %v, want STATUS_NO_SUCH_DEVICE", err)
 	}
 }

@@ -11,8 +11,8 @@ import (
 // command reads an image while another writes it: readers share, a writer
 // excludes other writers and readers. OpenFile and CreateFile take the
 // lock; closing the store (or the process ending, however it ends)
-// releases it (Close drops it first: the lock belongs to the open file,
-// which a forked child may share for a moment). OpenFileForceShare
+// releases it (see closeFile), since the lock belongs to the open file.
+// OpenFileForceShare
 // opens for reading without it.
 //
 // On Linux the lock is qemu's own (open file description locks on the bytes
@@ -67,14 +67,19 @@ func lock(f *os.File, readOnly bool) error {
 	return lerr
 }
 
-// unlock drops the locks f holds. Closing f alone would not, while another
-// descriptor shares its open file: a child that another goroutine forked
-// holds one until it execs, so an image closed at that moment would still
-// be locked against the next open in this process.
-func unlock(f *os.File) {
+// closeFile releases f's lock, then closes f. Closing alone may leave the
+// lock held for a while: it belongs to the open file description, which a
+// child process started meanwhile by any goroutine of this process shares
+// from its fork until its exec closes its copy (close-on-exec), and which
+// lives on, locked, until the last copy is closed. An image closed in that
+// window would still look held, "in use by another process that writes
+// it", to the next open in this very process. Unlocking acts on the
+// description itself, whoever else holds a copy.
+func closeFile(f *os.File) error {
 	if rc, err := f.SyscallConn(); err == nil {
 		_ = rc.Control(unlockFD)
 	}
+	return f.Close()
 }
 
 // errNoLocks stops locking on a file system that cannot lock; the image

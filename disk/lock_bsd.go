@@ -47,3 +47,6 @@ func onlyReaders(path string) bool {
 	defer unix.Close(other)
 	return unix.Flock(other, unix.LOCK_SH|unix.LOCK_NB) == nil
 }
+
+// unlockFD drops the open file's lock.
+func unlockFD(fd uintptr) { _ = unix.Flock(int(fd), unix.LOCK_UN) }

@@ -81,7 +81,7 @@ func lockFD(fd uintptr, _ string, readOnly bool) error {
 			conflict = held
 		}
 		if conflict {
-			unlockAll(fd)
+			unlockFD(fd)
 			return &LockError{Writer: holderWrites(fd)}
 		}
 	}
@@ -99,7 +99,7 @@ func setLock(fd uintptr, at int64) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, unix.EAGAIN), errors.Is(err, unix.EACCES):
-		unlockAll(fd)
+		unlockFD(fd)
 		return &LockError{Writer: true}
 	case errors.Is(err, unix.ENOLCK), errors.Is(err, unix.EOPNOTSUPP), errors.Is(err, unix.ENOSYS), errors.Is(err, unix.EINVAL):
 		return errNoLocks
@@ -128,11 +128,8 @@ func holderWrites(fd uintptr) bool {
 	return unix.FcntlFlock(fd, unix.F_OFD_GETLK, &lk) == nil && lk.Type == unix.F_WRLCK
 }
 
-// unlockFD drops every lock of the open file: F_UNLCK on an OFD lock
-// releases it for every descriptor that shares the open file.
-func unlockFD(fd uintptr) { unlockAll(fd) }
-
-func unlockAll(fd uintptr) {
+// unlockFD drops every lock of the open file description.
+func unlockFD(fd uintptr) {
 	lk := unix.Flock_t{Type: unix.F_UNLCK, Whence: 0, Start: 0, Len: 0}
 	unix.FcntlFlock(fd, unix.F_OFD_SETLK, &lk)
 }

@@ -10,10 +10,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vdisk-dev/vdisk/internal/testsupport"
 )
 
 // lockedImage creates a 1 MiB image file holding a pattern and returns its path.
@@ -187,4 +190,53 @@ func TestFileStoreLockReleasedWhenKilled(t *testing.T) {
 		t.Fatalf("a writer after the holder was killed: %v", err)
 	}
 	s.Close()
+}
+
+// TestFileStoreLockReleasedAtCloseWhileProcessesStart: closing a store
+// releases its lock at once, even while other goroutines start processes.
+// A child shares every open file description of the parent from its fork
+// until its exec closes the copies (close-on-exec), and an OFD or flock
+// lock belongs to the description: a store whose file were only closed
+// would stay locked through that window, so that the next open in this
+// process (CreateImage, then AddImage) would find the image "in use by
+// another process that writes it". The loop takes and releases the lock
+// as readers and writers a few thousand times while two goroutines start
+// processes without pause. The garbage collector is off, so that no
+// finalizer closes a file the code under test left open.
+func TestFileStoreLockReleasedAtCloseWhileProcessesStart(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	started := testsupport.StartProcesses(t)
+	dir := t.TempDir()
+	const rounds = 1500
+	var failures []string
+	for i := range rounds {
+		path := filepath.Join(dir, fmt.Sprintf("%d.img", i%8))
+		steps := []struct {
+			what string
+			open func() (*FileStore, error)
+		}{
+			{"CreateFile", func() (*FileStore, error) { return CreateFile(path, 1<<20) }},
+			{"OpenFile for writing after the creating store closed", func() (*FileStore, error) { return OpenFile(path, false) }},
+			{"OpenFile for reading after the writer closed", func() (*FileStore, error) { return OpenFile(path, true) }},
+			{"OpenFile for writing after the reader closed", func() (*FileStore, error) { return OpenFile(path, false) }},
+		}
+		for _, step := range steps {
+			s, err := step.open()
+			if err != nil {
+				failures = append(failures, fmt.Sprintf("round %d: %s: %v", i, step.what, err))
+				continue
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if started() == 0 {
+		t.Fatal("no process started meanwhile: the test proves nothing")
+	}
+	if len(failures) > 0 {
+		t.Fatalf("%d of %d opens found the lock of a closed store (%d processes started meanwhile); the first: %s",
+			len(failures), 4*rounds, started(), failures[0])
+	}
+	t.Logf("%d opens, %d processes started meanwhile", 4*rounds, started())
 }

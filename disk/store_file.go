@@ -72,13 +72,13 @@ func openFile(path string, readOnly, locked bool) (*FileStore, error) {
 	}
 	if locked {
 		if err := lock(f, readOnly); err != nil {
-			f.Close()
+			closeFile(f)
 			return nil, err
 		}
 	}
 	s, err := newFileStore(f, readOnly)
 	if err != nil {
-		f.Close()
+		closeFile(f)
 		return nil, err
 	}
 	return s, nil
@@ -103,7 +103,7 @@ func CreateFile(path string, size int64) (*FileStore, error) {
 		return nil, err
 	}
 	fail := func(err error) (*FileStore, error) {
-		f.Close()
+		closeFile(f)
 		if created {
 			os.Remove(path)
 		}
@@ -199,11 +199,10 @@ func (s *FileStore) Sync() error {
 // stable storage.
 func (s *FileStore) SetFsync(on bool) { s.noFsync.Store(!on) }
 
-// Close drops the image's lock and closes the file.
+// Close releases the file's lock and closes it.
 func (s *FileStore) Close() error {
 	s.closed.Store(true)
-	unlock(s.f)
-	return s.f.Close()
+	return closeFile(s.f)
 }
 
 // checkOpen is for the operations that might not reach the descriptor.

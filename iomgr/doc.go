@@ -47,7 +47,10 @@
 // (IoMakeAssociatedIrp, with the seeds' associated-IRP completion: the
 // master completes when its last associated IRP does) instead of running
 // out of locations; since every helper checks, no driver needs to know
-// whether the stack below it can grow. The pending rules hold on both
+// whether the stack below it can grow. That IRP is the request as the
+// lower driver would have seen it: the same flags, buffers, file object,
+// requestor and RequestorMode, so that a user-mode request is still
+// checked as one by a file system below. The pending rules hold on both
 // paths: a driver that returns STATUS_PENDING has marked the IRP pending,
 // and one that marked it returns STATUS_PENDING.
 //

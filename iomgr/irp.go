@@ -391,13 +391,17 @@ func (irp *IRP) NextStackLocation() *StackLocation {
 // the current one, without the current completion routine and control bits
 // (IoCopyCurrentIrpStackLocationToNext).
 func (irp *IRP) CopyCurrentStackLocationToNext() {
-	cur := irp.CurrentStackLocation()
-	next := irp.NextStackLocation()
-	*next = *cur
-	next.Control = 0
-	next.setBy = 0
-	next.CompletionRoutine = nil
-	next.Context = nil
+	copyStackLocation(irp.NextStackLocation(), irp.CurrentStackLocation())
+}
+
+// copyStackLocation makes dst the request src is, without src's completion
+// routine and control bits (they belong to the driver above src).
+func copyStackLocation(dst, src *StackLocation) {
+	*dst = *src
+	dst.Control = 0
+	dst.setBy = 0
+	dst.CompletionRoutine = nil
+	dst.Context = nil
 }
 
 // SkipCurrentStackLocation lets the next driver reuse the current location

@@ -61,11 +61,7 @@ func PassDownAndWait(irp *IRP, lower *Device) Status {
 	ctx := &waitContext{done: make(chan struct{})}
 	if irp.current < lower.StackSize {
 		sub := AllocateIRP(lower.StackSize)
-		sub.Buffer, sub.SystemBuffer, sub.FileObject, sub.Requestor = irp.Buffer, irp.SystemBuffer, irp.FileObject, irp.Requestor
-		sub.Flags = irp.Flags &^ IRPAssociatedIRP
-		next := sub.NextStackLocation()
-		cur := irp.CurrentStackLocation()
-		next.Major, next.Minor, next.Flags, next.Parameters, next.FileObject = cur.Major, cur.Minor, cur.Flags, cur.Parameters, cur.FileObject
+		carryRequest(sub, irp)
 		sub.SetCompletionRoutine(signalAndKeep, ctx, true, true, true)
 		if CallDriver(lower, sub) == StatusPending {
 			<-ctx.done
@@ -106,17 +102,26 @@ func forwardDeeper(irp *IRP, lower *Device, adjust func(next *StackLocation), ro
 	irp.MarkPending()
 	irp.SetAssociatedCount(1)
 	a := MakeAssociatedIRP(irp, lower.StackSize)
-	a.Flags |= irp.Flags &^ IRPAssociatedIRP
-	a.Buffer, a.SystemBuffer = irp.Buffer, irp.SystemBuffer
-	next := a.NextStackLocation()
-	*next = *irp.CurrentStackLocation()
-	next.Control, next.setBy, next.CompletionRoutine, next.Context = 0, 0, nil, nil
+	carryRequest(a, irp)
 	if adjust != nil {
-		adjust(next)
+		adjust(a.NextStackLocation())
 	}
 	a.SetCompletionRoutine(copyStatusToMaster, then, true, true, true)
 	CallDriver(lower, a)
 	return StatusPending
+}
+
+// carryRequest makes sub, a new IRP of the right size for the stack below,
+// carry irp's current request as the lower driver would have seen it in
+// irp itself: its first location is a copy of irp's current one, and it
+// has irp's flags (a paging or no-cache request stays one), buffers, file
+// object, requestor and requestor mode (a user-mode request stays user
+// mode, so a file system below still checks its access).
+func carryRequest(sub, irp *IRP) {
+	sub.Flags |= irp.Flags &^ IRPAssociatedIRP
+	sub.Buffer, sub.SystemBuffer, sub.FileObject = irp.Buffer, irp.SystemBuffer, irp.FileObject
+	sub.Requestor, sub.RequestorMode = irp.Requestor, irp.RequestorMode
+	copyStackLocation(sub.NextStackLocation(), irp.CurrentStackLocation())
 }
 
 // deeperCompletion is the completion routine of the driver that passed a

@@ -255,3 +255,70 @@ func TestStackLocationTransfer(t *testing.T) {
 		sl.SetTransfer(1, 0)
 	}()
 }
+
+// TestPassDownKeepsWhoAsked: the request the lower driver gets is the
+// caller's in everything but its stack size, whichever way it was passed
+// down and whether the IRP itself travels or one of the right size does:
+// a user-mode request stays user mode (a file system checks the access of
+// user-mode requests only and trusts kernel-mode ones, so a request that
+// became kernel mode on the way would skip the check), and its requestor,
+// paging and no-cache flags, file object and buffers stay what they were.
+func TestPassDownKeepsWhoAsked(t *testing.T) {
+	type seen struct {
+		mode       iomgr.ProcessorMode
+		requestor  string
+		flags      iomgr.IRPFlags
+		fileObject *iomgr.FileObject
+		slFile     *iomgr.FileObject
+		system     any
+		buffer     []byte
+	}
+	fo := &iomgr.FileObject{FileName: `\secret`}
+	buf := make([]byte, 512)
+	sys := &struct{ x int }{}
+	const flags = iomgr.IRPPagingIO | iomgr.IRPNoCache | iomgr.IRPSynchronousAPI | iomgr.IRPReadOperation
+	for _, way := range passDownWays {
+		for _, late := range []bool{false, true} {
+			for _, mode := range []iomgr.ProcessorMode{iomgr.UserMode, iomgr.KernelMode} {
+				t.Run(fmt.Sprintf("%s/late=%v/mode=%d", way.name, late, mode), func(t *testing.T) {
+					var got atomic.Pointer[seen]
+					// The lower driver acts as a file system: a user-mode
+					// caller has no access here, a kernel-mode one is
+					// trusted.
+					fsd := func(dev *iomgr.Device, irp *iomgr.IRP) iomgr.Status {
+						got.Store(&seen{irp.RequestorMode, irp.Requestor, irp.Flags &^ iomgr.IRPAssociatedIRP,
+							irp.FileObject, irp.CurrentStackLocation().FileObject, irp.SystemBuffer, irp.Buffer})
+						if irp.RequestorMode == iomgr.UserMode {
+							return irp.Complete(iomgr.StatusAccessDenied, 0)
+						}
+						return irp.Complete(iomgr.StatusSuccess, 0)
+					}
+					s := newPassStack(t, way.pass, late, fsd)
+					irp := iomgr.BuildSynchronousFSDRequest(iomgr.MajorRead, s.top, buf, 0)
+					irp.RequestorMode, irp.Requestor, irp.Flags = mode, "vdisk cp", flags
+					irp.FileObject, irp.SystemBuffer = fo, sys
+					irp.NextStackLocation().FileObject = fo
+					ios := iomgr.CallDriverAndWait(s.top, irp)
+					s.checkPath(t, irp, late)
+					iomgr.FreeIRP(irp)
+					want := iomgr.StatusSuccess
+					if mode == iomgr.UserMode {
+						want = iomgr.StatusAccessDenied
+					}
+					if ios.Status != want {
+						t.Errorf("a request of mode %d got %v from the file system below, want %v", mode, ios.Status, want)
+					}
+					g := got.Load()
+					if g == nil {
+						t.Fatal("the lower driver got nothing")
+					}
+					if g.mode != mode || g.requestor != "vdisk cp" || g.flags != flags || g.fileObject != fo ||
+						g.slFile != fo || g.system != any(sys) || &g.buffer[0] != &buf[0] {
+						t.Errorf("lower driver saw mode %d, requestor %q, flags %#x, file object %v (location %v), system buffer %v, own buffer %v; want %d, %q, %#x, %v, the caller's",
+							g.mode, g.requestor, g.flags, g.fileObject, g.slFile, g.system, &g.buffer[0] == &buf[0], mode, "vdisk cp", flags, fo)
+					}
+				})
+			}
+		}
+	}
+}

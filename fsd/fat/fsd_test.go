@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/vdisk-dev/vdisk/fsd/fat/internal/fattest"
 	"github.com/vdisk-dev/vdisk/fsd/fat/internal/ondisk"
@@ -724,18 +725,7 @@ func TestDirtyStateAndShutdown(t *testing.T) {
 		t.Run(l.name, func(t *testing.T) {
 			x := fxNew(t, l)
 			g := x.volume().geometry()
-			raw := func() (bool, bool) {
-				b, err := os.ReadFile(x.img)
-				if err != nil {
-					t.Fatal(err)
-				}
-				fat := b[g.FATOffset(0):]
-				clean := fat[3]&0x80 != 0 // FAT16 bit 15
-				if g.Type == ondisk.FAT32 {
-					clean = fat[7]&0x08 != 0 // FAT32 bit 27
-				}
-				return ondisk.BootSectorDirty(b), clean
-			}
+			raw := func() (bool, bool) { return fxDirtyState(t, x.img, g) }
 			// Mounting writes nothing: the volume is marked dirty before
 			// the first change.
 			if dirty, clean := raw(); dirty || !clean {
@@ -771,6 +761,92 @@ func TestDirtyStateAndShutdown(t *testing.T) {
 			if dirty, clean := raw(); dirty || !clean {
 				t.Fatalf("dismounted: dirty %v clean %v", dirty, clean)
 			}
+			fxFsck(t, x.img)
+		})
+	}
+}
+
+// fxDirtyState reads the volume's dirty state from the image: the boot
+// sector's dirty flag and FAT[1]'s clean bit.
+func fxDirtyState(t *testing.T, img string, g ondisk.Geometry) (dirty, clean bool) {
+	t.Helper()
+	b, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fat := b[g.FATOffset(0):]
+	clean = fat[3]&0x80 != 0 // FAT16 bit 15
+	if g.Type == ondisk.FAT32 {
+		clean = fat[7]&0x08 != 0 // FAT32 bit 27
+	}
+	return ondisk.BootSectorDirty(b), clean
+}
+
+// TestNothingWrittenAfterShutdown: after SHUTDOWN the volume stays clean
+// until a new change arrives. A lazy write whose timer was armed before
+// the shutdown, or a FLUSH_BUFFERS after it, has nothing to write (the
+// FAT sector that carries the clean bit was written by the shutdown, and
+// is no longer pending), so neither marks the volume dirty again; fsck.fat
+// -n, which reports a set dirty bit, finds the image clean. The timer is
+// not waited for: its routine is called directly.
+func TestNothingWrittenAfterShutdown(t *testing.T) {
+	for _, l := range []fxLayout{fxLayouts[1], fxLayouts[2]} {
+		t.Run(l.name, func(t *testing.T) {
+			x := fxNew(t, l)
+			v := x.volume()
+			v.mu.Lock()
+			v.lazyDelay = time.Hour
+			v.mu.Unlock()
+			shutdown := func() {
+				t.Helper()
+				cdo := x.fs.controlDevice
+				irp := iomgr.BuildSynchronousFSDRequest(iomgr.MajorShutdown, cdo, nil, 0)
+				if st := iomgr.CallDriverAndWait(cdo, irp).Status; st != iomgr.StatusSuccess {
+					t.Fatal(st)
+				}
+				iomgr.FreeIRP(irp)
+			}
+			wantClean := func(when string) {
+				t.Helper()
+				if dirty, clean := fxDirtyState(t, x.img, v.geometry()); dirty || !clean {
+					t.Fatalf("%s: boot sector dirty %v, FAT[1] clean %v", when, dirty, clean)
+				}
+				fxFsck(t, x.img)
+			}
+			flush := func() {
+				t.Helper()
+				fo := x.mustOpen(``, iomgr.GenericRead, iomgr.FileOpen, 0)
+				if ios := fxCall(fo, iomgr.MajorFlushBuffers, 0, nil); ios.Status != iomgr.StatusSuccess {
+					t.Fatal(ios.Status)
+				}
+				fxClose(fo)
+			}
+			want := map[string][]byte{}
+			for i, after := range []struct {
+				what string
+				do   func()
+			}{{"a lazy write armed before the shutdown", v.lazyWrite}, {"FLUSH_BUFFERS", flush}} {
+				// A change marks the volume dirty first (and arms the lazy
+				// writer); SHUTDOWN leaves it clean.
+				name := fmt.Sprintf(`\f%d`, i)
+				want[name] = []byte(name)
+				x.create(name, want[name])
+				if dirty, clean := fxDirtyState(t, x.img, v.geometry()); !dirty || clean {
+					t.Fatalf("after a change: boot sector dirty %v, FAT[1] clean %v", dirty, clean)
+				}
+				shutdown()
+				wantClean("after shutdown")
+				v.mu.Lock()
+				armed := v.lazyArmed
+				v.mu.Unlock()
+				if armed {
+					t.Fatal("the lazy writer is still armed after shutdown wrote everything")
+				}
+				after.do()
+				wantClean("after " + after.what)
+			}
+			x.close()
+			fxCompareTrees(t, "mtools", fxMtoolsTree(t, x.img), want)
 			fxFsck(t, x.img)
 		})
 	}

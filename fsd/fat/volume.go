@@ -399,9 +399,7 @@ func (v *vcb) commit() error {
 	if v.readOnly {
 		return nil
 	}
-	fatDirty := false
-	v.fat.DirtySectors(func(uint32, uint32) { fatDirty = true })
-	if !fatDirty && len(v.dirtyDirs) == 0 {
+	if !v.fat.HasDirty() && len(v.dirtyDirs) == 0 {
 		return nil
 	}
 	if err := v.ensureDirty(); err != nil {
@@ -429,13 +427,14 @@ func (v *vcb) writeFAT() error {
 			return err
 		}
 	}
-	v.fat.ClearDirty()
 	return nil
 }
 
 // writeFATSectors writes FAT sectors first..first+count-1 (numbered from
 // the start of the FAT) to every FAT copy (the active one when mirroring
-// is off).
+// is off); once written, they are no longer pending, so that a later
+// commit does not write them again (which would mark a volume left clean
+// by a shutdown dirty again).
 func (v *vcb) writeFATSectors(first, count uint32) error {
 	g := &v.geo
 	bps := int64(g.BytesPerSector)
@@ -452,6 +451,7 @@ func (v *vcb) writeFATSectors(first, count uint32) error {
 			return fmt.Errorf("write FAT %d: %w", i, err)
 		}
 	}
+	v.fat.ClearDirtySectors(first, count)
 	return nil
 }
 
@@ -538,7 +538,14 @@ func (v *vcb) flushAll(clean bool) error {
 			return err
 		}
 	}
-	return v.meta.flush(ioReq{rq: v.rq})
+	if err := v.meta.flush(ioReq{rq: v.rq}); err != nil {
+		return err
+	}
+	// Everything is written: a lazy write armed before has nothing left
+	// to do. The next change arms it again (after marking the volume
+	// dirty).
+	v.stopLazyWriter()
+	return nil
 }
 
 // shutdown handles IRP_MJ_SHUTDOWN: flush everything and leave the volume

@@ -5,7 +5,8 @@
 // the vdisk binary (BuildCLI) and checking its one-line errors (OneLine),
 // starting and stopping processes such as `vdisk serve` (Start,
 // StartServe, Process, WaitNBD), serving an in-process server on loopback
-// (Serve), and image files as outside tools see them (Sfdisk, ReadAt,
+// (Serve), starting processes while a test runs (StartProcesses, to
+// provoke what a forked child shares), and image files as outside tools see them (Sfdisk, ReadAt,
 // WriteAt, hashes, ExtractPartition for fsck.fat). It imports nothing of vdisk, so the tests of any
 // package, the lowest included, may use it; package testworld beside it
 // builds a small storage stack. It has no lock of its own but for the

@@ -435,6 +435,14 @@ func (t *Table) HasDirty() bool {
 // ClearDirty forgets which sectors changed (after the FSD wrote them).
 func (t *Table) ClearDirty() { clear(t.dirty) }
 
+// ClearDirtySectors forgets that FAT sectors first..first+count-1 changed
+// (after the FSD wrote those alone); sectors past the FAT are ignored.
+func (t *Table) ClearDirtySectors(first, count uint32) {
+	for s := uint64(first); s < uint64(first)+uint64(count) && s>>6 < uint64(len(t.dirty)); s++ {
+		t.dirty[s>>6] &^= 1 << (s & 63)
+	}
+}
+
 // MarkAllDirty marks every FAT sector changed (to rewrite all copies, for
 // example after a copy was found to differ).
 func (t *Table) MarkAllDirty() {

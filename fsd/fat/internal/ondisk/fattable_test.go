@@ -416,6 +416,15 @@ func TestDirtySectors(t *testing.T) {
 	if !slices.Equal(runs, [][2]uint32{{0, 12}}) {
 		t.Errorf("all dirty: %v", runs)
 	}
+	// Clearing a range forgets those sectors alone; sectors past the FAT
+	// are ignored.
+	tab.ClearDirtySectors(0, 1)
+	tab.ClearDirtySectors(4, 3)
+	tab.ClearDirtySectors(11, 100)
+	collect()
+	if !slices.Equal(runs, [][2]uint32{{1, 3}, {7, 4}}) {
+		t.Errorf("after clearing sectors 0, 4-6 and 11-: %v", runs)
+	}
 }
 
 func TestVolumeCleanBit(t *testing.T) {
