@@ -20,6 +20,8 @@
 #   MAX_LOAD [1.5]   wait for a 1-minute load average below this
 #   MAX_WAIT [1800]  seconds to wait for it; then run anyway, saying so
 #   TAB [trace]      the tab the page shows: trace, blocks or stacks
+#   RATE []          fio's --rate_iops: a fixed load, to compare the browser's
+#                    CPU between versions of the page whatever else runs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${SECS:-20}
@@ -42,7 +44,7 @@ while :; do
 	waited=$((waited + 10))
 done
 echo "== load average at start: $(cut -d' ' -f1-3 /proc/loadavg) (waited ${waited} s)"
-VDISK_WEB_BENCH=1 VDISK_WEB_BENCH_SECS=$SECS VDISK_WEB_BENCH_ROUNDS=$ROUNDS VDISK_WEB_BENCH_TAB=${TAB:-trace} \
+VDISK_WEB_BENCH=1 VDISK_WEB_BENCH_SECS=$SECS VDISK_WEB_BENCH_ROUNDS=$ROUNDS VDISK_WEB_BENCH_TAB=${TAB:-trace} VDISK_WEB_BENCH_RATE=${RATE:-} \
 	go test -count=1 -run '^TestWebViewThroughputReport$' -v -timeout 30m ./web/ 2>&1 |
 	grep -E 'throughput_test|^(--- |ok|FAIL|PASS)'
 echo "== load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"

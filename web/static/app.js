@@ -205,7 +205,7 @@
   }
   function scheduleRender() {
     if (renderTimer) return;
-    const wait = Math.max(0, 250 - (performance.now() - lastRender));
+    const wait = Math.max(0, 330 - (performance.now() - lastRender)); // three renders a second: as fast as anyone reads
     renderTimer = setTimeout(() => { renderTimer = 0; requestAnimationFrame(() => renderTrace(false)); }, wait);
   }
   const pad = (n, w) => String(n).padStart(w, '0');
@@ -219,6 +219,21 @@
     return (ns / 1000000).toFixed(2) + ' ms';
   }
   const tbody = $('trace').tBodies[0];
+  // Each render writes only what changed: a cell's text node's data, and
+  // a row's class and shape only when they differ (every write of an
+  // attribute makes the browser recompute styles).
+  function setText(cell, s) {
+    const t = cell.firstChild;
+    if (!t) cell.append(s);
+    else if (t.data !== s) t.data = s;
+  }
+  function setClass(e, c) { if (e.className !== c) e.className = c; }
+  function shape(tr, gap) {
+    if (tr.gapShape === gap) return;
+    tr.gapShape = gap;
+    tr.cells[0].colSpan = gap ? 8 : 1;
+    for (let j = 1; j < 8; j++) tr.cells[j].hidden = gap;
+  }
   function renderTrace(all) {
     lastRender = performance.now();
     if ((paused && !all) || tab !== 'trace') return;
@@ -226,6 +241,7 @@
     while (tbody.rows.length < n) {
       const tr = tbody.insertRow();
       for (let i = 0; i < 8; i++) tr.insertCell();
+      tr.gapShape = false;
     }
     while (tbody.rows.length > n) tbody.deleteRow(-1);
     let newest = null;
@@ -234,31 +250,29 @@
       const tr = tbody.rows[i];
       const c = tr.cells;
       if (row.g) {
-        const [from, to, why, n] = row.g;
-        tr.className = 'gap ' + why;
-        c[0].colSpan = 8;
-        c[0].textContent = why === 'dropped'
-          ? `⋯ ${n} records dropped by the server's ring (seq ${from}–${to - 1}): the reader fell behind`
-          : `⋯ ${n} matching records not shown (seq ${from}–${to - 1}): more than the page shows per update`;
-        for (let j = 1; j < 8; j++) c[j].hidden = true;
+        const [from, to, why, count] = row.g;
+        setClass(tr, 'gap ' + why);
+        shape(tr, true);
+        setText(c[0], why === 'dropped'
+          ? `⋯ ${count} records dropped by the server's ring (seq ${from}–${to - 1}): the reader fell behind`
+          : `⋯ ${count} matching records not shown (seq ${from}–${to - 1}): more than the page shows per update`);
         continue;
       }
       const r = row.r;
       if (!newest) newest = r;
-      c[0].colSpan = 1;
-      for (let j = 1; j < 8; j++) c[j].hidden = false;
+      shape(tr, false);
       const op = r[4];
-      tr.className = op.includes('WRITE') ? 'write' : op.includes('READ') ? 'read' : '';
-      c[0].textContent = r[0];
-      c[1].textContent = fmtTime(r[1]);
-      c[2].textContent = r[2];
-      c[3].textContent = r[3];
-      c[4].textContent = op;
-      c[5].textContent = (r[7] || r[8]) ? `${r[6]} offset ${r[7]} length ${r[8]}` : r[6];
-      c[5].title = r[5];
-      c[6].textContent = r[9];
-      c[6].className = r[9] === 'STATUS_SUCCESS' ? '' : 'bad';
-      c[7].textContent = fmtDur(r[10]);
+      setClass(tr, op.includes('WRITE') ? 'write' : op.includes('READ') ? 'read' : '');
+      setText(c[0], String(r[0]));
+      setText(c[1], fmtTime(r[1]));
+      setText(c[2], r[2]);
+      setText(c[3], r[3]);
+      setText(c[4], op);
+      setText(c[5], (r[7] || r[8]) ? `${r[6]} offset ${r[7]} length ${r[8]}` : r[6]);
+      if (c[5].title !== r[5]) c[5].title = r[5];
+      setText(c[6], r[9]);
+      setClass(c[6], r[9] === 'STATUS_SUCCESS' ? '' : 'bad');
+      setText(c[7], fmtDur(r[10]));
     }
     stats.renders++;
     if (newest) {
