@@ -126,7 +126,7 @@ type pageDevice struct {
 	Bottom     float64 `json:"bottom"`
 }
 
-const pageDevicesJS = `[...document.querySelectorAll('#stack-drawing svg g.device')].map((g) => {
+const pageDevicesJS = `[...document.querySelectorAll('svg.vdisk-stacks g.device')].map((g) => {
   const r = g.querySelector('rect').getBoundingClientRect();
   return {name: g.dataset.name, attachedTo: g.dataset.attachedTo, stack: g.dataset.stack, index: +g.dataset.index,
           kind: g.dataset.kind, x: r.left, top: r.top, bottom: r.bottom};
@@ -677,4 +677,47 @@ func TestWebViewTraceGaps(t *testing.T) {
 	v.wait("a skipped gap", `[...document.querySelectorAll('#trace tr.gap.skipped')].some((tr) => /matching records not shown/.test(tr.textContent))`)
 	v.wait("the newest record on top", `document.querySelector('#trace tbody tr:not(.gap)').cells[0].textContent === String(`+fmt.Sprint(sys.Ring().Next()-1)+`)`)
 	browser.Screenshot(t, ctx, "trace-gaps")
+}
+
+// TestStackHTMLInTheBrowser: the page `vdisk stack --html` prints, opened
+// from a file in Chromium, draws what `vdisk stack --json` lists for the
+// same images and filters, every attached device directly above the one
+// beneath it; it needs nothing from the network and runs no script.
+func TestStackHTMLInTheBrowser(t *testing.T) {
+	browser.Chromium(t)
+	bin := testsupport.BuildCLI(t)
+	dir := t.TempDir()
+	img := filepath.Join(dir, "offline.img")
+	testsupport.Must(t, bin, "create", img, "--size", "64MiB", "--table", "gpt", "--part", "24MiB:fat16:ESP", "--part", "rest:fat16:DATA")
+	args := []string{"stack", img, "--mount", "--filter", "monitor", "--filter", "trace", "--filter", "writeprotect:on=offline@2"}
+	page := filepath.Join(dir, "stack.html")
+	if err := os.WriteFile(page, []byte(testsupport.Must(t, bin, append(args, "--html")...)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var info stackview.Info
+	if err := json.Unmarshal([]byte(testsupport.Must(t, bin, append(args, "--json")...)), &info); err != nil {
+		t.Fatal(err)
+	}
+	v := &view{t: t, ctx: browser.New(t, 1400, 900, time.Minute)}
+	v.do("open the file", chromedp.Navigate("file://"+page))
+	v.wait("the drawing", `document.querySelectorAll('svg.vdisk-stacks g.device').length > 0`)
+	if msg := stackMismatch(info, eval[[]pageDevice](v, pageDevicesJS)); msg != "" {
+		t.Fatalf("the --html drawing disagrees with vdisk stack --json: %s", msg)
+	}
+	frames := 0
+	for _, d := range info.Devices {
+		if len(d.Minifilters) > 0 {
+			frames++
+		}
+	}
+	if n := eval[int](v, `document.querySelectorAll('svg.vdisk-stacks path.vpb-link').length`); frames != 2 || n != 2 {
+		t.Errorf("%d frames with minifilters, %d VPB links drawn; want 2 of each (both volumes mounted)", frames, n)
+	}
+	if n := eval[int](v, `document.scripts.length`); n != 0 {
+		t.Errorf("the page has %d scripts", n)
+	}
+	if fetched := eval[[]string](v, `performance.getEntriesByType('resource').map((e) => e.name)`); len(fetched) != 0 {
+		t.Errorf("the offline page fetched %q", fetched)
+	}
+	browser.Screenshot(t, v.ctx, "stack-html")
 }
