@@ -124,8 +124,8 @@ func TestWebViewThroughputReport(t *testing.T) {
 			}
 			iops := fio()
 			used, bused := cpu()-c0, browserCPU()-b0
-			line := fmt.Sprintf("round %d, page %-5v: %8.0f IOPS, server CPU %.1f s (%.1f µs per I/O), browser CPU %.1f s", r+1, page, iops, used.Seconds(),
-				float64(used.Microseconds())/(iops*float64(secs)), bused.Seconds())
+			line := fmt.Sprintf("round %d, page %-5v: %8.0f IOPS, server CPU %.1f s (%.1f µs per I/O), browser CPU %.1f s, load after %s", r+1, page, iops, used.Seconds(),
+				float64(used.Microseconds())/(iops*float64(secs)), bused.Seconds(), loadAvg())
 			if page {
 				with = append(with, iops)
 				st := eval[struct {
