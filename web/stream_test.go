@@ -407,3 +407,26 @@ func TestStateFollowsControlRequests(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestTokenRedirectStaysOnThisServer: the redirect that takes the token
+// out of the address goes to a path of this server, even from a path that
+// starts with two slashes (which a browser reads as another host).
+func TestTokenRedirectStaysOnThisServer(t *testing.T) {
+	_, srv, url, _ := newView(t, 0, 100)
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for path, want := range map[string]string{
+		"/?token=":                  "/",
+		"//evil.example/?token=":    "/evil.example/",
+		"/web/stack.svg?x=1&token=": "/web/stack.svg?x=1",
+		"///evil.example/a?token=":  "/evil.example/a",
+	} {
+		resp, err := noRedirect.Get(url + path + srv.Token())
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || loc != want {
+			t.Errorf("GET %s…: %s, Location %q, want 303 to %q", path, resp.Status, loc, want)
+		}
+	}
+}
