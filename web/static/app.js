@@ -205,7 +205,7 @@
   }
   function scheduleRender() {
     if (renderTimer) return;
-    const wait = Math.max(0, 330 - (performance.now() - lastRender)); // three renders a second: as fast as anyone reads
+    const wait = Math.max(0, 400 - (performance.now() - lastRender)); // two or three renders a second: as fast as anyone reads, and each costs the browser a frame
     renderTimer = setTimeout(() => { renderTimer = 0; requestAnimationFrame(() => renderTrace(false)); }, wait);
   }
   const pad = (n, w) => String(n).padStart(w, '0');
