@@ -17,6 +17,7 @@ import (
 	"github.com/vdisk-dev/vdisk/mount"
 	"github.com/vdisk-dev/vdisk/nbd"
 	"github.com/vdisk-dev/vdisk/partition"
+	"github.com/vdisk-dev/vdisk/stackview"
 	"github.com/vdisk-dev/vdisk/volume"
 )
 
@@ -349,6 +350,16 @@ func (s *System) Volumes() []*Volume {
 // Devices returns every device object of the System, in driver load order
 // (package stackview draws them).
 func (s *System) Devices() []*iomgr.Device { return s.manager.Devices() }
+
+// Stack describes every device object of the System, with the minifilters
+// on the filter manager's frames (without loading the filter manager):
+// what `vdisk stack` and the control API show.
+func (s *System) Stack() stackview.Info {
+	s.mu.Lock()
+	fm := s.fltmgr
+	s.mu.Unlock()
+	return stackview.Collect(s.Devices(), fm)
+}
 
 // Exports returns the NBD exports of every image (package export builds
 // them: `disk`, `disk@1`, …, the default export ""), with the volumes

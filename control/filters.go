@@ -45,6 +45,10 @@ type FilterDeviceInfo struct {
 	Below string `json:"below,omitempty"`
 }
 
+// FilterInfos describes the loaded filters in load order, as GET
+// /v1/filters answers.
+func (c *Server) FilterInfos() []FilterInfo { return filterInfos(c.sys) }
+
 // filterInfos describes the loaded filters in load order.
 func filterInfos(s *vdisk.System) []FilterInfo {
 	names := stackview.NewNamer(s.Devices())

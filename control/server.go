@@ -17,7 +17,6 @@ import (
 	"github.com/vdisk-dev/vdisk/iomgr"
 	"github.com/vdisk-dev/vdisk/mount"
 	"github.com/vdisk-dev/vdisk/nbd"
-	"github.com/vdisk-dev/vdisk/stackview"
 	"github.com/vdisk-dev/vdisk/volume"
 )
 
@@ -114,12 +113,12 @@ func (c *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/volumes/{name}/files/{path...}", c.readFile)
 	mux.HandleFunc("PUT /v1/volumes/{name}/files/{path...}", c.writeFile)
 	mux.HandleFunc("GET /v1/filters", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, map[string]any{"filters": filterInfos(c.sys)})
+		writeJSON(w, map[string]any{"filters": c.FilterInfos()})
 	})
 	mux.HandleFunc("POST /v1/filters", c.attachFilter)
 	mux.HandleFunc("DELETE /v1/filters/{id}", c.detachFilter)
 	mux.HandleFunc("GET /v1/stack", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, stackview.Collect(c.sys.Devices()))
+		writeJSON(w, c.sys.Stack())
 	})
 	mux.HandleFunc("GET /v1/monitor", c.monitor)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

@@ -192,9 +192,24 @@ func (e *Device) Flush(r *nbd.Request) error {
 // dataSet sends a data-set management control (trim, zeroing, allocation,
 // prefetch).
 func (e *Device) dataSet(r *nbd.Request, req *disk.DataSetRequest, out any) error {
-	ios, _ := e.send(r, iomgr.BlockRequest{Major: iomgr.MajorDeviceControl,
+	return e.dataSetAs(r.Requestor(), req, out)
+}
+
+func (e *Device) dataSetAs(requestor string, req *disk.DataSetRequest, out any) error {
+	b := iomgr.BlockIO{Device: e.Device, Requestor: requestor}
+	ios, _ := b.Send(iomgr.BlockRequest{Major: iomgr.MajorDeviceControl,
 		ControlCode: disk.IOCTLStorageManageDataSetAttributes, Input: req, Output: out})
 	return ios.Status.Err()
+}
+
+// Allocation asks the export's stack, for requestor, which parts of the
+// range are allocated (what NBD_CMD_BLOCK_STATUS answers, and what the web
+// view's block map shows): consecutive extents from off, which may cover
+// less than length.
+func (e *Device) Allocation(requestor string, off, length int64) ([]disk.Extent, error) {
+	var got []disk.Extent
+	err := e.dataSetAs(requestor, &disk.DataSetRequest{Action: disk.DataSetAllocation, Offset: off, Length: length}, &got)
+	return got, err
 }
 
 // Trim implements nbd.Device with a data-set TRIM control, and a flush
@@ -236,8 +251,8 @@ func (e *Device) WriteZeroes(r *nbd.Request, off, length int64) error {
 
 // BlockStatus implements nbd.Device with a data-set allocation query.
 func (e *Device) BlockStatus(r *nbd.Request, off, length int64, ext []nbd.Extent) ([]nbd.Extent, error) {
-	var got []disk.Extent
-	if err := e.dataSet(r, &disk.DataSetRequest{Action: disk.DataSetAllocation, Offset: off, Length: length}, &got); err != nil {
+	got, err := e.Allocation(r.Requestor(), off, length)
+	if err != nil {
 		return ext, err
 	}
 	for _, x := range got {

@@ -15,6 +15,9 @@ packages=(dosfstools mtools xxd fdisk libnbd-bin python3-libnbd qemu-utils fio n
 # e2fsck; diffoscope says where two images that should be equal differ; python3's
 # uuid module checks the name-based GUIDs.
 packages+=(genimage bsdextrautils e2fsprogs diffoscope-minimal python3)
+# The web view's tests drive the page in a real browser (chromedp), with a
+# font for its screenshots.
+packages+=(chromium fonts-dejavu-core)
 # The VM test (vmtest/): QEMU boots a Debian kernel whose initramfs holds a
 # static busybox and nbd-client.
 packages+=(qemu-system-x86 busybox-static nbd-client)

@@ -25,7 +25,7 @@ func TestStackShowsAttachmentsAndIsValidGraphviz(t *testing.T) {
 	if _, err := v.Stat("."); err != nil { // mounts (RAW claims the unformatted volume)
 		t.Logf("stat on the raw volume: %v", err)
 	}
-	info := stackview.Collect(sys.Devices())
+	info := sys.Stack()
 	byName := map[string]stackview.DeviceInfo{}
 	for _, d := range info.Devices {
 		byName[d.Name] = d
@@ -95,7 +95,7 @@ func TestStackWhileVolumesMount(t *testing.T) {
 		done <- nil
 	}()
 	for {
-		for _, d := range stackview.Collect(sys.Devices()).Devices {
+		for _, d := range sys.Stack().Devices {
 			if d.StackSize == 0 && !strings.Contains(d.Flags, "INITIALIZING") {
 				t.Fatalf("device %s is ready with stack size 0 (flags %s)", d.Name, d.Flags)
 			}

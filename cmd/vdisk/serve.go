@@ -17,6 +17,7 @@ import (
 	"github.com/vdisk-dev/vdisk/create"
 	"github.com/vdisk-dev/vdisk/export"
 	"github.com/vdisk-dev/vdisk/nbd"
+	"github.com/vdisk-dev/vdisk/web"
 )
 
 func serveCommand() *cli.Command {
@@ -34,6 +35,13 @@ filter take --control SOCKET. An NBD client that wrote to a volume keeps it
 from being mounted while it is connected; while a volume is mounted, NBD
 writes to it (or to its whole disk) fail with EPERM.
 
+With --http ADDR (127.0.0.1:8080, or 127.0.0.1:0 for any free port) the
+server also serves a web view: the device stacks drawn bottom-up, the live
+IRP trace, a block map of each export and controls for mount, dismount,
+lock, unlock and filters. It prints the address to open, with a random
+token that every request needs (the page keeps it in a cookie). It listens
+on loopback addresses only, unless --http-allow-remote.
+
 SIGINT or SIGTERM stops accepting connections, lets NBD requests in flight
 finish, flushes, dismounts mounted volumes, removes the control socket and
 exits 0; a second signal exits at once.
@@ -42,7 +50,8 @@ Examples:
    vdisk serve disk.img                      # then: nbdinfo --list nbd://127.0.0.1
    vdisk serve disk.img --control /tmp/vdisk.sock --filter monitor --filter trace
    vdisk serve --listen unix:/tmp/nbd.sock --read-only a.img b.img
-   vdisk serve --demo                        # a built-in demo image`,
+   vdisk serve --demo                        # a built-in demo image
+   vdisk serve disk.img --filter trace --http 127.0.0.1:8080   # then open the URL it prints`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "listen", Usage: "host:port or unix:/path", Value: nbd.DefaultAddr},
 			&cli.BoolFlag{Name: "read-only", Usage: "export read-only"},
@@ -54,6 +63,8 @@ Examples:
 			&cli.BoolFlag{Name: "verbose", Usage: "log connection events to stderr"},
 			&cli.StringSliceFlag{Name: "filter", Usage: "load a filter NAME[:key=value,...] (repeatable)"},
 			&cli.StringFlag{Name: "control", Usage: "answer the control API on the unix `SOCKET` (created with mode 0600)"},
+			&cli.StringFlag{Name: "http", Usage: "serve the web view (stacks, live trace, block map, controls) on `ADDR` (host:port, loopback only unless --http-allow-remote)"},
+			&cli.BoolFlag{Name: "http-allow-remote", Usage: "let --http listen on an address other than loopback (anyone who gets the token controls the server)"},
 		},
 		Action: serve,
 	})
@@ -85,6 +96,13 @@ func serve(c *cli.Context) error {
 		tlsConfig = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
 	} else if c.Bool("tls-required") {
 		return usagef("serve: --tls-required needs --tls-cert and --tls-key")
+	}
+	if addr := c.String("http"); addr != "" {
+		if err := web.CheckAddr(addr, c.Bool("http-allow-remote")); err != nil {
+			return fmt.Errorf("serve: %w", err)
+		}
+	} else if c.Bool("http-allow-remote") {
+		return usagef("serve: --http-allow-remote needs --http ADDR")
 	}
 
 	sys := vdisk.New(vdisk.Options{Workers: c.Int("workers"), Requestor: "vdisk serve"})
@@ -145,6 +163,10 @@ func serve(c *cli.Context) error {
 	var ctl *control.Server
 	ctlErr := make(chan error, 1)
 	sock := c.String("control")
+	if sock != "" || c.String("http") != "" {
+		// The web view's controls are the control API, socket or not.
+		ctl = control.NewServer(sys, exports)
+	}
 	if sock != "" {
 		cl, err := control.Listen(sock)
 		if err != nil {
@@ -152,8 +174,25 @@ func serve(c *cli.Context) error {
 			return fmt.Errorf("serve: %w", err)
 		}
 		defer cl.Close() // removes the socket, whatever happens
-		ctl = control.NewServer(sys, exports)
 		go func() { ctlErr <- ctl.Serve(cl) }()
+	}
+	var view *web.Server
+	var viewURL string
+	webErr := make(chan error, 1)
+	if addr := c.String("http"); addr != "" {
+		hl, err := web.Listen(addr, c.Bool("http-allow-remote"))
+		if err == nil {
+			view, err = web.New(sys, ctl, exports)
+			if err != nil {
+				hl.Close()
+			}
+		}
+		if err != nil {
+			l.Close()
+			return fmt.Errorf("serve: %w", err)
+		}
+		viewURL = view.URL(hl.Addr())
+		go func() { webErr <- view.Serve(hl) }()
 	}
 	for _, e := range exports {
 		name := e.Name
@@ -170,6 +209,9 @@ func serve(c *cli.Context) error {
 	if sock != "" {
 		fmt.Fprintf(os.Stderr, "vdisk: control API on %s; try: vdisk stack --control %s\n", sock, sock)
 	}
+	if view != nil {
+		fmt.Fprintf(os.Stderr, "vdisk: web view on %s\n", viewURL)
+	}
 
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
@@ -182,6 +224,8 @@ func serve(c *cli.Context) error {
 		failed = fmt.Errorf("serve: %w", err)
 	case err := <-ctlErr:
 		failed = fmt.Errorf("serve: control API: %w", err)
+	case err := <-webErr:
+		failed = fmt.Errorf("serve: web view: %w", err)
 	case sig := <-sigs:
 		fmt.Fprintf(os.Stderr, "vdisk: %v: draining requests, flushing and dismounting (again to stop at once)\n", sig)
 	}
@@ -198,6 +242,11 @@ func serve(c *cli.Context) error {
 	// Stop taking control requests first, so nothing mounts while the
 	// NBD side drains; then flush, dismount and close the images.
 	errs := []error{failed}
+	if view != nil {
+		if err := view.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("serve: web view shutdown: %w", err))
+		}
+	}
 	if ctl != nil {
 		if err := ctl.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("serve: control API shutdown: %w", err))

@@ -22,10 +22,13 @@ func stackCommand() *cli.Command {
 Examples:
    vdisk stack disk.img --filter monitor --filter trace
    vdisk stack disk.img --dot | dot -Tpng > stack.png
+   vdisk stack disk.img --mount --filter monitor --html > stack.html
    vdisk stack --control /tmp/vdisk.sock --json`,
 		Flags: append(controlFlags(),
 			&cli.BoolFlag{Name: "dot", Usage: "print Graphviz"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON"},
+			&cli.BoolFlag{Name: "svg", Usage: "print an SVG drawing of the stacks (no Graphviz needed)"},
+			&cli.BoolFlag{Name: "html", Usage: "print a standalone HTML page with the SVG drawing"},
 			&cli.BoolFlag{Name: "mount", Usage: "mount every volume first, so file system stacks show"},
 		),
 		Action: func(c *cli.Context) (err error) {
@@ -66,18 +69,32 @@ Examples:
 					_, _ = v.Info() // mounts it, or leaves it to RAW
 				}
 			}
-			return printStack(c, stackview.Collect(s.sys.Devices()))
+			return printStack(c, s.sys.Stack())
 		},
 	})
 }
 
-// printStack prints the stacks as --json, --dot or the text tree ask.
+// printStack prints the stacks as --json, --dot, --svg, --html or the text
+// tree ask.
 func printStack(c *cli.Context, info stackview.Info) error {
+	n := 0
+	for _, f := range []string{"json", "dot", "svg", "html"} {
+		if c.Bool(f) {
+			n++
+		}
+	}
+	if n > 1 {
+		return usagef("stack: --json, --dot, --svg and --html each choose the output: give one")
+	}
 	switch {
 	case c.Bool("json"):
 		return printJSON(info)
 	case c.Bool("dot"):
 		info.WriteDot(os.Stdout)
+	case c.Bool("svg"):
+		return info.WriteSVG(os.Stdout)
+	case c.Bool("html"):
+		return info.WriteHTML(os.Stdout)
 	default:
 		info.WriteText(os.Stdout)
 	}

@@ -516,6 +516,12 @@ func (m *Manager) detaching(dev *iomgr.Device) {
 	}
 }
 
+// FrameInstances returns the instances on a frame device (the filter
+// manager's device on a mounted volume's stack), highest altitude first,
+// nil for a device that is no frame: what a drawing of the stack shows in
+// the frame. The slice is the manager's own and must not be modified.
+func (m *Manager) FrameInstances(dev *iomgr.Device) []*Instance { return m.instancesOf(dev) }
+
 // instancesOf returns the instances of a frame device. The slice is never
 // modified in place (attach and detach copy it), so it may be used without
 // the lock.

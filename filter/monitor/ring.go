@@ -89,6 +89,12 @@ func (r *Ring) Add(rec Record) uint64 {
 // records from `from` on were already dropped, the first record returned has
 // a larger number: that is the gap.
 func (r *Ring) Since(from uint64) ([]Record, uint64) {
+	return r.AppendSince(nil, from)
+}
+
+// AppendSince is Since appending to dst, so that a reader polling the ring
+// can reuse one slice.
+func (r *Ring) AppendSince(dst []Record, from uint64) ([]Record, uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	oldest := uint64(1)
@@ -98,14 +104,13 @@ func (r *Ring) Since(from uint64) ([]Record, uint64) {
 	if from < oldest {
 		from = oldest
 	}
-	var out []Record
-	if from < r.next {
-		out = make([]Record, 0, r.next-from)
+	if from < r.next && dst == nil {
+		dst = make([]Record, 0, r.next-from)
 	}
 	for s := from; s < r.next; s++ {
-		out = append(out, *r.slot(s))
+		dst = append(dst, *r.slot(s))
 	}
-	return out, r.next
+	return dst, r.next
 }
 
 // Wait returns a channel closed when a record is added after the call.
