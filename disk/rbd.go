@@ -153,6 +153,13 @@ var (
 	ErrRBDFenced = errors.New("this client was blocklisted by the cluster (another client broke its lock); reopen the image")
 )
 
+// rbdMissing is a pool, image or snapshot that is not there: it says
+// which, and matches fs.ErrNotExist.
+type rbdMissing string
+
+func (e rbdMissing) Error() string        { return string(e) }
+func (e rbdMissing) Is(target error) bool { return target == fs.ErrNotExist }
+
 // RBDLocker is one holder of an image's lock, as `rbd lock ls` lists it.
 type RBDLocker struct {
 	Client  string // "client.4123"
@@ -491,6 +498,19 @@ func CreateRBD(spec RBDSpec, size int64, opts RBDOptions) error {
 		return fmt.Errorf("create %s: size %d is not positive", spec, size)
 	}
 	return createRBD(spec, size, opts)
+}
+
+// RemoveRBD removes an image (not a snapshot), as `rbd rm` does. An image
+// that has snapshots, or that a client has open, is refused by librbd; a
+// missing one fails with an error matching fs.ErrNotExist.
+func RemoveRBD(spec RBDSpec, opts RBDOptions) error {
+	if err := spec.check(); err != nil {
+		return err
+	}
+	if spec.Snap != "" {
+		return fmt.Errorf("remove %s: a snapshot is not removed as an image", spec)
+	}
+	return removeRBD(spec, opts)
 }
 
 // SnapshotRBD takes the snapshot spec names (POOL/IMAGE@SNAP) of the

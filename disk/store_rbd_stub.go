@@ -15,6 +15,10 @@ func createRBD(spec RBDSpec, size int64, opts RBDOptions) error {
 	return notCompiled("create", spec)
 }
 
+func removeRBD(spec RBDSpec, opts RBDOptions) error {
+	return notCompiled("remove", spec)
+}
+
 func snapshotRBD(spec RBDSpec, protect bool, opts RBDOptions) error {
 	return notCompiled("snapshot", spec)
 }

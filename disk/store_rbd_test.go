@@ -696,3 +696,35 @@ func TestRBDClonesOfGoldenSnapshot(t *testing.T) {
 		t.Fatal("golden image's head changed")
 	}
 }
+
+// RemoveRBD removes an image as `rbd rm` does: `rbd info` no longer finds
+// it; removing it again, or an image with a snapshot, is refused.
+func TestRBDRemove(t *testing.T) {
+	opts := testRBDOptions(t)
+	spec := uniqueImage(t)
+	if err := CreateRBD(spec, 1<<20, opts); err != nil {
+		t.Fatal(err)
+	}
+	name := strings.TrimPrefix(spec.String(), RBDPrefix)
+	rbdtest.Tool(t, "rbd", "info", name)
+	if err := RemoveRBD(spec, opts); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("rbd", "-c", opts.ConfFile, "info", name).CombinedOutput(); err == nil {
+		t.Errorf("rbd info finds %s after RemoveRBD:\n%s", name, out)
+	}
+	if err := RemoveRBD(spec, opts); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("removing a missing image = %v, want fs.ErrNotExist", err)
+	}
+	snapped := uniqueImage(t)
+	if err := CreateRBD(snapped, 1<<20, opts); err != nil {
+		t.Fatal(err)
+	}
+	if err := SnapshotRBD(RBDSpec{Pool: snapped.Pool, Image: snapped.Image, Snap: "s"}, false, opts); err != nil {
+		t.Fatal(err)
+	}
+	if err := RemoveRBD(snapped, opts); err == nil {
+		t.Error("RemoveRBD removed an image that has a snapshot")
+	}
+	rbdtest.Tool(t, "rbd", "info", strings.TrimPrefix(snapped.String(), RBDPrefix))
+}
