@@ -113,7 +113,8 @@ func RBD(spec disk.RBDSpec, ceph disk.RBDOptions, opts Options) (*partition.Tabl
 				if errors.Is(err, os.ErrExist) {
 					return nil, fmt.Errorf("the image exists (--force replaces it; rbd rm removes it)")
 				}
-				return nil, err
+				// makeImage says "create rbd:…" already.
+				return nil, trimmed{strings.TrimPrefix(err.Error(), "create "+spec.String()+": "), err}
 			}
 			st, err := disk.OpenRBD(spec, ceph)
 			if err != nil {
@@ -126,6 +127,15 @@ func RBD(spec disk.RBDSpec, ceph disk.RBDOptions, opts Options) (*partition.Tabl
 		add:    func(sys *vdisk.System) (*vdisk.Image, error) { return sys.AddRBD(spec, ceph) },
 	})
 }
+
+// trimmed is an error with a shorter message.
+type trimmed struct {
+	msg string
+	err error
+}
+
+func (e trimmed) Error() string { return e.msg }
+func (e trimmed) Unwrap() error { return e.err }
 
 // target is where makeImage makes an image: a file or an RBD image.
 type target struct {

@@ -30,6 +30,11 @@ type RBDSpec struct {
 	Snap      string // "" for the image itself (its head)
 }
 
+// RBDCompiled reports whether this vdisk was built with RBD support
+// (-tags rbd,pacific); without it every RBD operation answers
+// ErrRBDNotCompiled.
+func RBDCompiled() bool { return rbdCompiled }
+
 // IsRBD reports whether an operand names an RBD image (starts with "rbd:").
 func IsRBD(operand string) bool { return strings.HasPrefix(operand, RBDPrefix) }
 

@@ -20,6 +20,8 @@ import (
 	"github.com/ceph/go-ceph/rbd"
 )
 
+const rbdCompiled = true
+
 // rbdFeatures are the features vdisk gives the images it creates and
 // clones: Ceph's defaults, among them exclusive-lock, which keeps a second
 // writer out.

@@ -7,6 +7,8 @@ import "fmt"
 // Without the rbd build tag vdisk stays pure Go: every RBD operation
 // answers ErrRBDNotCompiled, and nothing links against librbd.
 
+const rbdCompiled = false
+
 func openRBDImage(spec RBDSpec, opts RBDOptions, readOnly bool) (rbdImage, int64, error) {
 	return nil, 0, notCompiled("open", spec)
 }

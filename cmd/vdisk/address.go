@@ -132,7 +132,9 @@ func parseAddress(s string, volumeOnly bool) (Address, error) {
 // has HasPath unset: the image, or its partition N.
 func parseRBDAddress(s string) (Address, error) {
 	img, path, hasPath := s, ".", false
-	if i := strings.Index(s, ":/"); i >= 0 {
+	// After "rbd:", whose colon a '/' may follow in a malformed operand.
+	if i := strings.Index(s[len(disk.RBDPrefix):], ":/"); i >= 0 {
+		i += len(disk.RBDPrefix)
 		img, path, hasPath = s[:i], cleanVolumePath(s[i+1:]), true
 	}
 	n := 0

@@ -47,7 +47,14 @@ var cluster struct {
 // does not return. Use it as a package's TestMain:
 //
 //	func TestMain(m *testing.M) { rbdtest.Main(m) }
-func Main(m *testing.M) {
+func Main(m *testing.M) { os.Exit(Run(m)) }
+
+// Run runs the tests, then stops the cluster if they started one, and
+// returns their exit status: for a TestMain that hands m to another runner
+// (testscript.Main takes anything with a Run method), as
+//
+//	testscript.Main(rbdtest.M{M: m}, commands)
+func Run(m interface{ Run() int }) int {
 	code := m.Run()
 	if cluster.dir != "" {
 		out, err := exec.Command(cluster.script, "stop", cluster.dir).CombinedOutput()
@@ -57,8 +64,13 @@ func Main(m *testing.M) {
 		}
 		os.RemoveAll(filepath.Dir(cluster.dir))
 	}
-	os.Exit(code)
+	return code
 }
+
+// M runs M's tests through Run, stopping the cluster they started.
+type M struct{ M interface{ Run() int } }
+
+func (m M) Run() int { return Run(m.M) }
 
 // Conf is the ceph.conf of the test cluster, which it starts if need be.
 // Without one (no Ceph installed, no VDISK_CEPH_CONF) the test fails
