@@ -98,23 +98,12 @@ func Must(t testing.TB, name string, args ...string) string {
 // (CGO_ENABLED=0 for a static binary).
 func BuildCLI(t testing.TB, env ...string) string {
 	t.Helper()
-	return BuildCLITags(t, "", env...)
-}
-
-// BuildCLITags is BuildCLI with build tags ("rbd,pacific" for the RBD
-// store); "" builds without any.
-func BuildCLITags(t testing.TB, tags string, env ...string) string {
-	t.Helper()
 	goTool := NeedTool(t, "go")
 	root, err := moduleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
 	bin := filepath.Join(t.TempDir(), "vdisk")
-	args := []string{"build", "-o", bin}
-	if tags != "" {
-		args = append(args, "-tags", tags)
-	}
-	Cmd{Dir: root, Env: env, Timeout: 5 * time.Minute}.Must(t, goTool, append(args, "./cmd/vdisk")...)
+	Cmd{Dir: root, Env: env, Timeout: 5 * time.Minute}.Must(t, goTool, "build", "-o", bin, "./cmd/vdisk")
 	return bin
 }
