@@ -381,6 +381,21 @@ func TestRBDFATVolumes(t *testing.T) {
 	if out, err := exec.Command("fatlabel", testsupport.ExtractPartition(t, exported, parts[1].Start, parts[1].Size)).Output(); err != nil || strings.TrimSpace(string(out)) != "DATA" {
 		t.Errorf("fatlabel of partition 2: %q, %v; want DATA", out, err)
 	}
+
+	// A partition's bytes out of RBD (vdisk cp IMAGE@N FILE) are those of
+	// rbd export at its offset; written back into the other partition
+	// (vdisk cp FILE IMAGE@N), that one becomes the same volume, as rbd
+	// export, fsck.fat and mtools see it.
+	raw := filepath.Join(t.TempDir(), "p2.vfat")
+	c.must(t, "cp", spec+"@2", raw)
+	if b, err := os.ReadFile(raw); err != nil || !bytes.Equal(b, testsupport.ReadAt(t, exported, parts[1].Start, parts[1].Size)) {
+		t.Fatalf("vdisk cp %s@2 differs from rbd export's partition 2 (%v)", spec, err)
+	}
+	c.must(t, "create", "rbd:"+rbdName(image)+"-copy", "--size", "128MiB", "--table", "gpt", "--part", "40MiB:raw", "--part", "rest:raw")
+	c.must(t, "cp", raw, "rbd:"+rbdName(image)+"-copy@2")
+	copied := rbdExport(t, rbdName(image)+"-copy")
+	cparts := testsupport.Sfdisk(t, copied)
+	checkFATExport(t, copied, cparts[1], tree)
 }
 
 // Two vdisk servers, one image: the first holds the exclusive lock, so a
