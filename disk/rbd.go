@@ -158,13 +158,6 @@ var (
 	ErrRBDFenced = errors.New("this client was blocklisted by the cluster (another client broke its lock); reopen the image")
 )
 
-// rbdMissing is a pool, image or snapshot that is not there: it says
-// which, and matches fs.ErrNotExist.
-type rbdMissing string
-
-func (e rbdMissing) Error() string        { return string(e) }
-func (e rbdMissing) Is(target error) bool { return target == fs.ErrNotExist }
-
 // RBDLocker is one holder of an image's lock, as `rbd lock ls` lists it.
 type RBDLocker struct {
 	Client  string // "client.4123"

@@ -62,6 +62,13 @@ func errno(err error) syscall.Errno {
 	return 0
 }
 
+// rbdMissing is a pool, image or snapshot that is not there: it says
+// which, and matches fs.ErrNotExist.
+type rbdMissing string
+
+func (e rbdMissing) Error() string        { return string(e) }
+func (e rbdMissing) Is(target error) bool { return target == fs.ErrNotExist }
+
 // rbdError names what failed and turns librbd's errnos into the errors
 // callers test for.
 func rbdError(what string, spec RBDSpec, err error) error {

@@ -33,7 +33,9 @@ func breakRBDLock(spec RBDSpec, opts RBDOptions) ([]RBDLocker, error) {
 	return nil, notCompiled("break the lock of", spec)
 }
 
-// notCompiled is the answer of a build without RBD support.
-func notCompiled(what string, spec RBDSpec) error {
+// notCompiled is the answer of a build without RBD support. A variable,
+// so that static analysis of callers does not conclude that an RBD call
+// always fails: it does so only in this build.
+var notCompiled = func(what string, spec RBDSpec) error {
 	return fmt.Errorf("%s %s: %w", what, spec, ErrRBDNotCompiled)
 }
