@@ -20,7 +20,7 @@ func createCommand() *cli.Command {
 	return withUsage(&cli.Command{
 		Name:      "create",
 		Usage:     "create a sparse disk image with a partition table",
-		ArgsUsage: "IMAGE | rbd:POOL/IMAGE",
+		ArgsUsage: "IMAGE",
 		Description: `Partitions are laid out in order, 1 MiB aligned; SIZE "rest" takes what is left.
 TYPE is fat12, fat16, fat32, esp, linux or raw; LABEL is the GPT partition name and, for
 FAT-typed partitions, the volume label: they are formatted. An esp partition is FAT32, as
