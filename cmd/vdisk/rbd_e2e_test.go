@@ -366,6 +366,11 @@ func TestRBDFATVolumes(t *testing.T) {
 	if got := c.must(t, "cat", spec+"@2:/Ünïcödé café.txt"); got != "utf-16 on disk\n" {
 		t.Errorf("vdisk cat = %q", got)
 	}
+	// Shell completion looks into the image in the cluster of $CEPH_CONF.
+	comp := testsupport.Cmd{Env: []string{"CEPH_CONF=" + c.conf}}.Must(t, c.bin, "ls", spec+"@2:/dee", "--generate-bash-completion")
+	if comp != spec+"@2:/deep/\n" {
+		t.Errorf("completing %s@2:/dee: %q", spec, comp)
+	}
 	info := c.must(t, "info", spec, "--json")
 	if !strings.Contains(info, `"label": "DATA"`) || !strings.Contains(info, `"path": "`+spec+`"`) {
 		t.Errorf("vdisk info --json:\n%s", info)
