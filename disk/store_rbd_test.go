@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -244,22 +243,9 @@ func TestRBDNamespace(t *testing.T) {
 // its extents holding data, adjacent ones merged.
 func rbdDiffData(t testing.TB, spec RBDSpec, whole bool) [][2]int64 {
 	t.Helper()
-	args := []string{"diff", "--format", "json", strings.TrimPrefix(spec.String(), RBDPrefix)}
-	if whole {
-		args = append(args, "--whole-object")
-	}
-	var diff []struct {
-		Offset int64  `json:"offset"`
-		Length int64  `json:"length"`
-		Exists string `json:"exists"`
-	}
-	out := rbdtest.Tool(t, "rbd", args...)
-	if err := json.Unmarshal(out, &diff); err != nil {
-		t.Fatalf("rbd diff: %v\n%s", err, out)
-	}
 	var ext []Extent
-	for _, d := range diff {
-		ext = appendExtent(ext, Extent{Offset: d.Offset, Length: d.Length, Hole: d.Exists != "true"})
+	for _, d := range rbdtest.Diff(t, strings.TrimPrefix(spec.String(), RBDPrefix), whole) {
+		ext = appendExtent(ext, Extent{Offset: d.Offset, Length: d.Length, Hole: !d.Data})
 	}
 	return dataExtents(ext)
 }

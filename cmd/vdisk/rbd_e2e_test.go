@@ -70,6 +70,16 @@ func (c rbdCLI) must(t *testing.T, args ...string) string {
 	return r.Stdout
 }
 
+// create makes a fresh image with vdisk create ARGS and returns its name
+// and its operand (rbd:POOL/IMAGE).
+func (c rbdCLI) create(t *testing.T, args ...string) (image, spec string) {
+	t.Helper()
+	image = rbdtest.Image(t)
+	spec = "rbd:" + rbdName(image)
+	c.must(t, append([]string{"create", spec}, args...)...)
+	return image, spec
+}
+
 // serve starts `vdisk serve ARGS` on a loopback port.
 func (c rbdCLI) serve(t *testing.T, args ...string) *testsupport.Process {
 	t.Helper()
@@ -100,22 +110,9 @@ func rbdExport(t *testing.T, name string) string {
 // object map with fast-diff answers), merged into [start, end) ranges.
 func rbdDiff(t *testing.T, name string, whole bool) [][2]int64 {
 	t.Helper()
-	args := []string{"diff", "--format", "json", name}
-	if whole {
-		args = append(args, "--whole-object")
-	}
-	var diff []struct {
-		Offset int64  `json:"offset"`
-		Length int64  `json:"length"`
-		Exists string `json:"exists"`
-	}
-	out := rbdtest.Tool(t, "rbd", args...)
-	if err := json.Unmarshal(out, &diff); err != nil {
-		t.Fatalf("rbd diff: %v\n%s", err, out)
-	}
 	var ranges [][2]int64
-	for _, d := range diff {
-		if d.Exists == "true" {
+	for _, d := range rbdtest.Diff(t, name, whole) {
+		if d.Data {
 			ranges = append(ranges, [2]int64{d.Offset, d.Offset + d.Length})
 		}
 	}
@@ -184,9 +181,7 @@ func TestRBDServePartitionNBDOracles(t *testing.T) {
 	testsupport.NeedTool(t, "nbdcopy")
 	testsupport.NeedTool(t, "sfdisk")
 	c := newRBDCLI(t)
-	image := rbdtest.Image(t)
-	spec := "rbd:" + rbdName(image)
-	c.must(t, "create", spec, "--size", "64MiB", "--table", "gpt", "--part", "16MiB:raw", "--part", "rest:raw")
+	image, spec := c.create(t, "--size", "64MiB", "--table", "gpt", "--part", "16MiB:raw", "--part", "rest:raw")
 
 	// 12 MiB of data: 1 MiB random runs with 1 MiB holes between them,
 	// which nbdcopy sends as zeroing (or skips) rather than writes.
@@ -273,9 +268,7 @@ func TestRBDFioVerifyThenQemuCompare(t *testing.T) {
 	testsupport.NeedTool(t, "fio")
 	testsupport.NeedTool(t, "qemu-img")
 	c := newRBDCLI(t)
-	image := rbdtest.Image(t)
-	spec := "rbd:" + rbdName(image)
-	c.must(t, "create", spec, "--size", "64MiB", "--table", "gpt", "--part", "rest:raw")
+	image, spec := c.create(t, "--size", "64MiB", "--table", "gpt", "--part", "rest:raw")
 	srv := c.serve(t, spec)
 	uri := "nbd://" + srv.Addr + "/" + image + "@1"
 	testsupport.WaitNBD(t, srv, uri)
@@ -354,9 +347,7 @@ func TestRBDFATVolumes(t *testing.T) {
 	testsupport.NeedTool(t, "mcopy")
 	testsupport.NeedTool(t, "sfdisk")
 	c := newRBDCLI(t)
-	image := rbdtest.Image(t)
-	spec := "rbd:" + rbdName(image)
-	c.must(t, "create", spec, "--size", "128MiB", "--table", "gpt", "--part", "40MiB:esp:EFI", "--part", "rest:fat32:DATA")
+	image, spec := c.create(t, "--size", "128MiB", "--table", "gpt", "--part", "40MiB:esp:EFI", "--part", "rest:fat32:DATA")
 	tree := rbdTree(t)
 	c.must(t, "cp", "-r", tree+"/.", spec+"@2:/")
 	c.must(t, "cp", "-r", filepath.Join(tree, "boot")+"/.", spec+"@1:/")
@@ -415,9 +406,7 @@ func TestRBDTwoServersOneWriter(t *testing.T) {
 	t.Parallel()
 	testsupport.NeedTool(t, "nbdcopy")
 	c := newRBDCLI(t)
-	image := rbdtest.Image(t)
-	spec := "rbd:" + rbdName(image)
-	c.must(t, "create", spec, "--size", "8MiB", "--table", "none")
+	image, spec := c.create(t, "--size", "8MiB", "--table", "none")
 
 	first := c.serve(t, spec)
 	m := holderRE.FindStringSubmatch(first.Stderr())
@@ -506,9 +495,7 @@ func TestRBDClonesOfGoldenSnapshot(t *testing.T) {
 	testsupport.NeedTool(t, "mtype")
 	testsupport.NeedTool(t, "sfdisk")
 	c := newRBDCLI(t)
-	golden := rbdtest.Image(t)
-	spec := "rbd:" + rbdName(golden)
-	c.must(t, "create", spec, "--size", "64MiB", "--table", "gpt", "--part", "rest:fat32:GOLD")
+	golden, spec := c.create(t, "--size", "64MiB", "--table", "gpt", "--part", "rest:fat32:GOLD")
 	tree := rbdTree(t)
 	c.must(t, "cp", "-r", tree+"/.", spec+"@1:/")
 	rbdtest.Tool(t, "rbd", "snap", "create", rbdName(golden)+"@v1")
@@ -621,9 +608,7 @@ func TestRBDMultiConnAcrossServers(t *testing.T) {
 	testsupport.NeedTool(t, "nbdcopy")
 	py := testsupport.NeedNbdsh(t)
 	c := newRBDCLI(t)
-	image := rbdtest.Image(t)
-	spec := "rbd:" + rbdName(image)
-	c.must(t, "create", spec, "--size", "16MiB", "--table", "none")
+	image, spec := c.create(t, "--size", "16MiB", "--table", "none")
 	src := filepath.Join(t.TempDir(), "data.bin")
 	if err := os.WriteFile(src, testsupport.Random(16<<20, 5, true), 0o644); err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -164,4 +165,35 @@ func Image(t testing.TB) string {
 func Tool(t testing.TB, name string, args ...string) []byte {
 	t.Helper()
 	return []byte(testsupport.Cmd{Env: []string{"CEPH_CONF=" + Conf(t)}, Timeout: 5 * time.Minute}.Must(t, name, args...))
+}
+
+// DiffExtent is one extent of `rbd diff`.
+type DiffExtent struct {
+	Offset, Length int64
+	Data           bool // "exists": the extent holds data
+}
+
+// Diff is `rbd diff` of an image or snapshot (POOL/IMAGE[@SNAP]), with
+// --whole-object if whole: per object, as the object map with fast-diff
+// answers.
+func Diff(t testing.TB, name string, whole bool) []DiffExtent {
+	t.Helper()
+	args := []string{"diff", "--format", "json", name}
+	if whole {
+		args = append(args, "--whole-object")
+	}
+	var diff []struct {
+		Offset int64  `json:"offset"`
+		Length int64  `json:"length"`
+		Exists string `json:"exists"`
+	}
+	out := Tool(t, "rbd", args...)
+	if err := json.Unmarshal(out, &diff); err != nil {
+		t.Fatalf("rbd diff: %v\n%s", err, out)
+	}
+	ext := make([]DiffExtent, len(diff))
+	for i, d := range diff {
+		ext[i] = DiffExtent{Offset: d.Offset, Length: d.Length, Data: d.Exists == "true"}
+	}
+	return ext
 }
