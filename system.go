@@ -70,7 +70,8 @@ type Image struct {
 	// Name is the image's export base name: the file name without its
 	// extension ("disk" for disk.img).
 	Name string
-	// Path is the image file, "" for a store added directly.
+	// Path is the image file, or the RBD image (`rbd:POOL/IMAGE[@SNAP]`);
+	// "" for a store added directly.
 	Path string
 	// Disk is the disk device.
 	Disk *iomgr.Device
@@ -85,6 +86,11 @@ type Image struct {
 	Volumes []*iomgr.Device
 	// ReadOnly is set when the image was opened read-only.
 	ReadOnly bool
+	// Shared is set when others may write the image meanwhile: it was
+	// opened read-only without a lock that keeps writers out (a file with
+	// AddImageForceShare, an RBD image's head read-only). Its NBD exports
+	// then withhold multi-conn.
+	Shared bool
 }
 
 // New returns a System with the storage drivers loaded and no images.
@@ -137,7 +143,51 @@ func (s *System) AddImage(path string, readOnly bool) (*Image, error) {
 // another process writes, accepting that what is read may be changing or
 // older than what the writer has cached.
 func (s *System) AddImageForceShare(path string) (*Image, error) {
-	return s.addImageFile(path, true, func() (*disk.FileStore, error) { return disk.OpenFileForceShare(path) })
+	img, err := s.addImageFile(path, true, func() (*disk.FileStore, error) { return disk.OpenFileForceShare(path) })
+	if img != nil {
+		img.Shared = true
+	}
+	return img, err
+}
+
+// RBDImageName is the export base name of an RBD image: the image's name,
+// and for a snapshot IMAGE.SNAP (an export name holds no '@' but the one
+// before a partition number).
+func RBDImageName(spec disk.RBDSpec) string {
+	if spec.Snap != "" {
+		return spec.Image + "." + spec.Snap
+	}
+	return spec.Image
+}
+
+// AddRBD opens a Ceph RBD image, or a snapshot of it, and builds its disk,
+// partition and volume devices (disk.OpenRBD: a writable open holds the
+// image's exclusive lock until Close, and fails with a *disk.RBDLockedError
+// naming the holder while another client holds it; opts.ReadOnly or a
+// snapshot opens read-only, sharing the image with every other client).
+// The image is named as RBDImageName says; its Path is the spec
+// (`rbd:POOL/IMAGE[@SNAP]`).
+func (s *System) AddRBD(spec disk.RBDSpec, opts disk.RBDOptions) (*Image, error) {
+	name := RBDImageName(spec)
+	if s.Image(name) != nil {
+		return nil, fmt.Errorf("open image %s: an image named %q is already added (export names must be unique)", spec, name)
+	}
+	store, err := disk.OpenRBD(spec, opts)
+	if err != nil {
+		if strings.Contains(err.Error(), spec.String()) {
+			return nil, err // it names the image already
+		}
+		return nil, fmt.Errorf("open image %s: %w", spec, err)
+	}
+	img, err := s.AddStore(name, store, 512, store.ReadOnly())
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("image %s: %w", spec, err)
+	}
+	img.Path = spec.String()
+	// A head opened read-only took no lock: another client may write it.
+	img.Shared = store.ReadOnly() && spec.Snap == ""
+	return img, nil
 }
 
 // addImageFile adds the image file that open opens. An image of the same
@@ -369,7 +419,7 @@ func (s *System) Exports(readOnly bool, claim export.Claim) (exports []nbd.Expor
 	var disks []export.Disk
 	for _, img := range s.Images() {
 		disks = append(disks, export.Disk{Name: img.Name, Device: img.Disk, Table: img.Table.Kind,
-			Partitioned: len(img.Partitions) > 0, Volumes: img.Volumes, ReadOnly: img.ReadOnly})
+			Partitioned: len(img.Partitions) > 0, Volumes: img.Volumes, ReadOnly: img.ReadOnly, Shared: img.Shared})
 	}
 	return export.Build(disks, readOnly, claim)
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/vdisk-dev/vdisk"
+	"github.com/vdisk-dev/vdisk/export"
 	"github.com/vdisk-dev/vdisk/internal/testsupport/testworld"
 	"github.com/vdisk-dev/vdisk/iomgr"
 )
@@ -167,6 +168,40 @@ func TestDiskFiltersGrowStackSizesAbove(t *testing.T) {
 	for _, bad := range []string{"nope", "trace:on=other", "faults:read-error=2", "cow", "scan", "monitor:x=1"} {
 		if _, err := sys.AddFilter(bad); err == nil {
 			t.Errorf("AddFilter(%q) succeeded", bad)
+		}
+	}
+}
+
+// TestSharedImagesWithholdMultiConn: an image opened read-only without a
+// lock (--force-share), which another process may be writing, is exported
+// without NBD multi-conn; opened read-only with its lock, or writable, it
+// keeps it.
+func TestSharedImagesWithholdMultiConn(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		add       func(sys *vdisk.System, path string) (*vdisk.Image, error)
+		multiConn bool
+	}{
+		{"writable", func(sys *vdisk.System, p string) (*vdisk.Image, error) { return sys.AddImage(p, false) }, true},
+		{"read-only", func(sys *vdisk.System, p string) (*vdisk.Image, error) { return sys.AddImage(p, true) }, true},
+		{"force-share", (*vdisk.System).AddImageForceShare, false},
+	} {
+		sys := vdisk.New(vdisk.Options{})
+		if _, err := c.add(sys, testworld.GPT(t, t.TempDir())); err != nil {
+			t.Fatal(err)
+		}
+		exports, release, err := sys.Exports(false, export.ClaimPerConnection)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range exports {
+			if e.SingleConn == c.multiConn {
+				t.Errorf("%s: export %q SingleConn=%v, want multi-conn %v", c.name, e.Name, e.SingleConn, c.multiConn)
+			}
+		}
+		release()
+		if err := sys.Close(); err != nil {
+			t.Fatal(err)
 		}
 	}
 }

@@ -95,46 +95,106 @@ func ParsePartSpec(s string) (partition.Spec, error) {
 // FAT32 or opts.ESPFATType) with their label as volume label. It returns the
 // table written.
 func Image(path string, opts Options) (*partition.Table, error) {
+	return makeImage(path, opts, target{
+		exists: func() bool { _, err := os.Lstat(path); return err == nil },
+		create: func(size int64) (disk.Store, error) { return disk.CreateFile(path, size) },
+		remove: func() { os.Remove(path) },
+		add:    func(sys *vdisk.System) (*vdisk.Image, error) { return sys.AddImage(path, false) },
+	})
+}
+
+// RBD creates a Ceph RBD image (disk.CreateRBD: thin, with the
+// exclusive-lock feature) with the partition table of opts and formats its
+// FAT-typed partitions, as Image does for a file. Overwrite removes an
+// existing image first (refused by Ceph if it has snapshots or is open).
+func RBD(spec disk.RBDSpec, ceph disk.RBDOptions, opts Options) (*partition.Table, error) {
+	ceph.ReadOnly = false
+	return makeImage(spec.String(), opts, target{
+		exists: func() bool { return false }, // CreateRBD refuses an existing image
+		create: func(size int64) (disk.Store, error) {
+			if opts.Overwrite {
+				if err := disk.RemoveRBD(spec, ceph); err != nil && !errors.Is(err, os.ErrNotExist) {
+					return nil, err
+				}
+			}
+			if err := disk.CreateRBD(spec, size, ceph); err != nil {
+				if errors.Is(err, os.ErrExist) {
+					return nil, fmt.Errorf("the image exists (--force replaces it; rbd rm removes it)")
+				}
+				// makeImage says "create rbd:…" already.
+				return nil, trimmed{strings.TrimPrefix(err.Error(), "create "+spec.String()+": "), err}
+			}
+			st, err := disk.OpenRBD(spec, ceph)
+			if err != nil {
+				disk.RemoveRBD(spec, ceph)
+				return nil, err
+			}
+			return st, nil
+		},
+		remove: func() { disk.RemoveRBD(spec, ceph) },
+		add:    func(sys *vdisk.System) (*vdisk.Image, error) { return sys.AddRBD(spec, ceph) },
+	})
+}
+
+// trimmed is an error with a shorter message.
+type trimmed struct {
+	msg string
+	err error
+}
+
+func (e trimmed) Error() string { return e.msg }
+func (e trimmed) Unwrap() error { return e.err }
+
+// target is where makeImage makes an image: a file or an RBD image.
+type target struct {
+	exists func() bool
+	create func(size int64) (disk.Store, error)
+	// remove undoes create after a failure.
+	remove func()
+	// add adds the new image, writable, to a System.
+	add func(sys *vdisk.System) (*vdisk.Image, error)
+}
+
+// makeImage makes the image named name at tg as opts say.
+func makeImage(name string, opts Options, tg target) (*partition.Table, error) {
 	if opts.SectorSize == 0 {
 		opts.SectorSize = 512
 	}
 	if opts.Size <= 0 {
-		return nil, fmt.Errorf("create %s: size must be positive", path)
+		return nil, fmt.Errorf("create %s: size must be positive", name)
 	}
 	if opts.Size%int64(opts.SectorSize) != 0 {
-		return nil, fmt.Errorf("create %s: size %d is not a multiple of the %d-byte sector", path, opts.Size, opts.SectorSize)
+		return nil, fmt.Errorf("create %s: size %d is not a multiple of the %d-byte sector", name, opts.Size, opts.SectorSize)
 	}
 	t, err := partition.New(opts.Table, opts.Size, opts.SectorSize, opts.Parts, &partition.Options{Seeded: opts.Seeded})
 	if err != nil {
-		return nil, fmt.Errorf("create %s: %w", path, err)
+		return nil, fmt.Errorf("create %s: %w", name, err)
 	}
-	if !opts.Overwrite {
-		if _, err := os.Lstat(path); err == nil {
-			return nil, fmt.Errorf("create %s: file exists (remove it first)", path)
-		}
+	switch opts.ESPFATType {
+	case 0, 12, 16, 32:
+	default:
+		return nil, fmt.Errorf("create %s: ESP FAT type %d: want 12, 16 or 32", name, opts.ESPFATType)
 	}
-	store, err := disk.CreateFile(path, opts.Size)
+	if !opts.Overwrite && tg.exists() {
+		return nil, fmt.Errorf("create %s: file exists (remove it first)", name)
+	}
+	store, err := tg.create(opts.Size)
 	if err != nil {
-		return nil, fmt.Errorf("create %s: %w", path, err)
+		return nil, fmt.Errorf("create %s: %w", name, err)
 	}
 	werr := t.Write(store)
 	serr := store.Sync()
 	cerr := store.Close()
 	if err := errors.Join(werr, serr, cerr); err != nil {
-		os.Remove(path)
-		return nil, fmt.Errorf("create %s: %w", path, err)
-	}
-	switch opts.ESPFATType {
-	case 0, 12, 16, 32:
-	default:
-		return nil, fmt.Errorf("create %s: ESP FAT type %d: want 12, 16 or 32", path, opts.ESPFATType)
+		tg.remove()
+		return nil, fmt.Errorf("create %s: %w", name, err)
 	}
 	if !opts.NoFormat {
-		if err := formatParts(path, t, opts); err != nil {
-			if !errors.Is(err, disk.ErrLocked) { // someone else's now
-				os.Remove(path)
+		if err := formatParts(tg, t, opts); err != nil {
+			if !errors.Is(err, disk.ErrLocked) && !errors.Is(err, disk.ErrRBDLocked) { // someone else's now
+				tg.remove()
 			}
-			return nil, fmt.Errorf("create %s: %w", path, err)
+			return nil, fmt.Errorf("create %s: %w", name, err)
 		}
 	}
 	return t, nil
@@ -160,7 +220,7 @@ func (o Options) fatType(partType string) int {
 }
 
 // formatParts formats the FAT-typed partitions of a new image.
-func formatParts(path string, t *partition.Table, opts Options) error {
+func formatParts(tg target, t *partition.Table, opts Options) error {
 	var todo []int
 	for i, spec := range opts.Parts {
 		if _, ok := fatTypes[spec.Type]; ok {
@@ -171,7 +231,7 @@ func formatParts(path string, t *partition.Table, opts Options) error {
 		return nil
 	}
 	sys := vdisk.New(vdisk.Options{Requestor: "vdisk create", FAT: opts.FAT})
-	img, err := sys.AddImage(path, false)
+	img, err := tg.add(sys)
 	if err != nil {
 		sys.Close()
 		return err

@@ -30,6 +30,11 @@ type RBDSpec struct {
 	Snap      string // "" for the image itself (its head)
 }
 
+// RBDCompiled reports whether this vdisk was built with RBD support
+// (-tags rbd,pacific); without it every RBD operation answers
+// ErrRBDNotCompiled.
+func RBDCompiled() bool { return rbdCompiled }
+
 // IsRBD reports whether an operand names an RBD image (starts with "rbd:").
 func IsRBD(operand string) bool { return strings.HasPrefix(operand, RBDPrefix) }
 
@@ -491,6 +496,19 @@ func CreateRBD(spec RBDSpec, size int64, opts RBDOptions) error {
 		return fmt.Errorf("create %s: size %d is not positive", spec, size)
 	}
 	return createRBD(spec, size, opts)
+}
+
+// RemoveRBD removes an image (not a snapshot), as `rbd rm` does. An image
+// that has snapshots, or that a client has open, is refused by librbd; a
+// missing one fails with an error matching fs.ErrNotExist.
+func RemoveRBD(spec RBDSpec, opts RBDOptions) error {
+	if err := spec.check(); err != nil {
+		return err
+	}
+	if spec.Snap != "" {
+		return fmt.Errorf("remove %s: a snapshot is not removed as an image", spec)
+	}
+	return removeRBD(spec, opts)
 }
 
 // SnapshotRBD takes the snapshot spec names (POOL/IMAGE@SNAP) of the

@@ -20,6 +20,8 @@ import (
 	"github.com/ceph/go-ceph/rbd"
 )
 
+const rbdCompiled = true
+
 // rbdFeatures are the features vdisk gives the images it creates and
 // clones: Ceph's defaults, among them exclusive-lock, which keeps a second
 // writer out.
@@ -60,6 +62,13 @@ func errno(err error) syscall.Errno {
 	return 0
 }
 
+// rbdMissing is a pool, image or snapshot that is not there: it says
+// which, and matches fs.ErrNotExist.
+type rbdMissing string
+
+func (e rbdMissing) Error() string        { return string(e) }
+func (e rbdMissing) Is(target error) bool { return target == fs.ErrNotExist }
+
 // rbdError names what failed and turns librbd's errnos into the errors
 // callers test for.
 func rbdError(what string, spec RBDSpec, err error) error {
@@ -68,6 +77,13 @@ func rbdError(what string, spec RBDSpec, err error) error {
 	}
 	switch errno(err) {
 	case syscall.ENOENT:
+		if what == "open" {
+			missing := "image"
+			if spec.Snap != "" {
+				missing = "image or snapshot"
+			}
+			return fmt.Errorf("%s: %w", spec, rbdMissing("no such "+missing))
+		}
 		return fmt.Errorf("%s %s: %w (%v)", what, spec, fs.ErrNotExist, err)
 	case syscall.EEXIST:
 		return fmt.Errorf("%s %s: %w (%v)", what, spec, fs.ErrExist, err)
@@ -119,7 +135,7 @@ func dialRBD(spec RBDSpec, opts RBDOptions) (*rbdConn, error) {
 	ioctx, err := conn.OpenIOContext(spec.Pool)
 	if err != nil {
 		if errno(err) == syscall.ENOENT {
-			return fail(fmt.Errorf("%s: pool %q: %w", spec, spec.Pool, fs.ErrNotExist))
+			return fail(fmt.Errorf("%s: %w", spec, rbdMissing(fmt.Sprintf("no pool %q", spec.Pool))))
 		}
 		return fail(fmt.Errorf("%s: open pool %q: %w", spec, spec.Pool, err))
 	}
@@ -347,6 +363,15 @@ func createRBD(spec RBDSpec, size int64, opts RBDOptions) error {
 	}
 	defer o.Destroy()
 	return rbdError("create", spec, rbd.CreateImage(c.ioctx, spec.Image, uint64(size), o))
+}
+
+func removeRBD(spec RBDSpec, opts RBDOptions) error {
+	c, err := dialRBD(spec, opts)
+	if err != nil {
+		return err
+	}
+	defer c.close()
+	return rbdError("remove", spec, rbd.RemoveImage(c.ioctx, spec.Image))
 }
 
 func snapshotRBD(spec RBDSpec, protect bool, opts RBDOptions) error {

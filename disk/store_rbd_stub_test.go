@@ -17,6 +17,7 @@ func TestRBDNotCompiled(t *testing.T) {
 	errs := []error{
 		func() error { _, err := OpenRBD(spec, RBDOptions{}); return err }(),
 		CreateRBD(spec.Head(), 1<<20, RBDOptions{}),
+		RemoveRBD(spec.Head(), RBDOptions{}),
 		SnapshotRBD(spec, true, RBDOptions{}),
 		CloneRBD(spec, RBDSpec{Pool: "rbd", Image: "clone"}, RBDOptions{}),
 		func() error { _, err := BreakRBDLock(spec, RBDOptions{}); return err }(),

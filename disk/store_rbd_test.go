@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -244,22 +243,9 @@ func TestRBDNamespace(t *testing.T) {
 // its extents holding data, adjacent ones merged.
 func rbdDiffData(t testing.TB, spec RBDSpec, whole bool) [][2]int64 {
 	t.Helper()
-	args := []string{"diff", "--format", "json", strings.TrimPrefix(spec.String(), RBDPrefix)}
-	if whole {
-		args = append(args, "--whole-object")
-	}
-	var diff []struct {
-		Offset int64  `json:"offset"`
-		Length int64  `json:"length"`
-		Exists string `json:"exists"`
-	}
-	out := rbdtest.Tool(t, "rbd", args...)
-	if err := json.Unmarshal(out, &diff); err != nil {
-		t.Fatalf("rbd diff: %v\n%s", err, out)
-	}
 	var ext []Extent
-	for _, d := range diff {
-		ext = appendExtent(ext, Extent{Offset: d.Offset, Length: d.Length, Hole: d.Exists != "true"})
+	for _, d := range rbdtest.Diff(t, strings.TrimPrefix(spec.String(), RBDPrefix), whole) {
+		ext = appendExtent(ext, Extent{Offset: d.Offset, Length: d.Length, Hole: !d.Data})
 	}
 	return dataExtents(ext)
 }
@@ -695,4 +681,36 @@ func TestRBDClonesOfGoldenSnapshot(t *testing.T) {
 	if head := sha256Hex(rbdExport(t, golden.Spec())); head != before {
 		t.Fatal("golden image's head changed")
 	}
+}
+
+// RemoveRBD removes an image as `rbd rm` does: `rbd info` no longer finds
+// it; removing it again, or an image with a snapshot, is refused.
+func TestRBDRemove(t *testing.T) {
+	opts := testRBDOptions(t)
+	spec := uniqueImage(t)
+	if err := CreateRBD(spec, 1<<20, opts); err != nil {
+		t.Fatal(err)
+	}
+	name := strings.TrimPrefix(spec.String(), RBDPrefix)
+	rbdtest.Tool(t, "rbd", "info", name)
+	if err := RemoveRBD(spec, opts); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("rbd", "-c", opts.ConfFile, "info", name).CombinedOutput(); err == nil {
+		t.Errorf("rbd info finds %s after RemoveRBD:\n%s", name, out)
+	}
+	if err := RemoveRBD(spec, opts); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("removing a missing image = %v, want fs.ErrNotExist", err)
+	}
+	snapped := uniqueImage(t)
+	if err := CreateRBD(snapped, 1<<20, opts); err != nil {
+		t.Fatal(err)
+	}
+	if err := SnapshotRBD(RBDSpec{Pool: snapped.Pool, Image: snapped.Image, Snap: "s"}, false, opts); err != nil {
+		t.Fatal(err)
+	}
+	if err := RemoveRBD(snapped, opts); err == nil {
+		t.Error("RemoveRBD removed an image that has a snapshot")
+	}
+	rbdtest.Tool(t, "rbd", "info", strings.TrimPrefix(snapped.String(), RBDPrefix))
 }

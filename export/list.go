@@ -26,6 +26,12 @@ type Disk struct {
 	Volumes []*iomgr.Device
 	// ReadOnly is set when the image was opened read-only.
 	ReadOnly bool
+	// Shared is set when others may write the image while it is served
+	// (opened read-only without a lock that keeps writers out: an RBD
+	// image's head, or a file with --force-share): its exports withhold
+	// NBD multi-conn (nbd.Export.SingleConn), since connections to this
+	// server and to others serving the image could see different bytes.
+	Shared bool
 }
 
 // Claim says when a writable export claims the volumes beneath it, so
@@ -89,7 +95,7 @@ func Build(disks []Disk, readOnly bool, claim Claim) (exports []nbd.Export, rele
 			wholeDev.Claims = d.Volumes
 		}
 		whole := nbd.Export{Name: d.Name, Description: fmt.Sprintf("%s: whole disk (%s)", d.Name, d.Table),
-			Device: wholeDev, ReadOnly: ro, MinBlock: dk.SectorSize}
+			Device: wholeDev, ReadOnly: ro, MinBlock: dk.SectorSize, SingleConn: d.Shared}
 		exports = append(exports, whole)
 		if i == 0 {
 			def := whole
@@ -112,6 +118,7 @@ func Build(disks []Disk, readOnly bool, claim Claim) (exports []nbd.Export, rele
 				Device:      dev,
 				ReadOnly:    ro,
 				MinBlock:    dk.SectorSize,
+				SingleConn:  d.Shared,
 			})
 		}
 	}

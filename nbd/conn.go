@@ -412,7 +412,10 @@ func parseInfo(data []byte) (name string, reqs []byte, ok bool) {
 }
 
 func (c *conn) transmissionFlags(e *exportEntry) uint16 {
-	f := uint16(tflagHasFlags | tflagSendFlush | tflagCanMultiConn | tflagSendCache)
+	f := uint16(tflagHasFlags | tflagSendFlush | tflagSendCache)
+	if !e.SingleConn {
+		f |= tflagCanMultiConn
+	}
 	if c.structured {
 		f |= tflagSendDF
 	}

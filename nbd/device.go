@@ -135,6 +135,12 @@ type Export struct {
 	// 32 MiB. It must be at least PreferredBlock and no more than
 	// Config.MaxBytesInFlight.
 	MaxBlock uint32
+	// SingleConn withholds NBD_FLAG_CAN_MULTI_CONN: the flag promises that
+	// every connection sees the same bytes and that a flush on one covers
+	// the writes of all, which the server cannot promise for data that
+	// others may change beneath it (an image opened read-only without a
+	// lock keeping writers out). Clients then use one connection.
+	SingleConn bool
 }
 
 // Command is an NBD transmission request type.

@@ -240,6 +240,29 @@ func TestTransmissionFlags(t *testing.T) {
 	}
 }
 
+// An export whose data others may change beneath the server withholds
+// CAN_MULTI_CONN, and only that flag: clients then keep to one connection.
+func TestSingleConnWithholdsMultiConn(t *testing.T) {
+	cfg, _ := threeExports()
+	cfg.Exports = append(cfg.Exports,
+		Export{Name: "shared", Device: NewMemDevice(64 << 10), ReadOnly: true, SingleConn: true},
+		Export{Name: "shared-rw", Device: NewMemDevice(64 << 10), SingleConn: true})
+	_, addr := startServer(t, cfg)
+	for _, tc := range []struct {
+		name string
+		want uint16
+	}{
+		{"shared", tflagHasFlags | tflagReadOnly | tflagSendFlush | tflagSendCache},
+		{"shared-rw", tflagHasFlags | tflagSendFlush | tflagSendFUA | tflagSendTrim | tflagSendWriteZeroes | tflagSendCache | tflagSendFastZero},
+		{"ro", tflagHasFlags | tflagReadOnly | tflagSendFlush | tflagCanMultiConn | tflagSendCache},
+	} {
+		c := dialConnect(t, addr, tc.name, false, false)
+		if c.flags != tc.want {
+			t.Errorf("%s: flags %#x, want %#x", tc.name, c.flags, tc.want)
+		}
+	}
+}
+
 func TestMetaContextOptions(t *testing.T) {
 	cfg, _ := threeExports()
 	_, addr := startServer(t, cfg)

@@ -97,11 +97,13 @@ rbd_tags=pacific,rbd
 
 echo "== go vet"
 go vet ./...
-[ "${VDISK_RBD:-1}" = 0 ] || go vet -tags "$rbd_tags" ./disk/
+# The packages with files behind the rbd tag.
+rbd_pkgs=(./disk/ ./cmd/vdisk/)
+[ "${VDISK_RBD:-1}" = 0 ] || go vet -tags "$rbd_tags" "${rbd_pkgs[@]}"
 
 echo "== staticcheck"
 "$GOBIN/staticcheck" ./...
-[ "${VDISK_RBD:-1}" = 0 ] || "$GOBIN/staticcheck" -tags "$rbd_tags" ./disk/
+[ "${VDISK_RBD:-1}" = 0 ] || "$GOBIN/staticcheck" -tags "$rbd_tags" "${rbd_pkgs[@]}"
 
 echo "== go test -race"
 go test -race -timeout 20m "$@" ./...
@@ -110,8 +112,18 @@ echo "== os flags on linux/mips64le (qemu-user)"
 GOARCH=mips64le go test -exec qemu-mips64el -run '^TestOpenFileOSFlags$' .
 
 if [ "${VDISK_RBD:-1}" != 0 ]; then
-	# Against the cluster VDISK_CEPH_CONF names, or else a throwaway one
-	# that the tests start and stop (scripts/ceph-micro.sh).
-	echo "== go test -race -tags $rbd_tags (the RBD store against a Ceph cluster)"
-	go test -race -timeout 10m -tags "$rbd_tags" -run 'RBD' ./disk/
+	# One cluster for every package's RBD tests: the one VDISK_CEPH_CONF
+	# names, or else a throwaway one (scripts/ceph-micro.sh, about 15 s)
+	# that is stopped by its pid files when this script exits, however it
+	# exits (and by the script's watchdog should this shell be killed).
+	if [ -z "${VDISK_CEPH_CONF:-}" ]; then
+		ceph_dir=$(mktemp -d -t vdisk-ceph.XXXXXX)
+		trap 'scripts/ceph-micro.sh stop "$ceph_dir/cluster"; rm -rf "$ceph_dir"' EXIT
+		echo "== starting a throwaway Ceph cluster (scripts/ceph-micro.sh)"
+		VDISK_CEPH_CONF=$(scripts/ceph-micro.sh start "$ceph_dir/cluster" $$ 2>"$ceph_dir/start.log") ||
+			{ cat "$ceph_dir/start.log" >&2; exit 1; }
+		export VDISK_CEPH_CONF
+	fi
+	echo "== go test -race -tags $rbd_tags -run RBD (the RBD store, and vdisk serving RBD images, against Ceph)"
+	go test -race -timeout 10m -tags "$rbd_tags" -run 'RBD' "${rbd_pkgs[@]}"
 fi

@@ -7,14 +7,18 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/vdisk-dev/vdisk/disk"
 )
 
 // Address is a parsed CLI operand: a host path, or a place on a volume of an
-// image (`disk.img@1:/EFI/BOOT`, `disk.img:/x`, `disk.img@2`). Operands are
-// parsed here, against the host's files (an IMAGE must exist), and nowhere
-// else: the library below takes an image and a partition number.
+// image (`disk.img@1:/EFI/BOOT`, `disk.img:/x`, `disk.img@2`,
+// `rbd:pool/disk@2:/x`). Operands are parsed here, against the host's files
+// (an IMAGE file must exist), and nowhere else: the library below takes an
+// image and a partition number.
 type Address struct {
-	// Image is the image file, "" for a host path.
+	// Image is the image file, or an RBD image as disk.RBDSpec.String
+	// writes it (`rbd:POOL/IMAGE[@SNAP]`); "" for a host path.
 	Image string
 	// Partition is N of IMAGE@N, 0 when not given.
 	Partition int
@@ -87,7 +91,12 @@ func cleanVolumePath(p string) string {
 // parseAddress parses a CLI operand. `IMAGE[@N]:/path` is a path on a
 // volume when IMAGE exists; `IMAGE[@N]` alone is a volume when volumeOnly is
 // set (commands such as label and format); anything else is a host path.
+// An operand starting with "rbd:" always names an RBD image
+// (parseRBDAddress).
 func parseAddress(s string, volumeOnly bool) (Address, error) {
+	if disk.IsRBD(s) {
+		return parseRBDAddress(s)
+	}
 	if i := strings.Index(s, ":/"); i > 0 {
 		if img, n, ok := splitImage(s[:i]); ok {
 			return Address{Image: img, Partition: n, Path: cleanVolumePath(s[i+1:]), HasPath: true}, nil
@@ -112,6 +121,45 @@ func parseAddress(s string, volumeOnly bool) (Address, error) {
 		return Address{}, fmt.Errorf("%s is a directory, not a disk image file", s)
 	}
 	return Address{Path: s}, nil
+}
+
+// parseRBDAddress parses `rbd:POOL[/NAMESPACE]/IMAGE[@SNAP][@N][:/path]`:
+// the `:/path` is split off first, then a last `@N` of digits only is the
+// partition number, and the rest is the image (or snapshot) as the rbd
+// command names it. So a snapshot named with digits only is named with a
+// partition after it (`rbd:pool/disk@7@1`). Nothing is looked up: whether
+// the image exists shows when it is opened. Without `:/path` the address
+// has HasPath unset: the image, or its partition N.
+func parseRBDAddress(s string) (Address, error) {
+	img, path, hasPath := s, ".", false
+	// After "rbd:", whose colon a '/' may follow in a malformed operand.
+	if i := strings.Index(s[len(disk.RBDPrefix):], ":/"); i >= 0 {
+		i += len(disk.RBDPrefix)
+		img, path, hasPath = s[:i], cleanVolumePath(s[i+1:]), true
+	}
+	n := 0
+	if i := strings.LastIndexByte(img, '@'); i >= 0 && allDigits(img[i+1:]) {
+		var err error
+		if n, err = strconv.Atoi(img[i+1:]); err != nil || n < 1 || strconv.Itoa(n) != img[i+1:] {
+			return Address{}, usagef("%s: %q is not a partition number (1, 2, ...)", s, img[i+1:])
+		}
+		img = img[:i]
+	}
+	spec, err := disk.ParseRBD(img)
+	if err != nil {
+		return Address{}, usageError{err}
+	}
+	return Address{Image: spec.String(), Partition: n, Path: path, HasPath: hasPath}, nil
+}
+
+// allDigits reports whether s is a non-empty run of ASCII digits.
+func allDigits(s string) bool {
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // notVolumeReason says why parseAddress took s for a host path rather than
@@ -157,6 +205,9 @@ func volumePath(cmd, s string) (Address, error) {
 	a, err := parseAddress(s, false)
 	if err != nil {
 		return a, err
+	}
+	if !a.IsHost() && !a.HasPath {
+		return a, usagef("%s: %s is not IMAGE[@N]:/path: there is no :/path after the image (its root directory is %s:/)", cmd, s, s)
 	}
 	if a.IsHost() {
 		if err := missingImage(cmd, s); err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -90,5 +91,49 @@ func TestNotVolumeReason(t *testing.T) {
 	// to give; the two must agree on which is which.
 	if a, err := parseAddress(img+":/x", false); err != nil || a.IsHost() || !strings.HasSuffix(a.String(), ":/x") {
 		t.Fatalf("ParseAddress(%s:/x) = %+v, %v", img, a, err)
+	}
+}
+
+// An operand starting with rbd: names an RBD image, whatever files exist:
+// `:/path` is split off first, then a last all-digit `@N` is the partition,
+// and the rest is the image or snapshot, as the rbd command spells it.
+func TestParseRBDAddress(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		operand string
+		want    Address
+		err     string // a part of the error, "" when it parses
+	}{
+		{"rbd:pool/disk", Address{Image: "rbd:pool/disk", Path: "."}, ""},
+		{"rbd:pool/disk@2", Address{Image: "rbd:pool/disk", Partition: 2, Path: "."}, ""},
+		{"rbd:pool/disk@2:/EFI//BOOT/", Address{Image: "rbd:pool/disk", Partition: 2, Path: "EFI/BOOT", HasPath: true}, ""},
+		{"rbd:pool/disk:/", Address{Image: "rbd:pool/disk", Path: ".", HasPath: true}, ""},
+		{"rbd:pool/disk@v1", Address{Image: "rbd:pool/disk@v1", Path: "."}, ""},
+		{"rbd:pool/disk@v1@1:/a", Address{Image: "rbd:pool/disk@v1", Partition: 1, Path: "a", HasPath: true}, ""},
+		// A snapshot named with digits is named with a partition after it.
+		{"rbd:pool/disk@7@1", Address{Image: "rbd:pool/disk@7", Partition: 1, Path: "."}, ""},
+		{"rbd:pool/ns/disk@1", Address{Image: "rbd:pool/ns/disk", Partition: 1, Path: "."}, ""},
+		{"rbd:pool/disk@0", Address{}, `"0" is not a partition number`},
+		{"rbd:pool/disk@01:/", Address{}, `"01" is not a partition number`},
+		{"rbd:pool/disk@99999999999999999999", Address{}, "is not a partition number"},
+		{"rbd:pool", Address{}, "not a valid RBD image name"},
+		{"rbd:pool/disk@a@b@1", Address{}, "more than one '@'"},
+		{"rbd:/disk:/", Address{}, "pool name is empty"},
+	} {
+		for _, volumeOnly := range []bool{false, true} {
+			got, err := parseAddress(c.operand, volumeOnly)
+			switch {
+			case c.err == "" && err != nil:
+				t.Errorf("parseAddress(%q): %v", c.operand, err)
+			case c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)):
+				t.Errorf("parseAddress(%q) = %+v, %v; want an error with %q", c.operand, got, err, c.err)
+			case c.err != "" && !errors.As(err, new(usageError)):
+				t.Errorf("parseAddress(%q): %v is not a usage error", c.operand, err)
+			case c.err == "" && got != c.want:
+				t.Errorf("parseAddress(%q) = %+v, want %+v", c.operand, got, c.want)
+			case c.err == "" && got.String() != strings.Replace(strings.Replace(c.operand, "//", "/", -1), "BOOT/", "BOOT", 1):
+				t.Errorf("parseAddress(%q).String() = %q", c.operand, got.String())
+			}
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"path"
 	"strings"
+	"time"
 )
 
 // completeVolumePath prints the completions of a word that names a path
@@ -31,6 +32,10 @@ func completeVolumePath(w io.Writer, word string) bool {
 	dir, prefix := path.Split(typed)
 	s := newSession("vdisk completion", false, true)
 	s.forceShare = true
+	// An RBD image is looked up in the cluster of $CEPH_CONF; one that
+	// does not answer soon gives no completions rather than a shell
+	// waiting half a minute.
+	s.ceph.ConnectTimeout = 3 * time.Second
 	defer s.sys.Close()
 	a.Path, a.HasPath = strings.Trim(dir, "/"), true
 	if a.Path == "" {

@@ -171,7 +171,12 @@ func copyOperand(s string, dst bool) (operand, error) {
 		return op, err
 	}
 	op.addr = a
-	if !a.IsHost() || s == "-" {
+	if !a.IsHost() {
+		// rbd:POOL/IMAGE[@N] without :/path is a volume's bytes.
+		op.raw = !a.HasPath
+		return op, nil
+	}
+	if s == "-" {
 		return op, nil
 	}
 	v, err := parseAddress(s, true)
@@ -202,7 +207,7 @@ func isFATSuperfloppy(path string) (bool, error) {
 	}
 	sys := vdisk.New(vdisk.Options{Requestor: "vdisk cp"})
 	defer sys.Close()
-	img, err := addImage(sys, path, true, true) // a probe: the copy itself takes the lock
+	img, err := sys.AddImageForceShare(path) // a probe: the copy itself takes the lock
 	if err != nil {
 		return false, fmt.Errorf("cp %s: cannot tell whether it is a disk image: %w", path, err)
 	}

@@ -47,7 +47,7 @@ Examples:
 			}
 			sys := vdisk.New(vdisk.Options{Requestor: "vdisk info"})
 			defer sys.Close()
-			img, err := addImage(sys, c.Args().First(), true, c.Bool("force-share"))
+			img, err := addImage(sys, c.Args().First(), true, c.Bool("force-share"), cephOptions(c))
 			if err != nil {
 				return err
 			}

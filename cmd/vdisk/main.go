@@ -93,8 +93,9 @@ func newApp() *cli.App {
 	return &cli.App{
 		Name:  "vdisk",
 		Usage: "disk images through a user-space Windows NT storage stack: create, inspect, serve over NBD",
-		Description: `Operands: IMAGE is a disk image file; IMAGE@N its partition N; VOLUME:/path a path
-in a volume (disk.img@1:/EFI/BOOT). vdisk COMMAND --help shows a command's options
+		Description: `Operands: IMAGE is a disk image file, or a Ceph RBD image rbd:POOL/IMAGE[@SNAP]
+(--ceph-conf, --ceph-id); IMAGE@N its partition N; VOLUME:/path a path in a volume
+(disk.img@1:/EFI/BOOT, rbd:pool/disk@1:/EFI/BOOT). vdisk COMMAND --help shows a command's options
 and examples; vdisk completion bash|zsh|fish prints a shell completion script.
 
 Examples:
@@ -121,6 +122,8 @@ Examples:
 			&cli.BoolFlag{Name: "sync", Usage: "end cp, mkdir, rm, mv and label with an fsync of the image (by default their writes stop at the page cache, which survives the process but not a machine crash, as with cp and mcopy; create and format always fsync, as mkfs.fat does)"},
 			&cli.BoolFlag{Name: "trace", Usage: "print the IRP trace of the command to stderr (monitor and disk trace filters)"},
 			&cli.StringSliceFlag{Name: "filter", Usage: "load a filter NAME[:key=value,...] (repeatable): " + strings.Join(builtinNames(), ", ")},
+			&cli.StringFlag{Name: "ceph-conf", Usage: "the `FILE` ceph.conf that says how to reach the Ceph cluster of rbd:POOL/IMAGE operands (default: $CEPH_CONF, /etc/ceph/ceph.conf, ~/.ceph/config, ./ceph.conf)"},
+			&cli.StringFlag{Name: "ceph-id", Usage: "the Ceph client `NAME` without \"client.\" (default admin); its keyring is found as the configuration says"},
 			&cli.BoolFlag{Name: "force-share", Aliases: []string{"U"}, Usage: "open images without locking them, as qemu-img -U does, to read an image that another process (vdisk serve, vdisk cp, qemu) has open for writing; only for commands that do not write the image, and what they read may be changing"},
 		},
 		Commands: []*cli.Command{createCommand(), infoCommand(), lsCommand(), catCommand(), cpCommand(),

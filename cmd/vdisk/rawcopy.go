@@ -182,6 +182,10 @@ func (cp *copier) copyExtents(in extentReader, size int64, sink sparseSink, ss i
 		exts = []disk.Extent{{Offset: 0, Length: size}}
 	}
 	buf := cp.buffer()
+	// Each read is a whole number of the volume's sectors (4096 bytes at
+	// most) but for an extent's last, leaving room in buf to pad a write
+	// to ss.
+	step := int64(len(buf)) - roundUp(max(ss, 4096), 4096)
 	for _, e := range exts {
 		if e.Hole || e.Zero {
 			n := e.Length
@@ -195,7 +199,7 @@ func (cp *copier) copyExtents(in extentReader, size int64, sink sparseSink, ss i
 			continue
 		}
 		for off := e.Offset; off < e.End(); {
-			n := min(int64(len(buf))-ss, e.End()-off)
+			n := min(step, e.End()-off)
 			if _, err := in.ReadAt(buf[:n], off); err != nil && !errors.Is(err, io.EOF) {
 				return fmt.Errorf("cp %s: %w", src, err)
 			}

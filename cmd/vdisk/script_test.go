@@ -18,13 +18,16 @@ import (
 
 	"github.com/dustin/go-humanize"
 	"github.com/rogpeppe/go-internal/testscript"
+	"github.com/vdisk-dev/vdisk/disk"
+	"github.com/vdisk-dev/vdisk/internal/testsupport/rbdtest"
 )
 
 // TestMain lets the scripts run `vdisk` as a command: testscript puts this
 // test binary on the scripts' PATH under that name and, when it runs under
-// it, calls the function below instead of the tests.
+// it, calls the function below instead of the tests. The RBD tests' Ceph
+// cluster, if they started one, stops when the tests end (rbdtest.M).
 func TestMain(m *testing.M) {
-	testscript.Main(m, map[string]func(){
+	testscript.Main(rbdtest.M{M: m}, map[string]func(){
 		"vdisk": func() { os.Exit(run(os.Args)) },
 	})
 }
@@ -52,6 +55,13 @@ func TestScripts(t *testing.T) {
 			// with some two hundred runs that is most of the suite.
 			env.Setenv("GORACE", strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=10"))
 			return nil
+		},
+		// [rbd]: this vdisk has RBD support compiled in.
+		Condition: func(cond string) (bool, error) {
+			if cond == "rbd" {
+				return disk.RBDCompiled(), nil
+			}
+			return false, fmt.Errorf("unknown condition %q", cond)
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"exits":    cmdExits,

@@ -15,6 +15,7 @@ import (
 	"github.com/vdisk-dev/vdisk"
 	"github.com/vdisk-dev/vdisk/control"
 	"github.com/vdisk-dev/vdisk/create"
+	"github.com/vdisk-dev/vdisk/disk"
 	"github.com/vdisk-dev/vdisk/export"
 	"github.com/vdisk-dev/vdisk/nbd"
 	"github.com/vdisk-dev/vdisk/web"
@@ -28,6 +29,14 @@ func serveCommand() *cli.Command {
 		Description: `Exports for disk.img: "disk" (whole disk) and "disk@1", "disk@2", ... (one per
 partition); the first image's whole disk is also the default export "".
 Every request travels as an IRP down the image's device stack.
+
+An IMAGE rbd:POOL/IMAGE is a Ceph RBD image (--ceph-conf, --ceph-id), exported as
+IMAGE, IMAGE@1, ...; served writable, the server holds the image's exclusive lock
+until it exits, so a second writer anywhere is refused, naming this server's
+client. rbd:POOL/IMAGE@SNAP serves a snapshot read-only, as IMAGE.SNAP: any number
+of servers may serve it, and a client may spread its connections over them
+(NBD multi-conn). A head served --read-only takes no lock, and others may
+write it meanwhile, so its exports do not offer multi-conn.
 
 With --control SOCKET the server also answers its control API (HTTP+JSON on
 a unix socket only you can use): vdisk mount, dismount, stack, monitor and
@@ -50,6 +59,7 @@ Examples:
    vdisk serve disk.img                      # then: nbdinfo --list nbd://127.0.0.1
    vdisk serve disk.img --control /tmp/vdisk.sock --filter monitor --filter trace
    vdisk serve --listen unix:/tmp/nbd.sock --read-only a.img b.img
+   vdisk serve rbd:rbd/golden@v1 --ceph-conf /etc/ceph/ceph.conf --listen 0.0.0.0:10809
    vdisk serve --demo                        # a built-in demo image
    vdisk serve disk.img --filter trace --http 127.0.0.1:8080   # then open the URL it prints`,
 		Flags: []cli.Flag{
@@ -113,12 +123,16 @@ func serve(c *cli.Context) error {
 		}
 	}()
 	for _, path := range images {
-		img, err := addImage(sys, path, c.Bool("read-only"), c.Bool("force-share"))
+		img, err := addImage(sys, path, c.Bool("read-only"), c.Bool("force-share"), cephOptions(c))
 		if err != nil {
 			return err
 		}
 		for _, w := range img.Warnings {
 			fmt.Fprintf(os.Stderr, "vdisk: warning: %s: %s\n", path, w)
+		}
+		// The name a second writer's refusal gives for the lock holder.
+		if st, ok := img.Disk.Extension.(*disk.Disk).Store.(*disk.RBDStore); ok && !st.ReadOnly() {
+			fmt.Fprintf(os.Stderr, "vdisk: %s: holding its exclusive lock as %s\n", st.Spec(), st.Client())
 		}
 	}
 	if c.Bool("trace") {

@@ -27,6 +27,9 @@ type session struct {
 
 	// forceShare opens the images without locking them (--force-share).
 	forceShare bool
+	// ceph says how to reach the cluster of rbd: images (--ceph-conf,
+	// --ceph-id).
+	ceph disk.RBDOptions
 }
 
 // newSession starts a session. fsync says whether flushing the images ends
@@ -42,7 +45,7 @@ func (s *session) add(addrs ...Address) error {
 		if a.IsHost() || s.images[a.Image] != nil {
 			continue
 		}
-		img, err := addImage(s.sys, a.Image, !s.writable, s.forceShare)
+		img, err := addImage(s.sys, a.Image, !s.writable, s.forceShare, s.ceph)
 		if err != nil {
 			return err
 		}
@@ -77,6 +80,7 @@ func (s *session) applyFilters(c *cli.Context) error {
 // open adds the images of addrs and loads the filters.
 func (s *session) open(c *cli.Context, addrs ...Address) error {
 	s.forceShare = c.Bool("force-share")
+	s.ceph = cephOptions(c)
 	if err := s.add(addrs...); err != nil {
 		return err
 	}
@@ -162,12 +166,23 @@ func (s *session) close(err error) error {
 	return nil
 }
 
-// addImage adds an image file to sys, saying plainly when it is missing
-// (the library's error would repeat the path through two layers of open).
-// forceShare (--force-share) opens it without its lock, and only for
-// reading; an image that another process holds is refused with a hint at
-// --force-share when this command only reads it.
-func addImage(sys *vdisk.System, path string, readOnly, forceShare bool) (*vdisk.Image, error) {
+// cephOptions are the global flags that say how to reach a Ceph cluster.
+func cephOptions(c *cli.Context) disk.RBDOptions {
+	return disk.RBDOptions{ConfFile: c.String("ceph-conf"), ID: c.String("ceph-id")}
+}
+
+// addImage adds an image file or an RBD image to sys, saying plainly when
+// it is missing (the library's error would repeat the path through two
+// layers of open). forceShare (--force-share) opens it without its lock,
+// and only for reading; an image that another process holds is refused
+// with a hint at --force-share when this command only reads it.
+func addImage(sys *vdisk.System, path string, readOnly, forceShare bool, ceph disk.RBDOptions) (*vdisk.Image, error) {
+	if disk.IsRBD(path) {
+		if forceShare && !readOnly {
+			return nil, errForceShareWrites(path)
+		}
+		return addRBD(sys, path, readOnly, ceph)
+	}
 	fi, err := os.Stat(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -179,13 +194,36 @@ func addImage(sys *vdisk.System, path string, readOnly, forceShare bool) (*vdisk
 	}
 	if forceShare {
 		if !readOnly {
-			return nil, usagef("--force-share opens images only for reading, and this command writes %s", path)
+			return nil, errForceShareWrites(path)
 		}
 		return sys.AddImageForceShare(path)
 	}
 	img, err := sys.AddImage(path, readOnly)
 	if readOnly && errors.Is(err, disk.ErrLocked) {
 		err = fmt.Errorf("%w; --force-share reads it anyway, though it may be changing", err)
+	}
+	return img, err
+}
+
+// errForceShareWrites refuses --force-share for a command that writes.
+func errForceShareWrites(path string) error {
+	return usagef("--force-share opens images only for reading, and this command writes %s", path)
+}
+
+// addRBD adds the RBD image an operand names. Opened for reading it is
+// shared with every other client (no lock, so --force-share changes
+// nothing); opened for writing it holds the image's exclusive lock, and a
+// lock another client holds is refused naming that client.
+func addRBD(sys *vdisk.System, operand string, readOnly bool, ceph disk.RBDOptions) (*vdisk.Image, error) {
+	spec, err := disk.ParseRBD(operand)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	ceph.ReadOnly = readOnly
+	img, err := sys.AddRBD(spec, ceph)
+	var locked *disk.RBDLockedError
+	if errors.As(err, &locked) {
+		err = fmt.Errorf("%w; commands that only read it (and serve --read-only) open it all the same", locked)
 	}
 	return img, err
 }

@@ -16,6 +16,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -47,7 +48,14 @@ var cluster struct {
 // does not return. Use it as a package's TestMain:
 //
 //	func TestMain(m *testing.M) { rbdtest.Main(m) }
-func Main(m *testing.M) {
+func Main(m *testing.M) { os.Exit(Run(m)) }
+
+// Run runs the tests, then stops the cluster if they started one, and
+// returns their exit status: for a TestMain that hands m to another runner
+// (testscript.Main takes anything with a Run method), as
+//
+//	testscript.Main(rbdtest.M{M: m}, commands)
+func Run(m interface{ Run() int }) int {
 	code := m.Run()
 	if cluster.dir != "" {
 		out, err := exec.Command(cluster.script, "stop", cluster.dir).CombinedOutput()
@@ -57,8 +65,13 @@ func Main(m *testing.M) {
 		}
 		os.RemoveAll(filepath.Dir(cluster.dir))
 	}
-	os.Exit(code)
+	return code
 }
+
+// M runs M's tests through Run, stopping the cluster they started.
+type M struct{ M interface{ Run() int } }
+
+func (m M) Run() int { return Run(m.M) }
 
 // Conf is the ceph.conf of the test cluster, which it starts if need be.
 // Without one (no Ceph installed, no VDISK_CEPH_CONF) the test fails
@@ -152,4 +165,35 @@ func Image(t testing.TB) string {
 func Tool(t testing.TB, name string, args ...string) []byte {
 	t.Helper()
 	return []byte(testsupport.Cmd{Env: []string{"CEPH_CONF=" + Conf(t)}, Timeout: 5 * time.Minute}.Must(t, name, args...))
+}
+
+// DiffExtent is one extent of `rbd diff`.
+type DiffExtent struct {
+	Offset, Length int64
+	Data           bool // "exists": the extent holds data
+}
+
+// Diff is `rbd diff` of an image or snapshot (POOL/IMAGE[@SNAP]), with
+// --whole-object if whole: per object, as the object map with fast-diff
+// answers.
+func Diff(t testing.TB, name string, whole bool) []DiffExtent {
+	t.Helper()
+	args := []string{"diff", "--format", "json", name}
+	if whole {
+		args = append(args, "--whole-object")
+	}
+	var diff []struct {
+		Offset int64  `json:"offset"`
+		Length int64  `json:"length"`
+		Exists string `json:"exists"`
+	}
+	out := Tool(t, "rbd", args...)
+	if err := json.Unmarshal(out, &diff); err != nil {
+		t.Fatalf("rbd diff: %v\n%s", err, out)
+	}
+	ext := make([]DiffExtent, len(diff))
+	for i, d := range diff {
+		ext[i] = DiffExtent{Offset: d.Offset, Length: d.Length, Data: d.Exists == "true"}
+	}
+	return ext
 }
